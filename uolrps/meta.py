@@ -1,0 +1,100 @@
+"""The model file's own metadata: everything the runtime needs besides the graph.
+
+Export writes it into the ONNX file's ``metadata_props`` (string to string) and ``uolrps build`` copies it
+into the engine's sidecar JSON. The runtime reads it back with :meth:`ModelMeta.from_props`. This module
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from uolrps.errors import UserError
+
+FORMAT_VERSION = "1"
+PREFIX = "uolrps."  # every key in metadata_props carries this prefix
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a uolrps model file says about itself.
+
+    The graph takes ``image``: uint8, N x H x W x 3 (``layout`` NHWC), colour order ``color``; it does the
+    scaling and mean/std itself (``mean``/``std`` are recorded for provenance and for other consumers, in
+    0..255 units). It returns ``heatmap``: float32, N x K x h x w, min-max normalised to [0, 1] per image
+    and channel, on the feature grid ``grid`` = (h, w).
+    """
+
+    backbone: str
+    input_size: tuple[int, int]  # (H, W) of the graph's input
+    grid: tuple[int, int]  # (h, w) of the heatmap
+    mean: tuple[float, float, float]  # in 0..255 units, RGB order
+    std: tuple[float, float, float]
+    threshold: float = 0.5  # default box threshold t (fraction of the map's maximum)
+    layout: str = "NHWC"
+    color: str = "RGB"
+    input_name: str = "image"
+    output_name: str = "heatmap"
+    dynamic_batch: bool = False
+    batch: int = 1  # the fixed batch size when not dynamic_batch
+    precision: str = "fp32"  # fp32 or fp16 (mixed precision graph)
+    classes: tuple[str, ...] = ("object",)  # one name per heatmap channel
+    weights_sha256: str = ""
+    wstar_source: str = ""
+    wstar_sha256: str = ""
+    threshold_source: str = "default"
+    version: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.input_size) != 2 or min(self.input_size) <= 0:
+            raise UserError(f"model metadata: input_size must be two positive ints, but got {self.input_size}")
+        if len(self.grid) != 2 or min(self.grid) <= 0:
+            raise UserError(f"model metadata: grid must be two positive ints, but got {self.grid}")
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise UserError(f"model metadata: threshold must be in [0, 1], but got {self.threshold}")
+        if self.layout != "NHWC" or self.color not in ("RGB", "BGR"):
+            raise UserError(f"model metadata: unsupported layout/color {self.layout}/{self.color}")
+        if self.precision not in ("fp32", "fp16"):
+            raise UserError(f"model metadata: precision must be fp32 or fp16, but got {self.precision}")
+
+    # ---- serialisation -------------------------------------------------------------------------------
+    def to_props(self) -> dict[str, str]:
+        """Flat string to string map for ONNX ``metadata_props`` (every value JSON-encoded)."""
+        props = {PREFIX + "format": FORMAT_VERSION}
+        for k, v in asdict(self).items():
+            props[PREFIX + k] = json.dumps(list(v) if isinstance(v, tuple) else v)
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> "ModelMeta":
+        """Inverse of :meth:`to_props`; unknown keys go to ``extra``, a missing format key is an error."""
+        if props.get(PREFIX + "format") != FORMAT_VERSION:
+            raise UserError(
+                f"{source} has no uolrps metadata (key {PREFIX}format={FORMAT_VERSION!r} missing): "
+                "export it with `uolrps export`"
+            )
+        names = {f.name for f in fields(cls)}
+        kw: dict = {}
+        for key, raw in props.items():
+            if not key.startswith(PREFIX) or key == PREFIX + "format":
+                continue
+            name = key[len(PREFIX):]
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{source}: metadata {key} is not valid JSON ({e})") from None
+            if name in names:
+                kw[name] = tuple(value) if isinstance(value, list) else value
+            else:
+                kw.setdefault("extra", {})[name] = value
+        try:
+            return cls(**kw)
+        except TypeError as e:
+            raise UserError(f"{source}: incomplete uolrps metadata ({e})") from None
+
+    def replace(self, **changes) -> "ModelMeta":
+        from dataclasses import replace
+
+        return replace(self, **changes)

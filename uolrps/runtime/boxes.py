@@ -1,0 +1,82 @@
+"""Heatmap to boxes, exactly as the authors' (and wsolevaluation's) protocol defines it; numpy + OpenCV.
+
+1. Upsample the h x w heatmap to the frame (bilinear, aligned corners), as a separable matrix product.
+2. Quantise to 8 bits (``(map * 255).astype(uint8)``), threshold strictly above ``int(t * max)``.
+3. Bounding rectangle of the largest contour (``multi``: of every contour), as inclusive corners
+   ``x1, y1, x2, y2`` clipped to ``W - 1, H - 1``. No contour gives no box.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=32)
+def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix of bilinear weights with aligned corners (PyTorch ``align_corners=True``)."""
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    if n_in == 1 or n_out == 1:
+        m[:, 0] = 1.0
+        return m
+    pos = np.arange(n_out, dtype=np.float64) * (n_in - 1) / (n_out - 1)
+    lo = np.clip(np.floor(pos).astype(np.int64), 0, n_in - 2)
+    frac = (pos - lo).astype(np.float32)
+    rows = np.arange(n_out)
+    m[rows, lo] = 1.0 - frac
+    m[rows, lo + 1] += frac
+    m.setflags(write=False)
+    return m
+
+
+def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of a 2-D map to ``size`` = (H, W) with aligned corners; float32."""
+    hm = np.asarray(heatmap, dtype=np.float32)
+    if hm.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (h, w), but got shape {hm.shape}")
+    H, W = size
+    return _interp_matrix(H, hm.shape[0]) @ hm @ _interp_matrix(W, hm.shape[1]).T
+
+
+def quantise(scoremap: np.ndarray) -> np.ndarray:
+    """The protocol's 8-bit map: ``(map * 255)`` truncated to uint8 (values clipped to [0, 1] first)."""
+    return (np.clip(scoremap, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def boxes_from_map8(map8: np.ndarray, threshold: float, multi: bool = False,
+                    min_area: float = 0.0) -> np.ndarray:
+    """Boxes (K x 4 float32, inclusive corners, largest contour first) from an 8-bit map at ``threshold``."""
+    import cv2
+
+    H, W = map8.shape
+    _, mask = cv2.threshold(map8, int(threshold * float(map8.max())), 255, cv2.THRESH_BINARY)
+    contours, _ = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return np.zeros((0, 4), dtype=np.float32)
+    areas = [cv2.contourArea(c) for c in contours]
+    if multi:
+        order = [i for i in np.argsort(areas, kind="stable")[::-1] if areas[i] >= min_area] or [int(np.argmax(areas))]
+    else:
+        order = [int(np.argmax(areas))]
+    out = np.empty((len(order), 4), dtype=np.float32)
+    for k, i in enumerate(order):
+        x, y, w, h = cv2.boundingRect(contours[i])
+        out[k] = (x, y, min(x + w, W - 1), min(y + h, H - 1))
+    return out
+
+
+def heatmap_to_boxes(heatmap: np.ndarray, size: tuple[int, int], threshold: float,
+                     multi: bool = False, min_area: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes for one heatmap on a frame of ``size`` = (H, W).
+
+    Returns ``(boxes, scores, scoremap)``: boxes K x 4 in frame pixels (largest first), scores K (mean of
+    the upsampled map inside each box), and the upsampled map itself (H x W float32).
+    """
+    scoremap = upsample(heatmap, size)
+    boxes = boxes_from_map8(quantise(scoremap), threshold, multi=multi, min_area=min_area)
+    scores = np.array(
+        [scoremap[int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() for x1, y1, x2, y2 in boxes],
+        dtype=np.float32,
+    )
+    return boxes, scores, scoremap

@@ -1,0 +1,205 @@
+"""Representer point selection: w* from unlabeled images, streamed in O(C) memory.
+
+Over images resized to S x S (OpenCV INTER_LINEAR from the decoded 8-bit RGB image) with features f_ip:
+  v = mean of f_ip,  u = mean of f_ip / |f_ip|,  w* = normalize(v - u |v| / |u|).
+Class-wise: the same per class folder, giving K x C. With ``keep_representers`` the per-image sums
+A_i = sum_p f_ip and B_i = sum_p n_ip are kept, so that afterwards r_i = c / (N P) (A_i - s B_i) with
+s = |v| / |u| and c = 1 / |v - s u|: the representer contribution of image i (the r_i sum to w*).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from uolrps import __version__
+from uolrps.errors import UserError
+from uolrps.images import list_images, read_rgb, resize
+
+EPS = 1e-12
+
+
+@dataclass
+class Calibration:
+    """The result of ``compute_wstar``; ``save`` writes the pickle-free .npz of docs/CONTRACTS.md."""
+
+    w: np.ndarray  # (C,) or (K, C), unit rows
+    v: np.ndarray
+    u: np.ndarray
+    n_images: np.ndarray  # () or (K,)
+    meta: dict
+    skipped: list[str] = field(default_factory=list)
+    representers: dict | None = None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise UserError(f"output {path} must end in .npz")
+        arrays = dict(w=self.w.astype(np.float32), v=self.v.astype(np.float32), u=self.u.astype(np.float32),
+                      n_images=np.asarray(self.n_images, dtype=np.int64), meta=np.array(json.dumps(self.meta)))
+        if self.representers:
+            arrays.update(self.representers)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+        return path
+
+
+def wstar_from_means(v: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """w* = normalize(v - u |v| / |u|), row-wise for a K x C input."""
+    single = np.ndim(v) == 1
+    v, u = np.atleast_2d(v).astype(np.float64), np.atleast_2d(u).astype(np.float64)
+    s = np.linalg.norm(v, axis=1, keepdims=True) / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), EPS)
+    d = v - u * s
+    w = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), EPS)
+    return w[0] if single else w
+
+
+def load_calibration(path: str | Path) -> dict:
+    """Arrays of a calibration .npz (no pickle) with ``meta`` decoded; a bad file is a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"calibration file {path} does not exist: make one with `uolrps calib IMAGES -o {path.name}`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        data["meta"] = json.loads(str(data["meta"]))
+        data["w"]
+    except Exception as e:
+        raise UserError(f"{path} is not a uolrps calibration file ({type(e).__name__}: {e})") from None
+    return data
+
+
+def _sample(paths: list[Path], ratio: float, seed: int) -> list[Path]:
+    if ratio >= 1.0:
+        return paths
+    k = max(1, int(round(ratio * len(paths))))
+    idx = np.sort(np.random.default_rng(seed).choice(len(paths), size=k, replace=False))
+    return [paths[i] for i in idx]
+
+
+def _groups(root: Path, classwise: bool) -> list[tuple[str, list[Path]]]:
+    if not root.exists():
+        raise UserError(f"image folder {root} does not exist")
+    if not classwise:
+        return [("object", list_images(root))]
+    if not root.is_dir():
+        raise UserError(f"--classwise needs a folder with one sub-folder per class, but {root} is a file")
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    groups = [(c.name, list_images(c)) for c in classes]
+    groups = [(n, ps) for n, ps in groups if ps]
+    if not groups:
+        raise UserError(f"--classwise found no class sub-folders with images under {root}")
+    return groups
+
+
+def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Path | None = None, size: int = 224,
+                  classwise: bool = False, sampling_ratio: float = 1.0, batch: int = 32, seed: int = 0,
+                  keep_representers: bool = False, top_k: int = 4, dilated: bool = False,
+                  progress: bool = True, encoder=None) -> Calibration:
+    """Compute w* (or K class-wise rows) from the images under ``images``; see the module docstring."""
+    import torch
+
+    if not 0.0 < sampling_ratio <= 1.0:
+        raise UserError(f"--sampling-ratio must be in (0, 1], but got {sampling_ratio}")
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, but got {batch}")
+    root = Path(images)
+    groups = [(n, _sample(ps, sampling_ratio, seed)) for n, ps in _groups(root, classwise)]
+    total = sum(len(ps) for _, ps in groups)
+    if total == 0:
+        raise UserError(f"no images (jpg, jpeg, png, bmp, webp) under {root}")
+    if keep_representers and classwise:
+        raise UserError("--keep-representers works with a single w*, not with --classwise")
+    if encoder is None:
+        from uolrps.calib.encoder import build_encoder
+
+        encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)
+    H, W = encoder.info.input_size
+    C = encoder.info.channels
+
+    def load(p: Path):
+        img = read_rgb(p)
+        return None if img is None else resize(img, (H, W))
+
+    K = len(groups)
+    sum_f, sum_n = np.zeros((K, C)), np.zeros((K, C))
+    count_pos, count_img = np.zeros(K), np.zeros(K, dtype=np.int64)
+    skipped: list[str] = []
+    rep_paths, rep_a, rep_b, rep_norms = [], [], [], []
+    done, t0 = 0, time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool, torch.inference_mode():
+        for k, (_, paths) in enumerate(groups):
+            for i in range(0, len(paths), batch):
+                chunk = paths[i:i + batch]
+                decoded = list(pool.map(load, chunk))
+                ok = [(p, im) for p, im in zip(chunk, decoded) if im is not None]
+                skipped += [str(p) for p, im in zip(chunk, decoded) if im is None]
+                done += len(chunk)
+                if ok:
+                    x = torch.from_numpy(np.stack([im for _, im in ok]))
+                    f = encoder(x).double().flatten(2)  # N x C x P
+                    norm = f.norm(dim=1, keepdim=True)
+                    n = f / norm.clamp_min(EPS)
+                    a, b = f.sum(2), n.sum(2)  # N x C
+                    sum_f[k] += a.sum(0).numpy()
+                    sum_n[k] += b.sum(0).numpy()
+                    count_pos[k] += f.shape[0] * f.shape[2]
+                    count_img[k] += f.shape[0]
+                    if keep_representers:
+                        rep_paths += [str(p) for p, _ in ok]
+                        rep_a.append(a.numpy())
+                        rep_b.append(b.numpy())
+                        rep_norms.append(norm[:, 0].numpy())
+                if progress:
+                    rate = done / max(time.monotonic() - t0, 1e-6)
+                    print(f"\rcalib {done}/{total} images, {rate:.1f} images/s", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    empty = [groups[k][0] for k in range(K) if count_img[k] == 0]
+    if empty:
+        raise UserError(f"no readable images under {root}" + (f" for classes {empty}" if classwise else "")
+                        + f" ({len(skipped)} unreadable, e.g. {skipped[:3]})")
+    v = sum_f / count_pos[:, None]
+    u = sum_n / count_pos[:, None]
+    w = wstar_from_means(v, u)
+    if not classwise:
+        v, u, w, count_img = v[0], u[0], w[0], count_img[0]
+    meta = dict(
+        backbone=encoder.info.backbone, weights=encoder.info.weights, weights_sha256=encoder.info.weights_sha256,
+        input_size=list(encoder.info.input_size), grid=list(encoder.info.grid), mean=list(encoder.info.mean),
+        std=list(encoder.info.std), classes=[n for n, _ in groups], classwise=classwise,
+        sampling_ratio=sampling_ratio, seed=seed, images=str(root), n_skipped=len(skipped),
+        dilated=encoder.info.dilated, version=__version__,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    reps = None
+    if keep_representers:
+        reps = _representers(v, u, count_pos[0], rep_paths, np.concatenate(rep_a), np.concatenate(rep_b),
+                             np.concatenate(rep_norms), top_k)
+    return Calibration(w=w.astype(np.float32), v=v.astype(np.float32), u=u.astype(np.float32),
+                       n_images=np.asarray(count_img), meta=meta, skipped=skipped, representers=reps)
+
+
+def _representers(v, u, n_pos, paths, A, B, norms, top_k) -> dict:
+    """Per-image contributions r_i = c / (N P) (A_i - s B_i) and each image's strongest positions."""
+    s = np.linalg.norm(v) / max(np.linalg.norm(u), EPS)
+    c = 1.0 / max(np.linalg.norm(v - s * u), EPS)
+    r = c / n_pos * (A - s * B)
+    alpha = c * (norms - s) / n_pos  # N x h x w: the global importance alpha_ip of every position
+    h, w = alpha.shape[1:]
+    flat = alpha.reshape(len(alpha), -1)
+    k = min(top_k, flat.shape[1])
+    top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    pos = np.stack([top // w, top % w], axis=-1).astype(np.int32)
+    return dict(rep_paths=np.array(paths, dtype=str), rep_r=r.astype(np.float32), rep_top_pos=pos,
+                rep_top_alpha=np.take_along_axis(flat, top, 1).astype(np.float32),
+                rep_scale=np.float64(s), rep_c=np.float64(c))

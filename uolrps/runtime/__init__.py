@@ -1,0 +1,36 @@
+"""The streaming runtime: numpy, OpenCV and one inference backend; never torch, onnx or tensorrt at import.
+
+Public API (imported on first use, so ``import uolrps.runtime`` stays light):
+
+- :class:`Localizer` — ``Localizer(model_path, threshold=None, backend="auto", multi=False, smooth=0.0,
+  providers=None)``; ``localizer(frame_bgr) -> LocalizationResult``; ``localizer.heatmaps(frames)``.
+- :func:`localize_stream` — ``for result in localize_stream("clip.mp4", model="m.onnx"): ...``
+- :class:`LocalizationResult` — boxes, scores, heatmap, frame index, source timestamp, timings.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_API = {
+    "Localizer": "uolrps.runtime.localizer",
+    "LocalizationResult": "uolrps.runtime.result",
+    "localize_stream": "uolrps.runtime.pipeline",
+    "run": "uolrps.runtime.pipeline",
+    "RunConfig": "uolrps.runtime.pipeline",
+    "open_source": "uolrps.runtime.sources",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'uolrps.runtime' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

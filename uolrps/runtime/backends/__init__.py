@@ -1,0 +1,77 @@
+"""The backend registry: a table from backend name and model-file suffix to a lazily imported loader.
+
+Nothing heavy is imported here: each backend module imports its own library inside its constructor, and
+the module itself is imported only when that backend is asked for. A missing library becomes a
+:class:`UserError` that names the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from uolrps.errors import UserError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    suffixes: tuple[str, ...]  # model-file suffixes this backend loads (for backend="auto")
+    target: str  # "module:Class", imported on demand
+    libraries: tuple[str, ...]  # top-level packages the backend needs
+    extra: str  # pip extra that installs them
+    options: tuple[str, ...] = ()  # keyword options the loader accepts
+    what: str = ""
+
+
+BACKENDS: dict[str, BackendEntry] = {
+    "ort": BackendEntry("ort", (".onnx",), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
+                        options=("providers",), what="ONNX Runtime"),
+    "trt": BackendEntry("trt", (".engine", ".plan"), "uolrps.runtime.backends.trt:TensorRTBackend",
+                        ("tensorrt", "pycuda"), "trt", what="TensorRT"),
+}
+
+
+def backend_name(path: str | Path, backend: str = "auto") -> str:
+    """The registry name for ``path``: ``backend`` itself, or the one whose suffix matches (``auto``)."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise UserError(f"unknown backend {backend!r}: use one of auto, {', '.join(BACKENDS)}")
+        return backend
+    suffix = Path(path).suffix.lower()
+    for entry in BACKENDS.values():
+        if suffix in entry.suffixes:
+            return entry.name
+    known = ", ".join(f"{s} ({e.name})" for e in BACKENDS.values() for s in e.suffixes)
+    raise UserError(f"cannot tell the backend of model {str(path)!r} from its suffix: use {known}, "
+                    "or choose one with --backend")
+
+
+def load_backend(path: str | Path, backend: str = "auto", **options):
+    """Open ``path`` with the chosen backend; returns a :class:`uolrps.runtime.backends.base.Backend`.
+
+    ``options`` go to the backend's constructor (``providers`` for ``ort``); an option the backend does not
+    take, a missing model file and a missing library are refused with a :class:`UserError`.
+    """
+    entry = BACKENDS[backend_name(path, backend)]
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
+                        "`uolrps export` or an .engine from `uolrps build`")
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(entry.options))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UserError(f"{flags} does not apply to the {entry.name} backend ({entry.what})")
+    module_name, _, class_name = entry.target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        return cls(path, **given)
+    except ModuleNotFoundError as e:
+        root = (e.name or "").split(".")[0]
+        if root in entry.libraries:
+            raise UserError(f"the {entry.name} backend needs {root} ({e}): pip install 'uolrps[{entry.extra}]'") from None
+        if e.name == module_name:
+            raise UserError(f"the {entry.name} backend ({entry.what}) is not part of this uolrps installation") from None
+        raise

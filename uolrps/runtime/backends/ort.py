@@ -1,0 +1,139 @@
+"""ONNX Runtime backend: CPU, CUDA and TensorRT execution providers behind :class:`Backend`.
+
+``onnxruntime`` is imported inside the constructor, never at module import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from uolrps.errors import UserError
+from uolrps.meta import ModelMeta
+from uolrps.runtime.backends.base import Backend, InputSpec
+
+# short name (--providers) -> ONNX Runtime execution provider, in the order a session should try them
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+GPU_HINT = "install onnxruntime-gpu (or the Jetson Zoo wheel) with matching CUDA/TensorRT libraries"
+
+
+def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
+    """``"cpu,cuda"`` or ``["cuda"]`` -> short names in priority order (tensorrt, cuda, cpu); default cpu."""
+    if providers is None:
+        return ["cpu"]
+    items = providers.split(",") if isinstance(providers, str) else list(providers)
+    names = [p.strip().lower() for p in items if p.strip()]
+    unknown = [p for p in names if p not in PROVIDERS]
+    if unknown or not names:
+        raise UserError(f"unknown execution provider {', '.join(unknown) or repr(providers)}: "
+                        f"use a comma-separated list of {', '.join(PROVIDERS)} (e.g. --providers cuda,cpu)")
+    return [p for p in PROVIDERS if p in names]
+
+
+def _provider_entries(names: list[str], model: Path) -> list:
+    entries: list = []
+    for name in names:
+        if name == "tensorrt":
+            from platformdirs import user_cache_dir
+
+            cache = Path(user_cache_dir("uolrps")) / "ort-tensorrt"
+            cache.mkdir(parents=True, exist_ok=True)
+            entries.append((PROVIDERS[name], {"trt_engine_cache_enable": "True",
+                                              "trt_engine_cache_path": str(cache)}))
+        else:
+            entries.append(PROVIDERS[name])
+    return entries
+
+
+class OrtBackend(Backend):
+    """An ONNX Runtime session on a uolrps model file (metadata read from the file itself).
+
+    A model with a fixed batch size ``b`` takes any N: the batch is run in chunks of ``b`` (the last one
+    padded). Intra-op threads are left at ONNX Runtime's default.
+    """
+
+    def __init__(self, path: str | Path, providers: str | Iterable[str] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        names = parse_providers(providers)
+        available = ort.get_available_providers()
+        missing = [n for n in names if PROVIDERS[n] not in available]
+        if missing:
+            have = ", ".join(k for k, v in PROVIDERS.items() if v in available) or "none"
+            raise UserError(f"execution provider {', '.join(missing)} is not available in this onnxruntime "
+                            f"{ort.__version__} (available: {have}): {GPU_HINT}, or use --providers cpu")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                 providers=_provider_entries(names, self.path))
+        except Exception as e:  # onnxruntime raises its own pybind exception types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"cannot load ONNX model {str(self.path)!r}: {first}") from None
+        active = self._session.get_providers()
+        lost = [n for n in names if PROVIDERS[n] not in active]
+        if lost:
+            raise UserError(f"execution provider {', '.join(lost)} failed to start for {self.path.name} "
+                            f"(the session fell back to {', '.join(active)}): {GPU_HINT}")
+        self.providers = [k for k, v in PROVIDERS.items() if v in active]
+        self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
+        self._spec, self._output = self._io_spec()
+
+    def _io_spec(self) -> tuple[InputSpec, str]:
+        meta, where = self.meta, str(self.path)
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        outputs = [o.name for o in self._session.get_outputs()]
+        if meta.input_name not in inputs:
+            raise UserError(f"{where}: the graph has no input {meta.input_name!r} (inputs: {', '.join(inputs)})")
+        if meta.output_name not in outputs:
+            raise UserError(f"{where}: the graph has no output {meta.output_name!r} (outputs: {', '.join(outputs)})")
+        node = inputs[meta.input_name]
+        if node.type != "tensor(uint8)":
+            raise UserError(f"{where}: input {node.name} must be tensor(uint8), but the graph declares {node.type}")
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
+        expected = (None if meta.dynamic_batch else meta.batch, *meta.input_size, 3)
+        if len(shape) != 4 or any(s is not None and e is not None and s != e for s, e in zip(shape, expected)):
+            raise UserError(f"{where}: input {node.name} has shape {node.shape}, but the metadata says "
+                            f"N x {meta.input_size[0]} x {meta.input_size[1]} x 3")
+        return InputSpec(node.name, shape, "uint8"), meta.output_name
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self._spec
+
+    @property
+    def max_batch(self) -> int | None:
+        """The fixed batch size of the graph, or None when its batch axis is dynamic."""
+        return self._spec.shape[0]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            raise RuntimeError(f"{self.path.name}: the session is closed")
+        b = self.max_batch
+        if batch.ndim == 4 and batch.shape[0] == 0:
+            return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
+        if b is None or batch.shape[0] == b:
+            self.check_batch(batch)
+            return self._session.run([self._output], {self._spec.name: batch})[0]
+        n = batch.shape[0]
+        chunks = []
+        for start in range(0, n, b):
+            part = batch[start:start + b]
+            if len(part) < b:
+                pad = np.repeat(part[-1:], b - len(part), axis=0)
+                part = np.concatenate([part, pad], axis=0)
+            chunks.append(self(np.ascontiguousarray(part)))
+        return np.concatenate(chunks, axis=0)[:n]
+
+    def close(self) -> None:
+        self._session = None
+
+    def __repr__(self) -> str:
+        return f"OrtBackend({self.path.name}, providers={self.providers})"

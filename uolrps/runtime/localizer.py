@@ -1,0 +1,144 @@
+"""``Localizer``: a uolrps model file plus the box protocol, callable on one BGR frame.
+
+The three stages are also public (``preprocess``, ``infer``, ``postprocess``) so that the streaming pipeline
+can run them in separate threads and give exactly the same results as calling the localizer frame by frame.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from uolrps.errors import UserError
+from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.runtime.preprocess import preprocess
+from uolrps.runtime.result import LocalizationResult
+
+DEFAULT_BATCH = 16  # frames per backend call in :meth:`Localizer.heatmaps` when the batch axis is dynamic
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+class Localizer:
+    """Localize the main object of BGR frames with a uolrps model (``.onnx`` or TensorRT ``.engine``).
+
+    - ``threshold``: box threshold t as a fraction of the heatmap's maximum; None takes the model's own.
+    - ``backend``: ``auto`` (by file suffix), ``ort`` or ``trt``; ``providers``: ONNX Runtime execution
+      providers, e.g. ``"cuda,cpu"`` (``ort`` only).
+    - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
+      first, instead of the largest one only.
+    - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
+      ``m = A * m_prev + (1 - A) * heatmap`` (0 = off). Call :meth:`reset` between unrelated videos.
+
+    ``localizer(frame_bgr)`` returns a :class:`LocalizationResult`; :meth:`heatmaps` returns raw maps for
+    many frames at once (batched when the model allows), for evaluation.
+    """
+
+    def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
+                 multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
+                 min_area: float = 0.01) -> None:
+        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+            raise UserError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {threshold}")
+        if not 0.0 <= float(smooth) < 1.0:
+            raise UserError(f"smooth must be in [0, 1) (0 = off, 0.8 = strong smoothing), but got {smooth}")
+        if not 0.0 <= float(min_area) < 1.0:
+            raise UserError(f"min_area must be a fraction of the frame area in [0, 1), but got {min_area}")
+        from uolrps.runtime.backends import load_backend
+
+        self.backend = load_backend(model_path, backend, providers=providers)
+        self.meta = self.backend.meta
+        self.threshold = float(self.meta.threshold if threshold is None else threshold)
+        self.multi = bool(multi)
+        self.smooth = float(smooth)
+        self.min_area = float(min_area)
+        self._ema: np.ndarray | None = None
+
+    # ---- the three stages -----------------------------------------------------------------------------
+    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """One BGR uint8 frame -> the model's H' x W' x 3 input (resize by stretching, colour order)."""
+        return preprocess(frame_bgr, self.meta)
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """N x H' x W' x 3 uint8 model inputs -> N x K x h x w float32 heatmaps."""
+        return self.backend(images)
+
+    def postprocess(self, heatmap: np.ndarray, frame_size: tuple[int, int], frame_index: int = 0,
+                    timestamp: float = 0.0, timings: dict[str, float] | None = None) -> LocalizationResult:
+        """K x h x w heatmap of one frame -> boxes on the (H, W) frame; applies ``smooth`` (in call order)."""
+        t0 = time.perf_counter()
+        hm = np.asarray(heatmap, dtype=np.float32)
+        if self.smooth > 0.0:
+            if self._ema is None or self._ema.shape != hm.shape:
+                self._ema = hm.copy()
+            else:
+                self._ema *= self.smooth
+                self._ema += (1.0 - self.smooth) * hm
+            hm = self._ema.copy()
+        H, W = int(frame_size[0]), int(frame_size[1])
+        min_area = self.min_area * H * W
+        boxes, scores, labels = [], [], []
+        for k in range(hm.shape[0]):
+            b, s, _ = heatmap_to_boxes(hm[k], (H, W), self.threshold, multi=self.multi, min_area=min_area)
+            boxes.append(b)
+            scores.append(s)
+            labels.append(np.full(len(b), k, dtype=np.int32))
+        if len(boxes) == 1:
+            boxes_a, scores_a, labels_a = boxes[0], scores[0], labels[0]
+        else:
+            boxes_a, scores_a, labels_a = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
+        timings = dict(timings or {})
+        timings["post"] = _ms(t0)
+        return LocalizationResult(boxes=boxes_a, scores=scores_a, heatmap=hm, frame_size=(H, W),
+                                  frame_index=int(frame_index), timestamp=float(timestamp), labels=labels_a,
+                                  timings=timings)
+
+    # ---- whole frames ---------------------------------------------------------------------------------
+    def __call__(self, frame_bgr: np.ndarray, frame_index: int = 0, timestamp: float = 0.0) -> LocalizationResult:
+        t0 = time.perf_counter()
+        x = self.preprocess(frame_bgr)
+        timings = {"pre": _ms(t0)}
+        t0 = time.perf_counter()
+        hm = self.infer(x[None])[0]
+        timings["infer"] = _ms(t0)
+        return self.postprocess(hm, frame_bgr.shape[:2], frame_index, timestamp, timings)
+
+    def heatmaps(self, frames_bgr: Sequence[np.ndarray], batch_size: int | None = None) -> np.ndarray:
+        """Raw heatmaps (N x K x h x w float32, no smoothing) of BGR frames of any sizes.
+
+        Frames are preprocessed and sent in batches of ``batch_size`` (default 16 when the model's batch
+        axis is dynamic, else the model's fixed batch size).
+        """
+        n = len(frames_bgr)
+        if n == 0:
+            return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
+        fixed = self.backend.input_spec.shape[0]
+        step = int(batch_size or fixed or DEFAULT_BATCH)
+        if step <= 0:
+            raise UserError(f"batch_size must be a positive int, but got {batch_size}")
+        out = []
+        for start in range(0, n, step):
+            batch = np.stack([self.preprocess(f) for f in frames_bgr[start:start + step]])
+            out.append(self.infer(batch))
+        return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
+
+    def reset(self) -> None:
+        """Forget the smoothing state (start of a new, unrelated video)."""
+        self._ema = None
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> "Localizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Localizer({self.meta.backbone}, threshold={self.threshold}, multi={self.multi}, "
+                f"smooth={self.smooth}, backend={self.backend!r})")

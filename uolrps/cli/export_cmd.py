@@ -1,0 +1,37 @@
+"""`uolrps export`: one ONNX graph from uint8 frame to heatmap, plus its FP16 twin with --fp16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def export(
+    backbone: str = typer.Option("vits", "--backbone", "-b", help="vits, vits8, vitb, r50 or efflite0."),
+    output: Path = typer.Option(Path("model.onnx"), "-o", "--output", help="ONNX file to write."),
+    weights: Path = typer.Option(None, "--weights", help="Checkpoint file; default: the published weights."),
+    wstar: Path = typer.Option(None, "--wstar", help="Calibration file from `uolrps calib`."),
+    calib_images: Path = typer.Option(None, "--calib-images", help="Calibrate on these images instead of --wstar."),
+    size: int = typer.Option(224, "--size", help="Input size S (S x S); a multiple of the ViT patch size."),
+    batch: int = typer.Option(1, "--batch", help="Fixed batch size."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Dynamic batch axis."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write <output stem>.fp16.onnx (mixed precision)."),
+    class_index: int = typer.Option(None, "--class-index", help="Class-wise w*: export this row only (default: all rows)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Default box threshold stored in the model."),
+    dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16."),
+) -> None:
+    """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
+    from uolrps.export.onnx_export import export_model
+
+    res = export_model(backbone=backbone, output=output, weights=weights, wstar=wstar, calib_images=calib_images,
+                       size=size, batch=batch, dynamic_batch=dynamic_batch, fp16=fp16, class_index=class_index,
+                       threshold=threshold, dilated=dilated, log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"wrote {res.path} ({res.meta.backbone}, input {res.meta.input_size[0]}x{res.meta.input_size[1]}, "
+               f"heatmap {len(res.meta.classes)} x {res.meta.grid[0]} x {res.meta.grid[1]})")
+    if res.fp16_path:
+        typer.echo(f"wrote {res.fp16_path} (mixed precision; build it with `uolrps build {res.fp16_path}`)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

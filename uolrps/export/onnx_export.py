@@ -1,0 +1,184 @@
+"""`uolrps export`: encoder + w* -> one ONNX graph (and its FP16 mixed-precision twin), verified.
+
+torch.onnx.export (TorchScript exporter, opset 17, constants folded) -> onnxslim -> onnx.checker ->
+TensorRT op check -> metadata -> ONNX Runtime against PyTorch on a few images -> atomic write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uolrps import __version__
+from uolrps.errors import UserError
+from uolrps.meta import ModelMeta
+
+OPSET = 17
+DEFAULT_THRESHOLD = 0.5
+TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
+DEFAULT_WSTAR_DIR = Path(__file__).with_name("default_wstar")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    meta: ModelMeta
+    max_abs_diff: float
+    box_iou: list[float] = field(default_factory=list)
+    fp16_path: Path | None = None
+    fp16_max_abs_diff: float | None = None
+    fp16_box_iou: list[float] = field(default_factory=list)
+
+
+def default_wstar_path(backbone: str) -> Path | None:
+    p = DEFAULT_WSTAR_DIR / f"{backbone}.npz"
+    return p if p.is_file() else None
+
+
+def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,
+                  encoder, progress: bool) -> tuple[np.ndarray, dict, str, str]:
+    """(w, calibration meta, source description, sha256 of w) from --wstar, --calib-images or the default."""
+    from uolrps.calib.wstar import compute_wstar, load_calibration
+
+    if wstar is not None and calib_images is not None:
+        raise UserError("give either --wstar or --calib-images, not both")
+    if calib_images is not None:
+        cal = compute_wstar(calib_images, encoder=encoder, progress=progress)
+        w, meta, source = cal.w, cal.meta, f"calibrated from {calib_images}"
+    else:
+        path = Path(wstar) if wstar is not None else default_wstar_path(backbone)
+        if path is None:
+            raise UserError(
+                f"backbone {backbone!r} ships no default w*: compute one with `uolrps calib IMAGES --backbone "
+                f"{backbone} -o wstar.npz` and pass --wstar wstar.npz (or pass --calib-images IMAGES)"
+            )
+        data = load_calibration(path)
+        w, meta = data["w"], data["meta"]
+        source = f"default w* for {backbone} ({meta.get('images', '?')})" if wstar is None else str(path)
+    if meta.get("backbone") not in (None, backbone):
+        raise UserError(f"w* was calibrated with backbone {meta['backbone']!r}, not {backbone!r}: "
+                        f"pass --backbone {meta['backbone']} or recalibrate")
+    digest = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes()).hexdigest()
+    return np.asarray(w, dtype=np.float32), meta, source, digest
+
+
+def pick_rows(w: np.ndarray, classes: list[str], class_index: int | None) -> tuple[np.ndarray, list[str]]:
+    if w.ndim == 1:
+        if class_index not in (None, 0):
+            raise UserError(f"--class-index {class_index} given, but w* has a single row")
+        return w[None], list(classes[:1]) or ["object"]
+    if class_index is None:
+        return w, list(classes)
+    if not 0 <= class_index < w.shape[0]:
+        raise UserError(f"--class-index must be in 0..{w.shape[0] - 1} for this class-wise w*, but got {class_index}")
+    return w[class_index:class_index + 1], [classes[class_index]]
+
+
+def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool):
+    """Trace ``graph`` to an ONNX ModelProto (opset 17), simplified with onnxslim and checked."""
+    import onnx
+    import onnxslim
+    import torch
+
+    H, W = size
+    dummy = torch.zeros(batch, H, W, 3, dtype=torch.uint8)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["image"],
+            output_names=["heatmap"], do_constant_folding=True,
+            dynamic_axes={"image": {0: "N"}, "heatmap": {0: "N"}} if dynamic_batch else None,
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    model = onnxslim.slim(model)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def check_trt_ops(model) -> None:
+    try:
+        from uolrps.export.trt_ops import unsupported_ops
+    except ImportError:  # the op table is optional at this layer
+        return
+    bad = unsupported_ops(model)
+    if bad:
+        raise UserError(f"the exported graph uses ops TensorRT 10 does not support: {bad}")
+
+
+def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
+    """Write ``model`` with ``meta`` in metadata_props, atomically (temp file, then rename)."""
+    import onnx
+
+    del model.metadata_props[:]
+    for k, v in meta.to_props().items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name, model.producer_version = "uolrps", __version__
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def fp16_path_for(path: Path) -> Path:
+    return path.with_name(path.stem + ".fp16" + path.suffix)
+
+
+def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weights=None, wstar=None,
+                 calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
+                 fp16: bool = False, class_index: int | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 dilated: bool = False, verify_images=None, progress: bool = True, log=print) -> ExportResult:
+    """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``); see the module docstring."""
+    from uolrps.calib.encoder import build_encoder
+    from uolrps.export.graph import HeatmapGraph
+    from uolrps.export.verify import sample_images, verify
+
+    output = Path(output)
+    if output.suffix != ".onnx":
+        raise UserError(f"output {output} must end in .onnx")
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, but got {batch}")
+    encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)
+    w, cal_meta, source, w_digest = resolve_wstar(backbone, wstar, calib_images, encoder, progress)
+    cal_size = tuple(cal_meta.get("input_size", (size, size)))
+    if cal_size != encoder.info.input_size:
+        log(f"note: w* was calibrated at {cal_size[0]}x{cal_size[1]}, exporting at {size}x{size}")
+    rows, classes = pick_rows(w, cal_meta.get("classes", ["object"]), class_index)
+    info = encoder.info
+    meta = ModelMeta(
+        backbone=backbone, input_size=info.input_size, grid=info.grid, mean=info.mean, std=info.std,
+        threshold=threshold, dynamic_batch=dynamic_batch, batch=batch, classes=tuple(classes),
+        weights_sha256=info.weights_sha256, wstar_source=source, wstar_sha256=w_digest, version=__version__,
+        extra={"dilated": dilated, "wstar_calibration": {k: cal_meta.get(k) for k in
+               ("images", "n_skipped", "sampling_ratio", "date", "input_size")}},
+    )
+    images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)
+    result = None
+    for half in ([False, True] if fp16 else [False]):
+        graph = HeatmapGraph(encoder, rows, half=half)
+        model = torch_to_onnx(graph, info.input_size, batch, dynamic_batch)
+        check_trt_ops(model)
+        m = meta.replace(precision="fp16" if half else "fp32")
+        path = fp16_path_for(output) if half else output
+        # verify against the FP32 PyTorch graph (both twins), before anything is written as done
+        ref = HeatmapGraph(encoder, rows) if half else graph
+        report = verify(model, ref, images, threshold, batch, dynamic_batch)
+        log(f"{'fp16' if half else 'fp32'} graph vs PyTorch on {len(images)} images: max abs heatmap diff "
+            f"{report.max_abs_diff:.2e}, box IoU min {min(report.ious):.3f} mean {np.mean(report.ious):.3f}")
+        if not half and report.max_abs_diff > TOLERANCE:
+            raise UserError(f"verification failed: ONNX Runtime and PyTorch heatmaps differ by "
+                            f"{report.max_abs_diff:.2e} > {TOLERANCE}; the graph was not written")
+        save_with_meta(model, m, path)
+        if half:
+            result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = path, report.max_abs_diff, report.ious
+        else:
+            result = ExportResult(path, m, report.max_abs_diff, report.ious)
+    return result

@@ -14,7 +14,7 @@ import typer
 from uolrps import __version__
 from uolrps.errors import UserError
 
-COMMANDS = ["calib"]  # modules uolrps/cli/<name>_cmd.py
+COMMANDS = ["calib", "export"]  # modules uolrps/cli/<name>_cmd.py
 
 app = typer.Typer(
     name="uolrps", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -41,7 +41,7 @@ for _name in COMMANDS:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C)."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, click.exceptions.Abort):
             return 130
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

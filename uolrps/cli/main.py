@@ -39,27 +39,15 @@ for _name in COMMANDS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, 130 for Ctrl-C)."""
+    """Entry point; returns the exit code (2 for bad input, click's codes for usage errors)."""
     try:
-        rc = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="uolrps")  # standalone: usage errors print themselves and exit
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return 130
-    except typer.Exit as e:
-        return e.exit_code
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 130
-        raise
-    return rc if isinstance(rc, int) else 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
 
 
 if __name__ == "__main__":

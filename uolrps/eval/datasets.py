@@ -206,3 +206,28 @@ def read_json(path: Path) -> object:
             return json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read {path} as JSON ({e})") from None
+
+
+def load_mask(item: Item, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Foreground (H x W bool: any mask file > 127 or inside any polygon) and ignore mask of an item;
+    a mask that cannot be read or has another size raises ValueError with the reason."""
+    import cv2
+
+    H, W = size
+
+    def read(p: Path) -> np.ndarray:
+        m = cv2.imdecode(np.fromfile(str(p), dtype=np.uint8), cv2.IMREAD_GRAYSCALE) if p.is_file() else None
+        if m is None:
+            raise ValueError(f"cannot read mask {p}")
+        if m.shape != (H, W):
+            raise ValueError(f"mask {p.name} is {m.shape[1]}x{m.shape[0]}, the image is {W}x{H}")
+        return m > 127
+
+    mask = np.zeros((H, W), dtype=bool)
+    for p in item.masks:
+        mask |= read(p)
+    if item.polygons:
+        canvas = np.zeros((H, W), dtype=np.uint8)
+        cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in item.polygons], 1)
+        mask |= canvas > 0
+    return mask, (read(item.ignore) if item.ignore is not None else None)

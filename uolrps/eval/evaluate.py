@@ -1,0 +1,256 @@
+"""``evaluate``: run the shipped model over a data set once, then sweep thresholds on the stored heatmaps.
+
+Inference goes through :class:`uolrps.runtime.Localizer` (the runtime's preprocessing and backend, any
+model file it opens), boxes through ``uolrps.runtime.boxes``, compared with the ground truth in source
+pixels. See ``uolrps.eval.metrics`` for the protocols and docs/eval.md for the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from uolrps.errors import UserError
+from uolrps.eval import metrics as M
+from uolrps.eval.datasets import Dataset, Problem, check_boxes, load_dataset, load_mask, summarise
+from uolrps.images import read_bgr, read_rgb
+from uolrps.runtime.boxes import quantise, upsample
+
+PROTOCOLS = ("both", "authors", "wsol")
+
+
+@contextmanager
+def _bar(total: int, label: str, enabled: bool):
+    """A one-line progress bar on stderr (count, rate, time left), or a no-op; yields ``update(n)``."""
+    if not enabled or total == 0:
+        yield lambda n: None
+        return
+    state = {"done": 0, "shown": 0.0}
+    t0 = time.monotonic()
+
+    def show(final: bool = False) -> None:
+        done, el = state["done"], time.monotonic() - t0
+        filled = int(30 * done / total)
+        rate = done / el if el > 0 else 0.0
+        eta = f", {(total - done) / rate:.0f} s left" if rate > 0 and not final else ""
+        print(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} {rate:.1f}/s{eta}   ",
+              end="\n" if final else "", file=sys.stderr, flush=True)
+
+    def update(n: int) -> None:
+        state["done"] = min(total, state["done"] + n)
+        now = time.monotonic()
+        if now - state["shown"] >= 0.2:
+            state["shown"] = now
+            show()
+
+    try:
+        yield update
+    finally:
+        show(final=True)
+
+
+def _workers(workers: int | None) -> int:
+    return max(1, int(workers if workers else min(2, os.cpu_count() or 1)))
+
+
+def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, progress: bool = False,
+                 workers: int | None = None) -> tuple[list, np.ndarray, list[tuple[int, int]]]:
+    """Decode every image once and run the model on it: ``(items kept, heatmaps N x h x w, sizes (H, W))``.
+
+    Unreadable images, annotation sizes that disagree with the image and boxes outside their image are
+    added to ``ds.problems`` (and left out).
+    """
+    fixed = localizer.backend.input_spec.shape[0]
+    step = max(fixed, (chunk // fixed) * fixed) if fixed else max(1, chunk)
+    kept, maps, sizes = [], [], []
+    with ThreadPoolExecutor(_workers(workers)) as pool, _bar(len(ds.items), "inference", progress) as update:
+        for start in range(0, len(ds.items), step):
+            batch = ds.items[start:start + step]
+            frames = []
+            for it, fr in zip(batch, pool.map(lambda it: read_bgr(it.path), batch)):
+                if fr is None:
+                    ds.problems.append(Problem("unreadable image", str(it.path)))
+                    continue
+                H, W = fr.shape[:2]
+                if it.size is not None and tuple(it.size) != (H, W):
+                    ds.problems.append(Problem("size mismatch", str(it.path),
+                                               f"the annotation says {it.size[1]}x{it.size[0]}, the image is {W}x{H}"))
+                    continue
+                boxes, bad = check_boxes(it.boxes, (H, W), str(it.path))
+                if bad:
+                    ds.problems.append(bad)
+                    continue
+                kept.append(replace(it, boxes=boxes, size=(H, W)))
+                sizes.append((H, W))
+                frames.append(fr)
+            if frames:
+                pad = (-len(frames)) % fixed if fixed else 0  # a fixed-batch model gets whole batches
+                hm = localizer.heatmaps(frames + [frames[-1]] * pad)[:len(frames)]
+                maps.append(np.asarray(hm[:, channel], dtype=np.float32))
+            update(len(batch))
+    grid = localizer.meta.grid
+    return kept, (np.concatenate(maps) if maps else np.zeros((0, *grid), np.float32)), sizes
+
+
+def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, wsol: bool = True,
+          extra_thresholds=(), pixels: bool = False, progress: bool = False, workers: int | None = None) -> dict:
+    """Best IoUs per image and threshold: ``authors`` N x (99 + len(extra_thresholds)) (largest contour),
+    ``wsol`` N x 1000 (all contours); ``pixel`` the PxAP summary; ``mask_problems`` a list of Problems."""
+    t_auth = np.concatenate([M.AUTHORS_THRESHOLDS, np.asarray(extra_thresholds, dtype=np.float64)])
+    acc = M.PixelAccumulator()
+
+    def one(i: int):
+        scoremap = upsample(heatmaps[i], sizes[i])
+        map8 = quantise(scoremap)
+        a = M.sweep_map8(map8, items[i].boxes, t_auth, multi=False) if authors else None
+        w = M.sweep_map8(map8, items[i].boxes, M.WSOL_THRESHOLDS, multi=True) if wsol else None
+        hist = err = None
+        if pixels and items[i].has_mask:
+            try:
+                hist = acc.histograms(scoremap, *load_mask(items[i], sizes[i]))
+            except ValueError as e:
+                err = Problem("bad mask", str(items[i].path), str(e))
+        return a, w, hist, err
+
+    rows_a, rows_w, problems = [], [], []
+    with ThreadPoolExecutor(_workers(workers)) as pool, _bar(len(items), "sweep    ", progress) as update:
+        for a, w, hist, err in pool.map(one, range(len(items))):
+            rows_a.append(a)
+            rows_w.append(w)
+            if hist is not None:
+                acc.merge(*hist)
+            if err is not None:
+                problems.append(err)
+            update(1)
+    n = len(items)
+    return {
+        "authors": np.array(rows_a).reshape(n, len(t_auth)) if authors else None,
+        "wsol": np.array(rows_w).reshape(n, len(M.WSOL_THRESHOLDS)) if wsol else None,
+        "pixel": acc.summary() if pixels else None,
+        "mask_problems": problems,
+    }
+
+
+def summarise_sweep(ious: dict, model_threshold: float | None = None) -> dict:
+    """Protocol summaries (and GT-known Loc, CorLoc at ``model_threshold``) from :func:`sweep`'s IoUs."""
+    out: dict = {"protocols": {}}
+    a = ious.get("authors")
+    if a is not None:
+        n_auth = len(M.AUTHORS_THRESHOLDS)
+        out["protocols"]["authors"] = M.authors_summary(a[:, :n_auth])
+        acc50 = M.accuracies(a[:, :n_auth], (0.5,))[:, 0]
+        out["gt_known_loc"] = float(acc50.max())
+        out["gt_known_loc_threshold"] = float(M.AUTHORS_THRESHOLDS[int(acc50.argmax())])
+        if model_threshold is not None and a.shape[1] > n_auth:
+            out["corloc"] = float(M.accuracies(a[:, n_auth:n_auth + 1], (0.5,))[0, 0])
+            out["corloc_threshold"] = float(model_threshold)
+    if ious.get("wsol") is not None:
+        out["protocols"]["wsol"] = M.wsol_summary(ious["wsol"])
+    return out
+
+
+def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto", protocol: str = "both",
+             split: str | None = None, images_root: str | Path | None = None, write_threshold: bool = False,
+             json_path: str | Path | None = None, save_vis: str | Path | None = None, n_vis: int = 8,
+             channel: int = 0, caam_backbone: str | None = None, caam_weights: str | Path | None = None,
+             backend: str = "auto", progress: bool = False, workers: int | None = None) -> dict:
+    """Evaluate a model file on a data set; returns the result dict (see docs/eval.md).
+
+    ``protocol``: ``both`` (default), ``authors`` or ``wsol`` (the one whose threshold is reported first and
+    written by ``write_threshold``; ``both`` writes the authors' one). ``caam_backbone`` adds the CAAM
+    baseline (feature norm of that backbone, needs torch). The best fixed centre box is always reported.
+    """
+    from uolrps.runtime import Localizer
+
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    if n_vis < 1:
+        raise UserError(f"the number of visualised cases must be at least 1, but got {n_vis}")
+    t_start = time.perf_counter()
+    ds = load_dataset(dataset_path, fmt, split, images_root)
+    with Localizer(model_path, backend=backend) as loc:
+        meta = loc.meta
+        if not 0 <= channel < len(meta.classes):
+            raise UserError(f"channel {channel} does not exist: the model has {len(meta.classes)} heatmap channels "
+                            f"({', '.join(meta.classes)})")
+        t0 = time.perf_counter()
+        items, heatmaps, sizes = run_heatmaps(ds, loc, channel, progress=progress, workers=workers)
+        t_infer = time.perf_counter() - t0
+    if not items:
+        raise UserError(f"no usable images in {dataset_path}: {summarise(ds.problems)}")
+    t0 = time.perf_counter()
+    ious = sweep(items, heatmaps, sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+                 extra_thresholds=(meta.threshold,), pixels=ds.has_masks, progress=progress, workers=workers)
+    t_sweep = time.perf_counter() - t0
+    result = {
+        "dataset": str(dataset_path), "format": ds.format, "found": ds.description, "model": str(model_path),
+        "backbone": meta.backbone, "input_size": list(meta.input_size), "channel": channel,
+        "n_images": len(items), "n_boxes": int(sum(len(it.boxes) for it in items)), "primary": protocol,
+    }
+    result.update(summarise_sweep(ious, meta.threshold))
+    if ious["pixel"] is not None:
+        result["pixel"] = ious["pixel"]
+    result["baselines"] = {"centre_box": M.centre_box_baseline(sizes, [it.boxes for it in items])}
+    t_caam = 0.0
+    if caam_backbone:
+        t0 = time.perf_counter()
+        result["baselines"]["caam"] = _caam(items, sizes, caam_backbone, caam_weights, meta.input_size, protocol,
+                                            progress, workers)
+        t_caam = time.perf_counter() - t0
+    ds.problems += ious["mask_problems"]
+    result["skipped"] = [p.to_dict() for p in ds.problems]
+    chosen = result["protocols"]["wsol" if protocol == "wsol" else "authors"]
+    result["threshold"] = chosen["threshold"]
+    if write_threshold:
+        from uolrps.eval.threshold import write_threshold as _write
+
+        source = f"eval:{'wsol' if protocol == 'wsol' else 'authors'}:{Path(dataset_path).resolve().name}:{len(items)}"
+        _write(model_path, chosen["threshold"], source)
+        result["threshold_written"] = {"threshold": chosen["threshold"], "source": source}
+    if save_vis is not None:
+        from uolrps.eval.vis import save_cases
+
+        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
+    result["timings_s"] = {"inference": round(t_infer, 3), "sweep": round(t_sweep, 3), "caam": round(t_caam, 3),
+                           "total": round(time.perf_counter() - t_start, 3)}
+    if json_path is not None:
+        _write_json(Path(json_path), result)
+    return result
+
+
+def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:
+    """CAAM baseline: the feature norm of ``backbone`` as the heatmap, through the same sweep."""
+    try:
+        from uolrps.calib.encoder import build_encoder, features
+    except ImportError as e:
+        raise UserError(f"the CAAM baseline needs PyTorch ({e}): pip install 'uolrps[export]'") from None
+    enc = build_encoder(backbone, weights, tuple(size), progress=progress)
+    maps = []
+    with _bar(len(items), "caam     ", progress) as update:
+        for i in range(0, len(items), 32):
+            rgb = [read_rgb(it.path) for it in items[i:i + 32]]
+            maps.append(M.caam_heatmaps(features(enc, images_rgb=rgb))[:, 0])
+            update(len(rgb))
+    ious = sweep(items, np.concatenate(maps), sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+                 workers=workers)
+    out = summarise_sweep(ious)
+    out["backbone"] = backbone
+    return out
+
+
+def _write_json(path: Path, result: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise UserError(f"cannot write {path} ({e})") from None

@@ -16,8 +16,9 @@ _API = {
     "Localizer": "uolrps.runtime.localizer",
     "LocalizationResult": "uolrps.runtime.result",
     "localize_stream": "uolrps.runtime.pipeline",
-    "run": "uolrps.runtime.pipeline",
-    "RunConfig": "uolrps.runtime.pipeline",
+    "run": "uolrps.runtime.runner",
+    "RunConfig": "uolrps.runtime.runner",
+    "RunStats": "uolrps.runtime.stats",
     "open_source": "uolrps.runtime.sources",
 }
 

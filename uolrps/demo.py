@@ -1,0 +1,89 @@
+"""Demo data from photos that ship with scikit-image: a few JPEGs and a short pan/zoom clip.
+
+``uolrps demo-data DIR`` writes ``DIR/images/*.jpg`` and ``DIR/clip.mp4`` (90 frames, 640 x 480, 30 FPS),
+so ``uolrps run`` can be tried without a camera or a download.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uolrps.errors import UserError
+
+PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "camera")  # skimage.data functions, bundled offline
+
+
+@dataclass(frozen=True)
+class DemoData:
+    images: tuple[Path, ...]
+    clip: Path
+    frames: int
+    fps: float
+    size: tuple[int, int]  # (H, W) of the clip
+
+
+def load_photos() -> dict[str, np.ndarray]:
+    """The bundled photos as BGR uint8 arrays (grayscale ones expanded to three channels)."""
+    try:
+        import skimage.data as data
+    except ImportError:
+        raise UserError("demo data needs scikit-image: pip install scikit-image") from None
+    photos = {}
+    for name in PHOTOS:
+        img = np.asarray(getattr(data, name)())
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        photos[name] = np.ascontiguousarray(img[:, :, 2::-1]).astype(np.uint8)
+    return photos
+
+
+def _pan_zoom(img: np.ndarray, u: float, size: tuple[int, int]) -> np.ndarray:
+    """The view at progress u in [0, 1]: a 4:3 window shrinking from 100% to 75% while it drifts right/down."""
+    import cv2
+
+    H, W = size
+    h, w = img.shape[:2]
+    aspect = W / H
+    cw = min(w, h * aspect)  # the largest window of the clip's aspect ratio
+    ch = cw / aspect
+    scale = 1.0 - 0.25 * u
+    cw, ch = cw * scale, ch * scale
+    x0 = (w - cw) * (0.2 + 0.6 * u)
+    y0 = (h - ch) * (0.3 + 0.4 * u)
+    # an affine map from the window to the frame: sub-pixel smooth motion, no integer crop jitter
+    m = np.array([[W / cw, 0.0, -x0 * W / cw], [0.0, H / ch, -y0 * H / ch]], dtype=np.float64)
+    return cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def make_demo_data(root: str | Path, frames: int = 90, fps: float = 30.0, size: tuple[int, int] = (480, 640),
+                   photos: tuple[str, ...] = PHOTOS) -> DemoData:
+    """Write ``root/images/<name>.jpg`` and ``root/clip.mp4`` (a slow pan and zoom over each photo in turn)."""
+    import cv2
+
+    if frames < len(photos):
+        raise UserError(f"the demo clip needs at least {len(photos)} frames (one per photo), but got {frames}")
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    bgr = load_photos()
+    paths = []
+    for name in photos:
+        path = root / "images" / f"{name}.jpg"
+        if not cv2.imwrite(str(path), bgr[name], [cv2.IMWRITE_JPEG_QUALITY, 92]):
+            raise UserError(f"cannot write {path}")
+        paths.append(path)
+    clip = root / "clip.mp4"
+    H, W = size
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    if not writer.isOpened():
+        raise UserError(f"OpenCV cannot write {clip} (mp4v codec)")
+    try:
+        per = np.array_split(np.arange(frames), len(photos))
+        for name, idx in zip(photos, per):
+            for k in range(len(idx)):
+                writer.write(_pan_zoom(bgr[name], k / max(len(idx) - 1, 1), size))
+    finally:
+        writer.release()
+    return DemoData(tuple(paths), clip, frames, fps, size)

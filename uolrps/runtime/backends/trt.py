@@ -1,0 +1,311 @@
+"""TensorRT backend: an engine from ``uolrps build``, run with pycuda on one CUDA stream.
+
+Pinned host buffers and device buffers sized for the largest batch of the engine's optimisation profile
+are allocated once; each call copies the batch host-to-device asynchronously, sets the input shape when the
+batch axis is dynamic, enqueues ``execute_async_v3``, copies the heatmaps back and synchronises the stream.
+The model metadata comes from the engine's sidecar, which is checked against the running TensorRT and GPU
+before the engine is deserialised.
+
+Every call into TensorRT and pycuda goes through :class:`CudaTensorRT` (the seam); the logic around it
+(sidecar checks, I/O validation, dtype mapping, buffer sizing, profile checks, batching) is
+:class:`TensorRTBackend` and is tested on machines without a GPU with a fake of the seam. ``tensorrt`` and
+``pycuda`` are imported inside the seam's constructor, never at module import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from uolrps.errors import UserError
+from uolrps.runtime.backends.base import Backend, InputSpec
+from uolrps.runtime.sidecar import check_sidecar, read_sidecar
+
+log = logging.getLogger("uolrps.trt")
+INSTALL_HINT = ("pip install 'uolrps[trt]' (on a Jetson, TensorRT comes with JetPack as python3-libnvinfer; "
+                "pycuda installs with pip)")
+# TensorRT DataType names -> numpy dtypes of host buffers (BF16, FP8, INT4 have no numpy type)
+TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
+              "BOOL": "bool", "UINT8": "uint8"}
+
+
+def numpy_dtype(trt_name: str) -> np.dtype:
+    """A TensorRT DataType name (``"FLOAT"``, ``"UINT8"``, ...) as a numpy dtype."""
+    name = str(trt_name).rsplit(".", 1)[-1].upper()
+    if name not in TRT_DTYPES:
+        raise UserError(f"TensorRT tensor type {name} has no host type here: rebuild the engine from the "
+                        "uolrps export (uint8 input, float32 output)")
+    return np.dtype(TRT_DTYPES[name])
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    is_input: bool
+    dtype: str  # TensorRT DataType name
+    shape: tuple  # -1 for a dynamic axis
+    profile: tuple | None = None  # (min, opt, max) shapes in profile 0, for inputs with a dynamic axis
+
+
+def _import_pycuda():
+    try:
+        import pycuda.driver as cuda
+    except ImportError as e:
+        raise UserError(f"the TensorRT backend needs pycuda ({e}): {INSTALL_HINT}") from None
+    return cuda
+
+
+def query_gpu(device: int = 0) -> tuple[str, tuple[int, int]]:
+    """Name and compute capability of CUDA device ``device``, from pycuda."""
+    cuda = _import_pycuda()
+    cuda.init()
+    if cuda.Device.count() <= device:
+        raise UserError(f"no CUDA GPU {device} on this machine (pycuda sees {cuda.Device.count()}): TensorRT "
+                        "engines need an NVIDIA GPU")
+    d = cuda.Device(device)
+    major, minor = d.compute_capability()
+    return d.name(), (int(major), int(minor))
+
+
+class CudaTensorRT:
+    """The seam: one deserialised engine, one execution context, one CUDA stream, pinned and device memory.
+
+    pycuda's contexts belong to threads, so every public use happens inside :meth:`active`, which pushes
+    the device's primary context on the calling thread and pops it afterwards.
+    """
+
+    def __init__(self, device: int = 0) -> None:
+        try:
+            import tensorrt as trt
+        except ImportError as e:
+            raise UserError(f"the TensorRT backend needs the tensorrt package ({e}): {INSTALL_HINT}") from None
+        self._trt, self._cuda = trt, _import_pycuda()
+        self.trt_version = str(trt.__version__)
+        self.gpu_name, self.compute_capability = query_gpu(device)
+        self._ctx = self._cuda.Device(device).retain_primary_context()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._engine = self._context = self._stream = None
+        self._allocations: list = []
+
+    @contextmanager
+    def active(self):
+        self._ctx.push()
+        try:
+            yield
+        finally:
+            self._cuda.Context.pop()
+
+    def load(self, plan: bytes) -> None:
+        runtime = self._trt.Runtime(self._logger)
+        self._runtime = runtime
+        self._engine = runtime.deserialize_cuda_engine(plan)
+        if self._engine is None:
+            raise UserError("TensorRT could not deserialise the engine (see the TensorRT messages above): "
+                            "rebuild it with `uolrps build` on this machine")
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise UserError("TensorRT could not create an execution context (out of GPU memory?)")
+        self._stream = self._cuda.Stream()
+
+    def io_tensors(self) -> list[TensorInfo]:
+        trt, engine = self._trt, self._engine
+        out = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            shape = tuple(int(d) for d in engine.get_tensor_shape(name))
+            profile = None
+            if is_input and -1 in shape:
+                profile = tuple(tuple(int(d) for d in s) for s in engine.get_tensor_profile_shape(name, 0))
+            out.append(TensorInfo(name, is_input, engine.get_tensor_dtype(name).name, shape, profile))
+        return out
+
+    def alloc(self, shape: tuple, dtype) -> tuple[np.ndarray, object]:
+        host = self._cuda.pagelocked_empty(shape, dtype)
+        device = self._cuda.mem_alloc(max(1, host.nbytes))
+        self._allocations += [host, device]
+        return host, device
+
+    def bind(self, name: str, device) -> bool:
+        return bool(self._context.set_tensor_address(name, int(device)))
+
+    def set_input_shape(self, name: str, shape: tuple) -> bool:
+        return bool(self._context.set_input_shape(name, tuple(shape)))
+
+    def tensor_shape(self, name: str) -> tuple:
+        return tuple(int(d) for d in self._context.get_tensor_shape(name))
+
+    def h2d(self, device, host: np.ndarray) -> None:
+        self._cuda.memcpy_htod_async(device, host, self._stream)  # the size is the host view's
+
+    def execute(self) -> bool:
+        return bool(self._context.execute_async_v3(self._stream.handle))
+
+    def d2h(self, host: np.ndarray, device) -> None:
+        self._cuda.memcpy_dtoh_async(host, device, self._stream)
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def close(self) -> None:
+        with self.active():
+            for a in self._allocations:
+                if hasattr(a, "free"):
+                    a.free()
+                elif getattr(a, "base", None) is not None and hasattr(a.base, "free"):
+                    a.base.free()
+            self._allocations = []
+            self._context = self._engine = self._runtime = self._stream = None
+        self._ctx.detach()
+
+
+@dataclass(frozen=True)
+class EngineIO:
+    input: TensorInfo
+    output: TensorInfo
+    image_shape: tuple  # (H, W, 3)
+    heatmap_shape: tuple  # (K, h, w)
+    min_batch: int
+    max_batch: int
+    dynamic: bool
+
+
+def plan_io(tensors: list[TensorInfo], meta, source: str) -> EngineIO:
+    """Check the engine's I/O against the model metadata; the batch range comes from profile 0."""
+    inputs = [t for t in tensors if t.is_input]
+    outputs = {t.name: t for t in tensors if not t.is_input}
+    if len(inputs) != 1 or inputs[0].name != meta.input_name:
+        raise UserError(f"{source}: the engine's inputs are {[t.name for t in inputs]}, but the model metadata "
+                        f"says one input {meta.input_name!r}: the sidecar belongs to another engine; rebuild")
+    inp = inputs[0]
+    if meta.output_name not in outputs:
+        raise UserError(f"{source}: the engine has no output {meta.output_name!r} (outputs: {list(outputs)})")
+    out = outputs[meta.output_name]
+    if numpy_dtype(inp.dtype) != np.uint8 or numpy_dtype(out.dtype) != np.float32:
+        raise UserError(f"{source}: the engine takes {inp.dtype} and returns {out.dtype}, but uolrps models take "
+                        "UINT8 images and return FLOAT heatmaps: rebuild from the `uolrps export` ONNX file")
+    image = (*meta.input_size, 3)
+    if len(inp.shape) != 4 or tuple(inp.shape[1:]) != image:
+        raise UserError(f"{source}: engine input shape {inp.shape} is not N x {image[0]} x {image[1]} x 3 as the "
+                        "metadata says: rebuild")
+    if len(out.shape) != 4 or tuple(out.shape[2:]) != tuple(meta.grid) or out.shape[1] < 1:
+        raise UserError(f"{source}: engine output shape {out.shape} is not N x K x {meta.grid[0]} x "
+                        f"{meta.grid[1]} as the metadata says: rebuild")
+    if inp.shape[0] == -1:
+        if not inp.profile:
+            raise UserError(f"{source}: the engine's batch axis is dynamic but it has no optimisation profile")
+        lo, hi = int(inp.profile[0][0]), int(inp.profile[2][0])
+        if not 1 <= lo <= hi:
+            raise UserError(f"{source}: the engine's batch profile {lo}..{hi} is empty: rebuild")
+        return EngineIO(inp, out, image, tuple(out.shape[1:]), lo, hi, True)
+    b = int(inp.shape[0])
+    return EngineIO(inp, out, image, tuple(out.shape[1:]), b, b, False)
+
+
+class TensorRTBackend(Backend):
+    """A TensorRT engine with its sidecar: ``TensorRTBackend("model.fp16.engine")(batch) -> heatmaps``.
+
+    Any batch size is accepted: a batch larger than the engine's largest batch runs in chunks, and a chunk
+    smaller than a fixed batch or than the profile's smallest batch is padded with copies of its last image
+    (their heatmaps are dropped). Calls are serialised (one context, one stream).
+    """
+
+    def __init__(self, engine_path: str | Path, *, cuda=None) -> None:
+        self.path = Path(engine_path)
+        if not self.path.is_file():
+            raise UserError(f"engine file {str(self.path)!r} does not exist: build one with `uolrps build MODEL.fp16.onnx`")
+        self.sidecar = read_sidecar(self.path)
+        self.meta = self.sidecar.meta
+        self._cuda = cuda if cuda is not None else CudaTensorRT()
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            plan = self.path.read_bytes()
+            self.warnings = check_sidecar(self.sidecar, self._cuda.trt_version, self._cuda.gpu_name,
+                                          self._cuda.compute_capability, hashlib.sha256(plan).hexdigest())
+            for w in self.warnings:
+                log.warning("%s: %s", self.path.name, w)
+            with self._cuda.active():
+                self._cuda.load(plan)
+                self.io = plan_io(self._cuda.io_tensors(), self.meta, str(self.path))
+                hi = self.io.max_batch
+                self._h_in, self._d_in = self._cuda.alloc((hi, *self.io.image_shape), np.uint8)
+                self._h_out, self._d_out = self._cuda.alloc((hi, *self.io.heatmap_shape), np.float32)
+                for name, dev in ((self.io.input.name, self._d_in), (self.io.output.name, self._d_out)):
+                    if not self._cuda.bind(name, dev):
+                        raise UserError(f"{self.path.name}: TensorRT refused the buffer address of {name}")
+        except BaseException:
+            self._cuda.close()
+            self._closed = True
+            raise
+        self._bound_batch = None if self.io.dynamic else self.io.max_batch
+
+    @property
+    def input_spec(self) -> InputSpec:
+        n = None if self.io.dynamic else self.io.max_batch
+        return InputSpec(self.io.input.name, (n, *self.io.image_shape), "uint8")
+
+    @property
+    def max_batch(self) -> int | None:
+        """The fixed batch size of the engine, or None when its batch axis is dynamic (see :attr:`io`)."""
+        return None if self.io.dynamic else self.io.max_batch
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self._closed:
+            raise RuntimeError(f"{self.path.name}: the engine is closed")
+        batch = np.asarray(batch)
+        if batch.dtype != np.uint8:
+            raise ValueError(f"input {self.io.input.name} must be uint8, but got {batch.dtype}")
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != self.io.image_shape:
+            raise ValueError(f"input {self.io.input.name} must have shape (N, {', '.join(map(str, self.io.image_shape))})"
+                             f", but got {batch.shape}")
+        if batch.shape[0] == 0:
+            return np.zeros((0, *self.io.heatmap_shape), dtype=np.float32)
+        hi = self.io.max_batch
+        parts = [self._run(batch[s:s + hi]) for s in range(0, batch.shape[0], hi)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        m = chunk.shape[0]
+        k = max(m, self.io.min_batch)
+        with self._lock, self._cuda.active():
+            np.copyto(self._h_in[:m], chunk)
+            if k > m:
+                self._h_in[m:k] = chunk[-1]
+            if self._bound_batch != k:
+                self._set_batch(k)
+            self._cuda.h2d(self._d_in, self._h_in[:k])
+            try:
+                ok = self._cuda.execute()
+                self._cuda.d2h(self._h_out[:k], self._d_out)
+            finally:
+                self._cuda.synchronize()
+            if not ok:
+                raise RuntimeError(f"{self.path.name}: TensorRT execution failed (see the TensorRT messages above)")
+            return self._h_out[:m].copy()
+
+    def _set_batch(self, k: int) -> None:
+        name, io = self.io.input.name, self.io
+        if not self._cuda.set_input_shape(name, (k, *io.image_shape)):
+            raise UserError(f"{self.path.name}: batch {k} is outside the engine's optimisation profile "
+                            f"{io.min_batch}..{io.max_batch}: rebuild with `uolrps build ... --max-batch {k}`")
+        got = self._cuda.tensor_shape(io.output.name)
+        if tuple(got) != (k, *io.heatmap_shape):
+            raise RuntimeError(f"{self.path.name}: for batch {k} the engine's output shape is {got}, "
+                               f"expected {(k, *io.heatmap_shape)}")
+        self._bound_batch = k
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._cuda.close()
+
+    def __repr__(self) -> str:
+        return f"TensorRTBackend({self.path.name}, batch {self.io.min_batch}..{self.io.max_batch})"

@@ -102,8 +102,9 @@ def load_strict(module, sd: dict, source: str, backbone: str) -> None:
     own = module.state_dict()
     own = {k: v for k, v in own.items() if not k.endswith("num_batches_tracked") and not _IGNORED.match(k)}
     sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
+    shallow_first = lambda k: (k.count("."), k)  # noqa: E731  (top-level names say the most)
+    missing = sorted(set(own) - set(sd), key=shallow_first)
+    unexpected = sorted(set(sd) - set(own), key=shallow_first)
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
               for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
               and not (k == "pos_embed" and sd[k].shape[-1] == own[k].shape[-1])]

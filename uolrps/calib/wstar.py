@@ -112,6 +112,10 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
         raise UserError(f"--sampling-ratio must be in (0, 1], but got {sampling_ratio}")
     if batch < 1:
         raise UserError(f"--batch must be at least 1, but got {batch}")
+    if encoder is None:
+        from uolrps.calib.backbones import get_spec
+
+        get_spec(backbone)  # an unknown name is refused before any image is read
     root = Path(images)
     groups = [(n, _sample(ps, sampling_ratio, seed)) for n, ps in _groups(root, classwise)]
     total = sum(len(ps) for _, ps in groups)
@@ -184,19 +188,18 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     reps = None
     if keep_representers:
         reps = _representers(v, u, count_pos[0], rep_paths, np.concatenate(rep_a), np.concatenate(rep_b),
-                             np.concatenate(rep_norms), top_k)
+                             np.concatenate(rep_norms), encoder.info.grid, top_k)
     return Calibration(w=w.astype(np.float32), v=v.astype(np.float32), u=u.astype(np.float32),
                        n_images=np.asarray(count_img), meta=meta, skipped=skipped, representers=reps)
 
 
-def _representers(v, u, n_pos, paths, A, B, norms, top_k) -> dict:
+def _representers(v, u, n_pos, paths, A, B, norms, grid, top_k) -> dict:
     """Per-image contributions r_i = c / (N P) (A_i - s B_i) and each image's strongest positions."""
     s = np.linalg.norm(v) / max(np.linalg.norm(u), EPS)
     c = 1.0 / max(np.linalg.norm(v - s * u), EPS)
     r = c / n_pos * (A - s * B)
-    alpha = c * (norms - s) / n_pos  # N x h x w: the global importance alpha_ip of every position
-    h, w = alpha.shape[1:]
-    flat = alpha.reshape(len(alpha), -1)
+    flat = c * (norms - s) / n_pos  # N x P: the global importance alpha_ip of every position
+    w = grid[1]
     k = min(top_k, flat.shape[1])
     top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
     pos = np.stack([top // w, top % w], axis=-1).astype(np.int32)

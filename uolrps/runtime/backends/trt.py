@@ -90,7 +90,7 @@ class CudaTensorRT:
         self.gpu_name, self.compute_capability = query_gpu(device)
         self._ctx = self._cuda.Device(device).retain_primary_context()
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._engine = self._context = self._stream = None
+        self._engine = self._context = self._stream = self._runtime = None
         self._allocations: list = []
 
     @contextmanager

@@ -1,0 +1,30 @@
+"""`uolrps build MODEL.fp16.onnx`: a TensorRT engine and its sidecar, on the machine that will run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def build(
+    model: Path = typer.Argument(..., help="ONNX file from `uolrps export` (model.fp16.onnx for FP16 engines)."),
+    output: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
+    workspace_gib: float = typer.Option(2.0, "--workspace-gib", help="Largest scratch memory a layer may use, GiB."),
+    timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds)."),
+    dla: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson Orin), with GPU fallback."),
+    min_batch: int = typer.Option(None, "--min-batch", help="Smallest batch of a --dynamic-batch model (default 1)."),
+    opt_batch: int = typer.Option(None, "--opt-batch", help="Batch to tune for (default: the smallest)."),
+    max_batch: int = typer.Option(None, "--max-batch", help="Largest batch (default 8)."),
+) -> None:
+    """Build a TensorRT engine (strongly typed; precision comes from the graph) and print the trtexec equivalent."""
+    from uolrps.export.trt_build import build_engine
+
+    engine, sidecar = build_engine(model, output, workspace_gib=workspace_gib, timing_cache=timing_cache,
+                                   dla_core=dla, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                                   log=typer.echo)
+    typer.echo(f"run it with `uolrps run --model {engine} --video SOURCE` (metadata in {sidecar.name})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)

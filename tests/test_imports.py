@@ -1,0 +1,47 @@
+"""The runtime imports with numpy and OpenCV only: no torch, onnx, tensorrt, pycuda, nor onnxruntime at import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime")
+
+PROBE = r"""
+import importlib, json, pkgutil, sys
+import uolrps.runtime as rt
+after_package = sorted(m for m in {HEAVY} if m in sys.modules)
+names = [m.name for m in pkgutil.walk_packages(rt.__path__, "uolrps.runtime.")]
+for name in names:
+    importlib.import_module(name)
+for attr in rt.__all__:
+    getattr(rt, attr)
+import uolrps.cli.run_cmd, uolrps.demo
+print(json.dumps({"names": names, "after_package": after_package,
+                  "loaded": sorted(m for m in {HEAVY} if m in sys.modules)}))
+"""
+
+
+def test_runtime_imports_nothing_heavy():
+    code = PROBE.replace("{HEAVY}", repr(HEAVY))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["after_package"] == []
+    assert report["loaded"] == [], f"heavy modules loaded at import: {report['loaded']}"
+    for expected in ("uolrps.runtime.localizer", "uolrps.runtime.pipeline", "uolrps.runtime.sources",
+                     "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.runtime.draw",
+                     "uolrps.runtime.backends.ort", "uolrps.runtime.runner"):
+        assert expected in report["names"]
+
+
+def test_ort_is_loaded_only_when_a_model_is_opened(tmp_path):
+    from tinymodel import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "m.onnx")
+    code = ("import sys; from uolrps.runtime import Localizer; before = 'onnxruntime' in sys.modules; "
+            f"Localizer({str(model)!r}); print(before, 'onnxruntime' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "False"]

@@ -1,0 +1,214 @@
+"""``evaluate`` end to end with the tiny ONNX model: against an independent pipeline, the JSON shape,
+--write-threshold round trips, skipped inputs, overlays, the CLI, and the shared data where present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+from evaldata import SHARED_DATA, make_scenes, write_csv, write_voc, write_wsol
+from tinymodel import make_tiny_model, tiny_meta
+
+from uolrps.cli.main import main
+from uolrps.errors import UserError
+from uolrps.eval.evaluate import evaluate
+from uolrps.eval.metrics import AUTHORS_THRESHOLDS
+from uolrps.eval.threshold import write_threshold
+from uolrps.runtime.boxes import heatmap_to_boxes
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("m") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return make_scenes(9, seed=1)
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory, scenes):
+    return write_voc(tmp_path_factory.mktemp("voc"), scenes)
+
+
+def _iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
+    u = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - iw * ih
+    return iw * ih / u
+
+
+def _reference(model, folder, scenes):
+    """Independent pipeline: a plain ORT session, cv2.resize + BGR->RGB, one box extraction per threshold."""
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    ious = []
+    for name, _, gt in scenes:
+        bgr = cv2.imread(str(folder / "images" / f"{name}.jpg"))
+        x = cv2.resize(bgr, (64, 64), interpolation=cv2.INTER_LINEAR)[:, :, ::-1][None].copy()
+        hm = sess.run(None, {"image": x})[0][0, 0]
+        row = []
+        for t in list(AUTHORS_THRESHOLDS) + [0.5]:
+            boxes, _, _ = heatmap_to_boxes(hm, bgr.shape[:2], t)
+            row.append(max((_iou(b, g) for b in boxes[:1] for g in gt), default=0.0))
+        ious.append(row)
+    ious = np.array(ious)
+    best, best_t, best_acc = -1, None, None
+    for j, t in enumerate(AUTHORS_THRESHOLDS):
+        acc = [100 * np.mean(ious[:, j] >= c) for c in (0.3, 0.5, 0.7)]
+        if np.mean(acc) > best + 1e-12:
+            best, best_t, best_acc = np.mean(acc), t, acc
+    return best, best_t, best_acc, 100 * np.mean(ious[:, -1] >= 0.5)
+
+
+def test_matches_independent_pipeline_and_json_shape(tmp_path, model, voc, scenes):
+    out = tmp_path / "r.json"
+    res = evaluate(voc, model, json_path=out)
+    best, best_t, best_acc, corloc = _reference(model, voc, scenes)
+    a = res["protocols"]["authors"]
+    assert a["MaxBoxAccV2"] == pytest.approx(best) and a["threshold"] == pytest.approx(best_t)
+    assert [a["IoU30"], a["IoU50"], a["IoU70"]] == pytest.approx(best_acc)
+    assert res["corloc"] == pytest.approx(corloc) and res["corloc_threshold"] == 0.5
+    assert a["MaxBoxAccV2"] > 50  # bright squares on dark: the tiny model finds them
+    assert (res["n_images"], res["n_boxes"]) == (9, sum(len(b) for _, _, b in scenes))
+    assert res["skipped"] == [] and res["format"] == "voc"
+    w = res["protocols"]["wsol"]
+    for r in (a, w, res["baselines"]["centre_box"]):
+        for k in ("MaxBoxAccV2", "IoU30", "IoU50", "IoU70"):
+            assert 0.0 <= r[k] <= 100.0
+    assert set(w["thresholds"]) == {"IoU30", "IoU50", "IoU70"} and w["threshold_step"] == 0.001
+    assert res["gt_known_loc"] >= a["IoU50"]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+
+
+def test_fixed_batch_model_gives_the_same_numbers(tmp_path, voc):
+    dyn = evaluate(voc, make_tiny_model(tmp_path / "d.onnx"), protocol="authors")
+    fixed = evaluate(voc, make_tiny_model(tmp_path / "f.onnx", dynamic_batch=False), protocol="authors")
+    assert fixed["protocols"] == dyn["protocols"] and "wsol" not in dyn["protocols"]
+
+
+def test_write_threshold_round_trip_onnx(tmp_path, model, voc):
+    from uolrps.runtime import Localizer
+
+    m = shutil.copy(model, tmp_path / "m.onnx")
+    frame = cv2.imread(str(next((voc / "images").iterdir())))
+    with Localizer(m) as loc:
+        before_meta, before = loc.meta, loc.heatmaps([frame])
+    res = evaluate(voc, m, write_threshold=True, protocol="wsol")
+    with Localizer(m) as loc:
+        assert loc.threshold == pytest.approx(res["protocols"]["wsol"]["threshold"])
+        assert loc.meta.threshold_source.startswith("eval:wsol:")
+        assert loc.meta.replace(threshold=0.5, threshold_source="default") == before_meta
+        np.testing.assert_array_equal(loc.heatmaps([frame]), before)
+    assert res["threshold_written"]["threshold"] == res["threshold"]
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_write_threshold_engine_sidecar(tmp_path):
+    from uolrps.runtime.sidecar import Sidecar, read_sidecar, write_sidecar
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"not a real engine")
+    write_sidecar(engine, Sidecar("10.3.0", "Orin", (8, 7), tiny_meta()))
+    meta = write_threshold(engine, 0.37, "eval:authors:x:3")
+    assert read_sidecar(engine).meta.threshold == 0.37 == meta.threshold
+    assert read_sidecar(engine).meta.threshold_source == "eval:authors:x:3"
+
+
+@pytest.mark.parametrize("name, match", [("m.pt", "must be a .onnx"), ("missing.onnx", "does not exist")])
+def test_write_threshold_refuses(tmp_path, name, match):
+    if name == "m.pt":
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(UserError, match=match):
+        write_threshold(tmp_path / name, 0.4, "x")
+    with pytest.raises(UserError, match=r"in \[0, 1\]"):
+        write_threshold(tmp_path / name, 1.5, "x")
+
+
+def test_bad_images_are_skipped_and_listed(tmp_path, model, scenes):
+    root = write_csv(tmp_path, scenes[:4])
+    (root / "images" / "img01.jpg").write_bytes(b"\xff\xd8 broken")
+    with open(root / "boxes.csv", "a") as f:
+        f.write("img02.jpg,7,0,0,5000,10\n")  # outside the decoded image (the CSV states no size)
+    res = evaluate(root, model)
+    kinds = {s["kind"]: s for s in res["skipped"]}
+    assert set(kinds) == {"unreadable image", "box outside image"}
+    assert kinds["unreadable image"]["file"].endswith("img01.jpg")
+    assert "5000" in kinds["box outside image"]["detail"]
+    assert res["n_images"] == 2
+
+
+def test_masks_give_pixel_metrics(tmp_path, model, scenes):
+    res = evaluate(write_wsol(tmp_path, scenes[:5], masks=True), model, protocol="authors")
+    px = res["pixel"]
+    assert px["n_images"] == 5 and 0 < px["PxAP"] <= 100 and 0 < px["peak_IoU"] <= 100
+    assert px["PxAP"] > 50  # the heatmap peaks on the bright squares
+
+
+def test_save_vis_writes_worst_and_best(tmp_path, model, voc):
+    res = evaluate(voc, model, save_vis=tmp_path / "vis", n_vis=3, protocol="authors")
+    files = sorted(p.name for p in (tmp_path / "vis").iterdir())
+    assert len(files) == 6 and files[0].startswith("best_01_") and files[-1].startswith("worst_03_")
+    ious = [c["iou"] for c in res["vis"]["worst"]] + [c["iou"] for c in res["vis"]["best"]]
+    assert ious[:3] == sorted(ious[:3]) and max(ious[:3]) <= min(ious[3:])
+    assert cv2.imread(res["vis"]["best"][0]["file"]) is not None
+
+
+def test_cli_table_and_errors(tmp_path, model, voc, capsys):
+    assert main(["eval", str(voc), "--model", str(model), "-q", "--json", str(tmp_path / "o.json")]) == 0
+    out = capsys.readouterr().out
+    assert "MaxBoxAccV2" in out and "centre box" in out and (tmp_path / "o.json").is_file()
+    for args, match in [
+        ([str(tmp_path / "none"), "--model", str(model)], "does not exist"),
+        ([str(voc), "--model", str(model), "--format", "yolo"], "unknown format"),
+        ([str(voc), "--model", str(model), "--protocol", "best"], "unknown protocol"),
+        ([str(voc), "--model", str(tmp_path / "x.onnx")], "does not exist"),
+        ([str(voc), "--model", str(model), "--channel", "3"], "channel 3"),
+    ]:
+        assert main(["eval", *args, "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and match in err and "Traceback" not in err
+
+
+def _shared(name):
+    if not (SHARED_DATA / name).is_dir():
+        pytest.skip(f"shared data {name} not found at {SHARED_DATA / name}")
+    return SHARED_DATA / name
+
+
+def test_shared_imagenet_loc_subset(tmp_path):
+    loc = _shared("imagenet-loc")
+    lines = (loc / "boxes.csv").read_text().splitlines()
+    (tmp_path / "sub.csv").write_text("\n".join(lines[:41]) + "\n")  # the header and 40 boxes
+    res = evaluate(tmp_path / "sub.csv", make_tiny_model(tmp_path / "t.onnx", (224, 224), (7, 7)),
+                   images_root=loc / "images", protocol="authors")
+    assert res["skipped"] == [] and res["n_boxes"] == 40 and 20 <= res["n_images"] <= 40
+    assert 0 < res["protocols"]["authors"]["MaxBoxAccV2"] < 100
+
+
+def test_shared_raccoon_subset_original_sizes(tmp_path):
+    rac = _shared("raccoon")
+    xmls = sorted((rac / "annotations").glob("*.xml"))[:12]
+    (tmp_path / "annotations").mkdir()
+    for x in xmls:
+        shutil.copy(x, tmp_path / "annotations")
+    model = make_tiny_model(tmp_path / "t.onnx", (224, 224), (7, 7))
+    res = evaluate(tmp_path, model, images_root=rac / "images", save_vis=tmp_path / "vis", n_vis=2)
+    assert res["format"] == "voc" and res["n_images"] == 12 and res["skipped"] == []
+    assert 0 < res["protocols"]["wsol"]["MaxBoxAccV2"] <= 100
+    from uolrps.eval.loaders import _voc_parse
+    from uolrps.runtime import Localizer
+
+    with Localizer(model) as loc:  # the reported IoU is the one in source pixels, GT moved to 0-based
+        for case in res["vis"]["best"] + res["vis"]["worst"]:
+            bgr = cv2.imread(case["image"])
+            assert max(bgr.shape[:2]) > 224
+            boxes, _, _ = heatmap_to_boxes(loc.heatmaps([bgr])[0, 0], bgr.shape[:2], res["threshold"])
+            _, gt, size, _ = _voc_parse(tmp_path / "annotations" / (Path(case["image"]).stem + ".xml"))
+            assert size == bgr.shape[:2]
+            assert case["iou"] == pytest.approx(max((_iou(boxes[0], g) for g in gt), default=0.0))

@@ -14,7 +14,7 @@ import typer
 from uolrps import __version__
 from uolrps.errors import UserError
 
-COMMANDS = ["calib", "export", "build", "run", "demo", "eval"]  # modules uolrps/cli/<name>_cmd.py
+COMMANDS = ["calib", "export", "build", "run", "demo", "eval", "explain"]  # modules uolrps/cli/<name>_cmd.py
 
 app = typer.Typer(
     name="uolrps", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

@@ -120,3 +120,48 @@ def stack(rows: list[np.ndarray], gap: int = 10) -> np.ndarray:
 def title(text: str, width: int, color=(0, 0, 0)) -> np.ndarray:
     """A white strip with one line of text."""
     return caption(np.full((0, width, 3), 255, np.uint8), [text], width, color)
+
+
+def _calibration_tile(path: str, calib_dir, value: float, patches, grid, input_size, size: int) -> np.ndarray:
+    from pathlib import Path
+
+    from uolrps.images import read_bgr, resize
+
+    p = Path(path)
+    if not p.is_file() and calib_dir is not None and (Path(calib_dir) / p).is_file():
+        p = Path(calib_dir) / p
+    img = read_bgr(p) if p.is_file() else None
+    if img is None:
+        body = placeholder(size, "image missing")
+    else:
+        img = resize(img, tuple(input_size)) if input_size else img  # as calibration saw it
+        if grid:
+            img = patch_marks(img, patches, grid)
+        body, _ = fit(img, size, grow=True)
+    color = POS_COLOR if value > 0 else NEG_COLOR
+    return caption(body, [f"{value:+.3e}", p.name[:24]], width=size, color=color)
+
+
+def explain_grid(exp, bgr: np.ndarray, tile: int = 150) -> np.ndarray:
+    """The explanation as one image: the test image with the explained heatmap and the foreground box, then
+    the most positive and the most negative calibration images, each with its representer value and its
+    strongest patches (the positions with the largest alpha) outlined."""
+    reps = exp.reps
+    grid, size = reps.grid, reps.meta.get("input_size")
+    test = draw_boxes(heat_overlay(bgr, exp.heatmap), exp.box[None], PRED_COLOR, "foreground")
+    test, _ = fit(test, 2 * tile, grow=True)
+    lines = [exp.image.name[:40], f"box: {exp.box_source}",
+             f"projection score <m, w*> = {exp.score:+.5f}",
+             f"sum of {len(exp.values)} representer values = {exp.values.sum():+.5f}"]
+    if not exp.model_matches_calibration:
+        lines.append("note: the model was exported with another w*")
+    width = max(len(exp.positive), len(exp.negative), 2) * (tile + 6)
+    rows = [caption(test, lines, width=max(test.shape[1], 360))]
+    for title_text, idx, color in (("most positive: these calibration images support the foreground", exp.positive,
+                                    POS_COLOR),
+                                   ("most negative: these calibration images oppose it", exp.negative, NEG_COLOR)):
+        rows.append(title(title_text if len(idx) else title_text.split(":")[0] + ": none", width, color))
+        if len(idx):
+            rows.append(row([_calibration_tile(reps.paths[i], reps.source.parent, float(exp.values[i]),
+                                               reps.top_pos[i], grid, size, tile) for i in idx]))
+    return stack(rows)

@@ -61,6 +61,13 @@ def _workers(workers: int | None) -> int:
     return max(1, int(workers if workers else min(2, os.cpu_count() or 1)))
 
 
+def _read(path: Path) -> np.ndarray | None:
+    try:
+        return read_bgr(path)
+    except OSError:  # vanished or unreadable since the data set was listed
+        return None
+
+
 def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, progress: bool = False,
                  workers: int | None = None) -> tuple[list, np.ndarray, list[tuple[int, int]]]:
     """Decode every image once and run the model on it: ``(items kept, heatmaps N x h x w, sizes (H, W))``.
@@ -75,7 +82,7 @@ def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, prog
         for start in range(0, len(ds.items), step):
             batch = ds.items[start:start + step]
             frames = []
-            for it, fr in zip(batch, pool.map(lambda it: read_bgr(it.path), batch)):
+            for it, fr in zip(batch, pool.map(lambda it: _read(it.path), batch)):
                 if fr is None:
                     ds.problems.append(Problem("unreadable image", str(it.path)))
                     continue

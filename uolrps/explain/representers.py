@@ -181,7 +181,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     if k < 1:
         raise UserError(f"-k must be at least 1, but got {k}")
     reps = load_representers(calib_npz)
-    bgr = read_bgr(image)
+    bgr = read_bgr(image) if Path(image).is_file() else None
     if bgr is None:
         raise UserError(f"cannot read image {image} (missing, or not a JPEG/PNG/BMP/WebP image)")
     H, W = bgr.shape[:2]

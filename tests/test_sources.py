@@ -17,12 +17,12 @@ from uolrps.runtime.sources import Status, open_source, parse_source
 
 
 def write_video(path, n=40, fps=25.0, size=(120, 160)):
-    """A real video whose frame i is uniformly grey at level 5 * i (readable back to the index)."""
+    """A real video whose frame i is uniformly grey at level 5 * (i % 50) (readable back to the index)."""
     H, W = size
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (W, H))
     assert w.isOpened()
     for i in range(n):
-        w.write(np.full((H, W, 3), 5 * i, np.uint8))
+        w.write(np.full((H, W, 3), 5 * (i % 50), np.uint8))
     w.release()
     return path
 

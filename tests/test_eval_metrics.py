@@ -148,10 +148,10 @@ def test_pxap_and_peak_iou_match_loop():
 def test_caam_heatmaps_contract():
     rng = np.random.default_rng(0)
     f = np.maximum(rng.normal(size=(3, 5, 4, 6)), 0).astype(np.float32)
-    f[2] = 1.0  # constant norm -> zeros
+    f[2] = 1.0  # constant map -> zeros
     hm = M.caam_heatmaps(f)
     assert hm.shape == (3, 1, 4, 6) and hm.dtype == np.float32
-    n = np.linalg.norm(f[0], axis=0)
+    n = f[0].sum(axis=0)
     np.testing.assert_allclose(hm[0, 0], (n - n.min()) / (n.max() - n.min()), rtol=1e-5, atol=1e-6)
     assert hm[:2].min() == 0 and hm[:2].max() == pytest.approx(1.0) and not hm[2].any()
     with pytest.raises(ValueError, match="N x C x h x w"):

@@ -19,7 +19,7 @@ def eval_(
     save_vis: Path = typer.Option(None, "--save-vis", help="Write overlays of the worst and best cases into this folder."),
     n_vis: int = typer.Option(8, "--n-vis", help="How many worst and best cases --save-vis writes."),
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
-    caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (feature norm) of this backbone (needs torch)."),
+    caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
     backend: str = typer.Option("auto", "--backend", help="auto, ort or trt."),
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),

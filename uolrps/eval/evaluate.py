@@ -173,7 +173,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
     ``protocol``: ``both`` (default), ``authors`` or ``wsol`` (the one whose threshold is reported first and
     written by ``write_threshold``; ``both`` writes the authors' one). ``caam_backbone`` adds the CAAM
-    baseline (feature norm of that backbone, needs torch). The best fixed centre box is always reported.
+    baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
     """
     from uolrps.runtime import Localizer
 
@@ -234,7 +234,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
 
 def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:
-    """CAAM baseline: the feature norm of ``backbone`` as the heatmap, through the same sweep."""
+    """CAAM baseline: the channel sum of ``backbone``'s features as the heatmap, through the same sweep."""
     try:
         from uolrps.calib.encoder import build_encoder, features
     except ImportError as e:

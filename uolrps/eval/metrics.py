@@ -149,12 +149,13 @@ class PixelAccumulator:
 
 # ---- baselines ------------------------------------------------------------------------------------------
 def caam_heatmaps(features: np.ndarray) -> np.ndarray:
-    """CAAM baseline: the L2 norm of raw features N x C x h x w over channels, min-max normalised per image
-    (a constant map gives zeros) -> N x 1 x h x w float32, the model's output contract."""
+    """CAAM baseline (class-agnostic activation map): the sum of the raw, ReLU'd features N x C x h x w over
+    channels (their L1 norm), as in the authors' evaluation code, clamped at 0 and min-max normalised per
+    image (a constant map gives zeros) -> N x 1 x h x w float32, the model's output contract."""
     f = np.asarray(features, dtype=np.float32)
     if f.ndim != 4:
         raise ValueError(f"features must be N x C x h x w, but got shape {f.shape}")
-    n = np.sqrt((f.astype(np.float64) ** 2).sum(axis=1))
+    n = np.maximum(f.astype(np.float64).sum(axis=1), 0.0)
     lo = n.min(axis=(1, 2), keepdims=True)
     rng = n.max(axis=(1, 2), keepdims=True) - lo
     return np.where(rng > 0, (n - lo) / np.where(rng > 0, rng, 1.0), 0.0)[:, None].astype(np.float32)

@@ -175,3 +175,14 @@ def test_centre_box_baseline_matches_loop():
     assert res["MaxBoxAccV2"] == pytest.approx(best)
     assert res["MaxBoxAccV2"] > 60  # the first GT is exactly the centred half-size box
     assert 0 < res["width_fraction"] <= 1 and 0 < res["height_fraction"] <= 1
+
+
+def test_hit_counter_equals_accuracies_of_stacked_rows(cases):
+    rows = np.array([M.sweep_image(hm, s, g, M.AUTHORS_THRESHOLDS) for hm, s, g in cases])
+    counter = M.HitCounter(len(M.AUTHORS_THRESHOLDS))
+    for r in rows:
+        counter.add(r)
+    np.testing.assert_allclose(counter.acc, M.accuracies(rows))
+    assert M.authors_summary(None, acc=counter.acc) == M.authors_summary(rows)
+    assert M.wsol_summary(None, M.AUTHORS_THRESHOLDS, acc=counter.acc) == M.wsol_summary(rows, M.AUTHORS_THRESHOLDS)
+    assert not M.HitCounter(5).acc.any()

@@ -109,9 +109,11 @@ def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, prog
 
 def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, wsol: bool = True,
           extra_thresholds=(), pixels: bool = False, progress: bool = False, workers: int | None = None) -> dict:
-    """Best IoUs per image and threshold: ``authors`` N x (99 + len(extra_thresholds)) (largest contour),
-    ``wsol`` N x 1000 (all contours); ``pixel`` the PxAP summary; ``mask_problems`` a list of Problems."""
+    """Accuracies over thresholds, accumulated image by image: ``authors`` (99 + len(extra_thresholds)) x 3
+    (largest contour), ``wsol`` 1000 x 3 (all contours), in percent at IoU 0.3/0.5/0.7; ``pixel`` the PxAP
+    summary; ``mask_problems`` a list of Problems."""
     t_auth = np.concatenate([M.AUTHORS_THRESHOLDS, np.asarray(extra_thresholds, dtype=np.float64)])
+    count_a, count_w = M.HitCounter(len(t_auth)), M.HitCounter(len(M.WSOL_THRESHOLDS))
     acc = M.PixelAccumulator()
 
     def one(i: int):
@@ -127,40 +129,41 @@ def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, 
                 err = Problem("bad mask", str(items[i].path), str(e))
         return a, w, hist, err
 
-    rows_a, rows_w, problems = [], [], []
+    problems = []
     with ThreadPoolExecutor(_workers(workers)) as pool, _bar(len(items), "sweep    ", progress) as update:
         for a, w, hist, err in pool.map(one, range(len(items))):
-            rows_a.append(a)
-            rows_w.append(w)
+            if a is not None:
+                count_a.add(a)
+            if w is not None:
+                count_w.add(w)
             if hist is not None:
                 acc.merge(*hist)
             if err is not None:
                 problems.append(err)
             update(1)
-    n = len(items)
     return {
-        "authors": np.array(rows_a).reshape(n, len(t_auth)) if authors else None,
-        "wsol": np.array(rows_w).reshape(n, len(M.WSOL_THRESHOLDS)) if wsol else None,
+        "authors": count_a.acc if authors else None,
+        "wsol": count_w.acc if wsol else None,
         "pixel": acc.summary() if pixels else None,
         "mask_problems": problems,
     }
 
 
-def summarise_sweep(ious: dict, model_threshold: float | None = None) -> dict:
-    """Protocol summaries (and GT-known Loc, CorLoc at ``model_threshold``) from :func:`sweep`'s IoUs."""
+def summarise_sweep(accs: dict, model_threshold: float | None = None) -> dict:
+    """Protocol summaries (and GT-known Loc, CorLoc at ``model_threshold``) from :func:`sweep`'s accuracies."""
     out: dict = {"protocols": {}}
-    a = ious.get("authors")
+    a = accs.get("authors")
     if a is not None:
         n_auth = len(M.AUTHORS_THRESHOLDS)
-        out["protocols"]["authors"] = M.authors_summary(a[:, :n_auth])
-        acc50 = M.accuracies(a[:, :n_auth], (0.5,))[:, 0]
-        out["gt_known_loc"] = float(acc50.max())
-        out["gt_known_loc_threshold"] = float(M.AUTHORS_THRESHOLDS[int(acc50.argmax())])
-        if model_threshold is not None and a.shape[1] > n_auth:
-            out["corloc"] = float(M.accuracies(a[:, n_auth:n_auth + 1], (0.5,))[0, 0])
+        i50 = M.IOUS.index(0.5)
+        out["protocols"]["authors"] = M.authors_summary(None, acc=a[:n_auth])
+        out["gt_known_loc"] = float(a[:n_auth, i50].max())
+        out["gt_known_loc_threshold"] = float(M.AUTHORS_THRESHOLDS[int(a[:n_auth, i50].argmax())])
+        if model_threshold is not None and a.shape[0] > n_auth:
+            out["corloc"] = float(a[n_auth, i50])
             out["corloc_threshold"] = float(model_threshold)
-    if ious.get("wsol") is not None:
-        out["protocols"]["wsol"] = M.wsol_summary(ious["wsol"])
+    if accs.get("wsol") is not None:
+        out["protocols"]["wsol"] = M.wsol_summary(None, acc=accs["wsol"])
     return out
 
 
@@ -194,7 +197,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     if not items:
         raise UserError(f"no usable images in {dataset_path}: {summarise(ds.problems)}")
     t0 = time.perf_counter()
-    ious = sweep(items, heatmaps, sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+    swept = sweep(items, heatmaps, sizes, authors=protocol != "wsol", wsol=protocol != "authors",
                  extra_thresholds=(meta.threshold,), pixels=ds.has_masks, progress=progress, workers=workers)
     t_sweep = time.perf_counter() - t0
     result = {
@@ -202,9 +205,9 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         "backbone": meta.backbone, "input_size": list(meta.input_size), "channel": channel,
         "n_images": len(items), "n_boxes": int(sum(len(it.boxes) for it in items)), "primary": protocol,
     }
-    result.update(summarise_sweep(ious, meta.threshold))
-    if ious["pixel"] is not None:
-        result["pixel"] = ious["pixel"]
+    result.update(summarise_sweep(swept, meta.threshold))
+    if swept["pixel"] is not None:
+        result["pixel"] = swept["pixel"]
     result["baselines"] = {"centre_box": M.centre_box_baseline(sizes, [it.boxes for it in items])}
     t_caam = 0.0
     if caam_backbone:
@@ -212,7 +215,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         result["baselines"]["caam"] = _caam(items, sizes, caam_backbone, caam_weights, meta.input_size, protocol,
                                             progress, workers)
         t_caam = time.perf_counter() - t0
-    ds.problems += ious["mask_problems"]
+    ds.problems += swept["mask_problems"]
     result["skipped"] = [p.to_dict() for p in ds.problems]
     chosen = result["protocols"]["wsol" if protocol == "wsol" else "authors"]
     result["threshold"] = chosen["threshold"]
@@ -246,9 +249,9 @@ def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) ->
             rgb = [read_rgb(it.path) for it in items[i:i + 32]]
             maps.append(M.caam_heatmaps(features(enc, images_rgb=rgb))[:, 0])
             update(len(rgb))
-    ious = sweep(items, np.concatenate(maps), sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+    swept = sweep(items, np.concatenate(maps), sizes, authors=protocol != "wsol", wsol=protocol != "authors",
                  workers=workers)
-    out = summarise_sweep(ious)
+    out = summarise_sweep(swept)
     out["backbone"] = backbone
     return out
 

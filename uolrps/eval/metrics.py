@@ -75,9 +75,29 @@ def _key(iou: float) -> str:
     return f"IoU{int(round(iou * 100))}"
 
 
-def authors_summary(ious: np.ndarray, thresholds=AUTHORS_THRESHOLDS) -> dict:
-    """One threshold shared by IoU 0.3/0.5/0.7 (the lowest among ties): MaxBoxAccV2 and the accuracies there."""
-    acc = accuracies(ious)
+class HitCounter:
+    """Accuracies accumulated image by image (memory O(thresholds), not O(images x thresholds))."""
+
+    def __init__(self, n_thresholds: int, iou_thresholds=IOUS) -> None:
+        self.iou_thresholds = np.asarray(iou_thresholds, dtype=np.float64)
+        self.hits = np.zeros((n_thresholds, len(self.iou_thresholds)), dtype=np.int64)
+        self.n = 0
+
+    def add(self, best_ious: np.ndarray) -> None:
+        """One image's best IoU at every threshold (T,)."""
+        self.hits += np.asarray(best_ious)[:, None] >= self.iou_thresholds[None, :]
+        self.n += 1
+
+    @property
+    def acc(self) -> np.ndarray:
+        """Percent correct, (T, len(iou_thresholds)); the same as :func:`accuracies` of the stacked rows."""
+        return self.hits * (100.0 / self.n) if self.n else np.zeros(self.hits.shape)
+
+
+def authors_summary(ious: np.ndarray | None, thresholds=AUTHORS_THRESHOLDS, acc: np.ndarray | None = None) -> dict:
+    """One threshold shared by IoU 0.3/0.5/0.7 (the lowest among ties): MaxBoxAccV2 and the accuracies there.
+    Give best IoUs (N x T) or the accuracies ``acc`` (T x 3) directly."""
+    acc = accuracies(ious) if acc is None else np.asarray(acc)
     mean = acc.mean(axis=1)
     i = int(np.argmax(mean))
     out = {"MaxBoxAccV2": float(mean[i])}
@@ -88,9 +108,9 @@ def authors_summary(ious: np.ndarray, thresholds=AUTHORS_THRESHOLDS) -> dict:
     return out
 
 
-def wsol_summary(ious: np.ndarray, thresholds=WSOL_THRESHOLDS) -> dict:
+def wsol_summary(ious: np.ndarray | None, thresholds=WSOL_THRESHOLDS, acc: np.ndarray | None = None) -> dict:
     """A best threshold per IoU (wsolevaluation): MaxBoxAccV2 = mean of the per-IoU maxima."""
-    acc = accuracies(ious)
+    acc = accuracies(ious) if acc is None else np.asarray(acc)
     best = acc.argmax(axis=0)
     out = {"MaxBoxAccV2": float(acc.max(axis=0).mean())}
     out.update({_key(t): float(acc[best[j], j]) for j, t in enumerate(IOUS)})

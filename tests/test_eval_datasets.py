@@ -161,3 +161,28 @@ def test_shared_data_formats():
     rac = load_dataset(SHARED_DATA / "raccoon")
     assert rac.format == "voc" and len(rac.items) == 200 and not rac.problems
     assert all(it.size is not None and it.boxes.min() >= 0 for it in rac.items)
+
+
+def test_csv_split_column_and_sizes(tmp_path, scenes):
+    root = write_csv(tmp_path, scenes[:4], extra_column=False)
+    lines = (root / "boxes.csv").read_text().splitlines()
+    out = [lines[0] + ",split,width,height"]
+    for ln in lines[1:]:
+        name = ln.split(",")[0]
+        img = dict((n + ".jpg", im) for n, im, _ in scenes)[name]
+        out.append(ln + f",{'val' if name < 'img02' else 'test'},{img.shape[1]},{img.shape[0]}")
+    (root / "boxes.csv").write_text("\n".join(out) + "\n")
+    val = load_dataset(root, split="val")
+    assert sorted(_by_name(val)) == ["img00", "img01"]
+    assert _by_name(val)["img00"].size == scenes[0][1].shape[:2]
+    assert len(load_dataset(root, split="test").items) == 2
+    write_csv(tmp_path / "plain", scenes[:1])
+    with pytest.raises(UserError, match="no 'split' column"):
+        load_dataset(tmp_path / "plain", split="val")
+
+
+def test_wsol_split_folder_given_directly(tmp_path, scenes):
+    meta = write_wsol(tmp_path, scenes[:3], split="val")
+    fmt, what = detect_format(meta / "val")
+    assert fmt == "wsol" and "image_ids.txt" in what
+    assert len(load_dataset(meta / "val").items) == 3

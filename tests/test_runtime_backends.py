@@ -47,6 +47,18 @@ def test_missing_model_and_foreign_option_are_user_errors(models, tmp_path):
         load_backend(engine, providers="cuda")
 
 
+def test_threads_option(models, tmp_path):
+    with load_backend(models["dynamic"], threads=1) as one, load_backend(models["dynamic"]) as default:
+        x = batch_of(3)
+        np.testing.assert_allclose(one(x), default(x), atol=1e-6)
+    with pytest.raises(UserError, match="--threads must be a positive"):
+        load_backend(models["dynamic"], threads=0)
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"x")
+    with pytest.raises(UserError, match="--threads does not apply to the trt backend"):
+        load_backend(engine, threads=2)
+
+
 def test_missing_library_names_the_extra(models, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail as if absent
     with pytest.raises(UserError, match=r"pip install 'uolrps\[ort\]'"):

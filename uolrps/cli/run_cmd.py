@@ -26,6 +26,7 @@ def run(
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
     backend: str = typer.Option("auto", "--backend", help="auto (by file suffix), ort or trt."),
     providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu [default: cpu]."),
+    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads [default: its own choice]."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -38,7 +39,7 @@ def run(
 
     config = RunConfig(source=video, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
-                       providers=providers, progress=not quiet)
+                       providers=providers, threads=threads, progress=not quiet)
     stats = run_pipeline(config)
     typer.echo(stats.line())
     if summary_json is not None:

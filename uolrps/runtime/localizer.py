@@ -29,7 +29,7 @@ class Localizer:
 
     - ``threshold``: box threshold t as a fraction of the heatmap's maximum; None takes the model's own.
     - ``backend``: ``auto`` (by file suffix), ``ort`` or ``trt``; ``providers``: ONNX Runtime execution
-      providers, e.g. ``"cuda,cpu"`` (``ort`` only).
+      providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only; default: its own).
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
@@ -41,7 +41,7 @@ class Localizer:
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
-                 min_area: float = 0.01) -> None:
+                 min_area: float = 0.01, threads: int | None = None) -> None:
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
             raise UserError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {threshold}")
         if not 0.0 <= float(smooth) < 1.0:
@@ -50,7 +50,7 @@ class Localizer:
             raise UserError(f"min_area must be a fraction of the frame area in [0, 1), but got {min_area}")
         from uolrps.runtime.backends import load_backend
 
-        self.backend = load_backend(model_path, backend, providers=providers)
+        self.backend = load_backend(model_path, backend, providers=providers, threads=threads)
         self.meta = self.backend.meta
         self.threshold = float(self.meta.threshold if threshold is None else threshold)
         self.multi = bool(multi)

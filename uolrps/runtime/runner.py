@@ -40,6 +40,7 @@ class RunConfig:
     loop: bool = False
     backend: str = "auto"
     providers: str | None = None
+    threads: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -66,19 +67,22 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def run(config: RunConfig, capture_factory=None) -> RunStats:
-    """Run the pipeline with the outputs of ``config``; returns the statistics (``stats.line()`` summarises)."""
+def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) -> RunStats:
+    """Run the pipeline with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
+
+    ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it runs.
+    """
     spec = parse_source(config.source)
     if config.save is not None:
         check_output_path(config.save, "--save")
         VideoOutput(config.save)  # checks the suffix; opens nothing
     if config.jsonl is not None:
         check_output_path(config.jsonl, "--jsonl")
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()
     closers: list = []
     try:
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
-                        smooth=config.smooth, providers=config.providers)
+                        smooth=config.smooth, providers=config.providers, threads=config.threads)
         closers.append(loc)
         src = open_source(spec, loop=config.loop, capture_factory=capture_factory)
         closers.append(src)

@@ -27,7 +27,7 @@ class BackendEntry:
 
 BACKENDS: dict[str, BackendEntry] = {
     "ort": BackendEntry("ort", (".onnx",), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
-                        options=("providers",), what="ONNX Runtime"),
+                        options=("providers", "threads"), what="ONNX Runtime"),
     "trt": BackendEntry("trt", (".engine", ".plan"), "uolrps.runtime.backends.trt:TensorRTBackend",
                         ("tensorrt", "pycuda"), "trt", what="TensorRT"),
 }
@@ -51,7 +51,7 @@ def backend_name(path: str | Path, backend: str = "auto") -> str:
 def load_backend(path: str | Path, backend: str = "auto", **options):
     """Open ``path`` with the chosen backend; returns a :class:`uolrps.runtime.backends.base.Backend`.
 
-    ``options`` go to the backend's constructor (``providers`` for ``ort``); an option the backend does not
+    ``options`` go to the backend's constructor (``providers`` and ``threads`` for ``ort``); an option the backend does not
     take, a missing model file and a missing library are refused with a :class:`UserError`.
     """
     entry = BACKENDS[backend_name(path, backend)]

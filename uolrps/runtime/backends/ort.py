@@ -55,10 +55,12 @@ class OrtBackend(Backend):
     """An ONNX Runtime session on a uolrps model file (metadata read from the file itself).
 
     A model with a fixed batch size ``b`` takes any N: the batch is run in chunks of ``b`` (the last one
-    padded). Intra-op threads are left at ONNX Runtime's default.
+    padded). Intra-op threads are left at ONNX Runtime's default unless ``threads`` is given (fewer threads
+    leave CPU cores to decoding and box extraction when inference runs on the CPU).
     """
 
-    def __init__(self, path: str | Path, providers: str | Iterable[str] | None = None) -> None:
+    def __init__(self, path: str | Path, providers: str | Iterable[str] | None = None,
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -71,6 +73,13 @@ class OrtBackend(Backend):
                             f"{ort.__version__} (available: {have}): {GPU_HINT}, or use --providers cpu")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Intra-op threads stay at ONNX Runtime's default count, but do not spin between runs: spinning workers
+        # take the cores that decoding and box extraction need in the pipeline (benchmarks/bench_run.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            if int(threads) <= 0:
+                raise UserError(f"--threads must be a positive number of CPU threads, but got {threads}")
+            options.intra_op_num_threads = int(threads)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options,
                                                  providers=_provider_entries(names, self.path))

@@ -15,7 +15,7 @@ def run(
                               "a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build)."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
-                                    "maximum [default: the model's own]."),
+                                    "maximum (default: the model's own)."),
     multi: bool = typer.Option(False, "--multi", help="A box for every region above the threshold (largest first)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Heatmap smoothing over time, A in [0, 1): 0 = off, 0.8 = strong."),
     show: bool = typer.Option(False, "--show", help="Show a window with the boxes and the frame rate (q or Esc quits)."),
@@ -25,8 +25,8 @@ def run(
     max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
     backend: str = typer.Option("auto", "--backend", help="auto (by file suffix), ort or trt."),
-    providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu [default: cpu]."),
-    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads [default: its own choice]."),
+    providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
+    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: its own choice)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:

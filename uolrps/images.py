@@ -25,7 +25,10 @@ def read_bgr(path: str | Path) -> np.ndarray | None:
     """Decode an 8-bit BGR image (H x W x 3, uint8), or None when the file cannot be decoded."""
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:  # missing, a folder, unreadable: the caller counts it as unreadable
+        return None
     if data.size == 0:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)

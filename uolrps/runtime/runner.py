@@ -91,8 +91,8 @@ def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) 
         jsonl = JsonlOutput(config.jsonl, labels=multi_class) if config.jsonl is not None else None
         window = WindowOutput() if config.show else None
         total = None if (src.live or config.loop) else src.total
-        if total is not None and config.max_frames is not None:
-            total = min(total, config.max_frames)
+        if config.max_frames is not None:
+            total = config.max_frames if total is None else min(total, config.max_frames)
         progress = Progress(total, label=Path(str(spec.text)).name or "run",
                             enabled=config.progress and not src.live and not config.show)
         closers.extend(o for o in (video, jsonl, window, progress) if o is not None)

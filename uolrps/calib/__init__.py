@@ -3,6 +3,8 @@ package costs nothing until a function is used."""
 
 from __future__ import annotations
 
+from uolrps._lazy import lazy_attributes
+
 _EXPORTS = {
     "compute_wstar": "uolrps.calib.wstar",
     "Calibration": "uolrps.calib.wstar",
@@ -15,10 +17,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'uolrps.calib' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

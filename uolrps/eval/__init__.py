@@ -7,6 +7,8 @@ CSV, PASCAL VOC, CUB-200-2011, wsolevaluation and COCO annotations. Names are re
 
 from __future__ import annotations
 
+from uolrps._lazy import lazy_attributes
+
 _EXPORTS = {
     "evaluate": "uolrps.eval.evaluate",
     "load_dataset": "uolrps.eval.datasets",
@@ -17,10 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'uolrps.eval' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

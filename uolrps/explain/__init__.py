@@ -4,6 +4,8 @@ it (``uolrps.explain.draw``). Names are resolved on first use; the test image's 
 
 from __future__ import annotations
 
+from uolrps._lazy import lazy_attributes
+
 _EXPORTS = {
     "explain": "uolrps.explain.representers",
     "load_representers": "uolrps.explain.representers",
@@ -13,10 +15,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'uolrps.explain' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

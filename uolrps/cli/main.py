@@ -7,6 +7,7 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -40,6 +41,10 @@ for _name in COMMANDS:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, click's codes for usage errors)."""
+    if "numpy" not in sys.modules:
+        # The runtime's only BLAS call (heatmap upsampling, ~2 MFLOP a frame) is 5-70x slower in a
+        # multi-threaded BLAS competing with the inference threads; it must be set before numpy loads.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app(args=argv, prog_name="uolrps")  # standalone: usage errors print themselves and exit
     except UserError as e:

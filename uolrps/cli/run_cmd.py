@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import typer
@@ -31,10 +29,6 @@ def run(
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
     """Localize the main object in every frame of a camera, video file, image folder or network stream."""
-    if "numpy" not in sys.modules:
-        # The runtime's only BLAS call (heatmap upsampling, ~2 MFLOP) is 5-70x slower in a multi-threaded BLAS
-        # competing with the inference threads; it must be set before numpy loads its BLAS.
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
 
     config = RunConfig(source=video, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -31,8 +31,9 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
 
 
 def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of a 2-D map to ``size`` = (H, W) with aligned corners; float32."""
-    hm = np.asarray(heatmap, dtype=np.float32)
+    """Bilinear upsampling of a 2-D map in [0, 1] (values outside are clipped) to ``size`` = (H, W) with
+    aligned corners; float32. Each output is a convex combination, so it stays in [0, 1]."""
+    hm = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)  # clipped small: the result stays in [0, 1]
     if hm.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (h, w), but got shape {hm.shape}")
     H, W = size
@@ -40,8 +41,8 @@ def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def quantise(scoremap: np.ndarray) -> np.ndarray:
-    """The protocol's 8-bit map: ``(map * 255)`` truncated to uint8 (values clipped to [0, 1] first)."""
-    return (np.clip(scoremap, 0.0, 1.0) * 255).astype(np.uint8)
+    """The protocol's 8-bit map: ``(map * 255)`` truncated to uint8, for a map in [0, 1] (as ``upsample`` gives)."""
+    return (scoremap * np.float32(255)).astype(np.uint8)
 
 
 def boxes_from_map8(map8: np.ndarray, threshold: float, multi: bool = False,

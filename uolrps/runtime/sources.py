@@ -16,9 +16,8 @@ import enum
 import glob as globlib
 import logging
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

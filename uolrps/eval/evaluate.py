@@ -22,7 +22,7 @@ from uolrps.errors import UserError
 from uolrps.eval import metrics as M
 from uolrps.eval.datasets import Dataset, Problem, check_boxes, load_dataset, load_mask, summarise
 from uolrps.images import read_bgr, read_rgb
-from uolrps.runtime.boxes import quantise, upsample
+from uolrps.runtime.boxes import map8
 
 PROTOCOLS = ("both", "authors", "wsol")
 
@@ -117,14 +117,13 @@ def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, 
     acc = M.PixelAccumulator()
 
     def one(i: int):
-        scoremap = upsample(heatmaps[i], sizes[i])
-        map8 = quantise(scoremap)
-        a = M.sweep_map8(map8, items[i].boxes, t_auth, multi=False) if authors else None
-        w = M.sweep_map8(map8, items[i].boxes, M.WSOL_THRESHOLDS, multi=True) if wsol else None
+        m8, s255 = map8(heatmaps[i], sizes[i])  # the runtime's 8-bit map, exactly
+        a = M.sweep_map8(m8, items[i].boxes, t_auth, multi=False) if authors else None
+        w = M.sweep_map8(m8, items[i].boxes, M.WSOL_THRESHOLDS, multi=True) if wsol else None
         hist = err = None
         if pixels and items[i].has_mask:
             try:
-                hist = acc.histograms(scoremap, *load_mask(items[i], sizes[i]))
+                hist = acc.histograms(s255 / 255.0, *load_mask(items[i], sizes[i]))
             except ValueError as e:
                 err = Problem("bad mask", str(items[i].path), str(e))
         return a, w, hist, err

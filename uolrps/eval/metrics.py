@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.runtime.boxes import boxes_from_map8, quantise, upsample
+from uolrps.runtime.boxes import boxes_from_map8, map8
 
 IOUS = (0.3, 0.5, 0.7)
 AUTHORS_THRESHOLDS = np.round(np.arange(1, 100) * 0.01, 2)
@@ -59,7 +59,7 @@ def sweep_map8(map8: np.ndarray, gt: np.ndarray, thresholds: np.ndarray, multi: 
 def sweep_image(heatmap: np.ndarray, size: tuple[int, int], gt: np.ndarray, thresholds: np.ndarray,
                 multi: bool = False) -> np.ndarray:
     """Best IoU with any GT box at each threshold (T,), for one h x w heatmap on an (H, W) image."""
-    return sweep_map8(quantise(upsample(heatmap, size)), gt, thresholds, multi)
+    return sweep_map8(map8(heatmap, size)[0], gt, thresholds, multi)
 
 
 def accuracies(ious: np.ndarray, iou_thresholds=IOUS) -> np.ndarray:

@@ -30,18 +30,31 @@ def _interp_matrix(n_out: int, n_in: int) -> np.ndarray:
     return m
 
 
-def upsample(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def upsample(heatmap: np.ndarray, size: tuple[int, int], scale: float = 1.0) -> np.ndarray:
     """Bilinear upsampling of a 2-D map in [0, 1] (values outside are clipped) to ``size`` = (H, W) with
-    aligned corners; float32. Each output is a convex combination, so it stays in [0, 1]."""
-    hm = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)  # clipped small: the result stays in [0, 1]
+    aligned corners, times ``scale``; float32. Each output is a convex combination, so it stays in
+    [0, scale]. The scale is folded into the small interpolation matrix, so it costs nothing."""
+    hm = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)  # clipped small: the result stays in range
     if hm.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (h, w), but got shape {hm.shape}")
     H, W = size
-    return _interp_matrix(H, hm.shape[0]) @ hm @ _interp_matrix(W, hm.shape[1]).T
+    rows = _interp_matrix(H, hm.shape[0])
+    if scale != 1.0:
+        rows = rows * np.float32(scale)
+    return rows @ hm @ _interp_matrix(W, hm.shape[1]).T
+
+
+def map8(heatmap: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's 8-bit map on the frame: ``(upsampled map * 255)`` truncated to uint8.
+
+    Returns ``(map8, scoremap255)``, the second being the float map times 255 that was truncated.
+    """
+    s255 = upsample(heatmap, size, 255.0)
+    return s255.astype(np.uint8), s255
 
 
 def quantise(scoremap: np.ndarray) -> np.ndarray:
-    """The protocol's 8-bit map: ``(map * 255)`` truncated to uint8, for a map in [0, 1] (as ``upsample`` gives)."""
+    """``(map * 255)`` truncated to uint8, for a map in [0, 1] already upsampled (see also ``map8``)."""
     return (scoremap * np.float32(255)).astype(np.uint8)
 
 
@@ -71,13 +84,13 @@ def heatmap_to_boxes(heatmap: np.ndarray, size: tuple[int, int], threshold: floa
                      multi: bool = False, min_area: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes for one heatmap on a frame of ``size`` = (H, W).
 
-    Returns ``(boxes, scores, scoremap)``: boxes K x 4 in frame pixels (largest first), scores K (mean of
-    the upsampled map inside each box), and the upsampled map itself (H x W float32).
+    Returns ``(boxes, scores, map8)``: boxes K x 4 in frame pixels (largest first), scores K (mean of the
+    upsampled map inside each box, in [0, 1]), and the 8-bit upsampled map (H x W uint8) they came from.
     """
-    scoremap = upsample(heatmap, size)
-    boxes = boxes_from_map8(quantise(scoremap), threshold, multi=multi, min_area=min_area)
+    m8, s255 = map8(heatmap, size)
+    boxes = boxes_from_map8(m8, threshold, multi=multi, min_area=min_area)
     scores = np.array(
-        [scoremap[int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() for x1, y1, x2, y2 in boxes],
+        [s255[int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() / 255.0 for x1, y1, x2, y2 in boxes],
         dtype=np.float32,
     )
-    return boxes, scores, scoremap
+    return boxes, scores, m8

@@ -10,7 +10,7 @@ Public API (imported on first use, so ``import uolrps.runtime`` stays light):
 
 from __future__ import annotations
 
-import importlib
+from uolrps._lazy import lazy_attributes
 
 _API = {
     "Localizer": "uolrps.runtime.localizer",
@@ -24,14 +24,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'uolrps.runtime' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_attributes(__name__, _API)

@@ -158,3 +158,17 @@ def test_record_is_the_jsonl_line_format():
     assert rec == {"frame": 3, "t": 0.1, "boxes": [[1.0, 2.0, 30.0, 40.0]], "scores": [0.5],
                    "ms": {"capture": 1.235, "pre": 0.5, "infer": 2.0, "post": 0.25}}
     assert list(make().to_record(labels=True)) == ["frame", "t", "boxes", "scores", "labels", "ms"]
+
+
+def test_heatmaps_pads_a_partial_batch_of_a_fixed_batch_model(tmp_path):
+    from tinymodel import bright_square_frame, make_tiny_model
+
+    from uolrps.runtime import Localizer
+
+    frames = [bright_square_frame(box=(10 + 5 * i, 20, 60 + 5 * i, 70)) for i in range(6)]
+    dyn = Localizer(make_tiny_model(tmp_path / "dyn.onnx"))
+    fixed4 = Localizer(make_tiny_model(tmp_path / "fixed4.onnx", dynamic_batch=False, batch=4))
+    assert fixed4.backend.input_spec.shape[0] == 4
+    got = fixed4.heatmaps(frames)  # one whole batch of 4, then 2 frames padded to 4
+    assert got.shape == (6, 1, 8, 8)
+    np.testing.assert_allclose(got, dyn.heatmaps(frames), atol=1e-6)

@@ -14,22 +14,22 @@ import numpy as np
 from uolrps.meta import ModelMeta
 
 
-def tiny_meta(size=(64, 64), grid=(8, 8), dynamic_batch=True, threshold=0.5) -> ModelMeta:
+def tiny_meta(size=(64, 64), grid=(8, 8), dynamic_batch=True, threshold=0.5, batch=1) -> ModelMeta:
     return ModelMeta(
         backbone="tiny", input_size=tuple(size), grid=tuple(grid), mean=(0.0, 0.0, 0.0), std=(255.0,) * 3,
-        threshold=threshold, dynamic_batch=dynamic_batch, batch=1, version="test",
+        threshold=threshold, dynamic_batch=dynamic_batch, batch=batch, version="test",
     )
 
 
 def make_tiny_model(path: str | Path, size=(64, 64), grid=(8, 8), dynamic_batch=True,
-                    threshold=0.5) -> Path:
+                    threshold=0.5, batch=1) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
     H, W = size
     gh, gw = grid
     assert H % gh == 0 and W % gw == 0
-    n = "N" if dynamic_batch else 1
+    n = "N" if dynamic_batch else batch
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("Transpose", ["f"], ["nchw"], perm=[0, 3, 1, 2]),
@@ -51,7 +51,7 @@ def make_tiny_model(path: str | Path, size=(64, 64), grid=(8, 8), dynamic_batch=
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    meta = tiny_meta(size, grid, dynamic_batch, threshold)
+    meta = tiny_meta(size, grid, dynamic_batch, threshold, batch)
     for k, v in meta.to_props().items():
         model.metadata_props.add(key=k, value=v)
     onnx.checker.check_model(model)

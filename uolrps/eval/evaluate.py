@@ -99,8 +99,7 @@ def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, prog
                 sizes.append((H, W))
                 frames.append(fr)
             if frames:
-                pad = (-len(frames)) % fixed if fixed else 0  # a fixed-batch model gets whole batches
-                hm = localizer.heatmaps(frames + [frames[-1]] * pad)[:len(frames)]
+                hm = localizer.heatmaps(frames)
                 maps.append(np.asarray(hm[:, channel], dtype=np.float32))
             update(len(batch))
     grid = localizer.meta.grid

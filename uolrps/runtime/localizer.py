@@ -111,7 +111,8 @@ class Localizer:
         """Raw heatmaps (N x K x h x w float32, no smoothing) of BGR frames of any sizes.
 
         Frames are preprocessed and sent in batches of ``batch_size`` (default 16 when the model's batch
-        axis is dynamic, else the model's fixed batch size).
+        axis is dynamic, else the model's fixed batch size; a last, partial batch for a fixed-batch model
+        is padded with copies whose outputs are dropped).
         """
         n = len(frames_bgr)
         if n == 0:
@@ -122,8 +123,11 @@ class Localizer:
             raise UserError(f"batch_size must be a positive int, but got {batch_size}")
         out = []
         for start in range(0, n, step):
-            batch = np.stack([self.preprocess(f) for f in frames_bgr[start:start + step]])
-            out.append(self.infer(batch))
+            chunk = [self.preprocess(f) for f in frames_bgr[start:start + step]]
+            k = len(chunk)
+            if fixed and k % fixed:
+                chunk += [chunk[-1]] * (fixed - k % fixed)
+            out.append(self.infer(np.stack(chunk))[:k])
         return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 
     def reset(self) -> None:

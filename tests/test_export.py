@@ -217,3 +217,13 @@ def test_cli_export_vit_size_error_is_one_line(tmp_path, vits_checkpoint, vits_w
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "multiple of the patch size 16" in res.stderr
+
+
+def test_real_graphs_use_only_tensorrt_10_ops(efflite0_model, tmp_path, vits_checkpoint, vits_wstar):
+    from uolrps.export.trt_ops import unsupported_ops
+
+    vit = tmp_path / "vits.onnx"
+    export_model("vits", vit, weights=vits_checkpoint, wstar=vits_wstar, fp16=True, dynamic_batch=True,
+                 progress=False, log=lambda m: None)
+    for path in (efflite0_model, fp16_path_for(efflite0_model), vit, fp16_path_for(vit)):
+        assert unsupported_ops(path) == [], path.name

@@ -212,3 +212,15 @@ def test_shared_raccoon_subset_original_sizes(tmp_path):
             _, gt, size, _ = _voc_parse(tmp_path / "annotations" / (Path(case["image"]).stem + ".xml"))
             assert size == bgr.shape[:2]
             assert case["iou"] == pytest.approx(max((_iou(boxes[0], g) for g in gt), default=0.0))
+
+
+def test_feature_baselines_from_a_real_backbone(model, voc):
+    """--caam efflite0: CAAM and the feature-norm baseline go through the same sweep as the model."""
+    res = evaluate(voc, model, caam_backbone="efflite0", progress=False)
+    for key in ("caam", "feature_norm"):
+        b = res["baselines"][key]
+        assert b["backbone"] == "efflite0"
+        for proto in ("authors", "wsol"):
+            r = b["protocols"][proto]
+            assert 0 <= r["MaxBoxAccV2"] <= 100
+            assert r["MaxBoxAccV2"] == pytest.approx((r["IoU30"] + r["IoU50"] + r["IoU70"]) / 3, abs=1e-6)

@@ -158,6 +158,16 @@ def test_caam_heatmaps_contract():
         M.caam_heatmaps(f[0])
 
 
+def test_feature_norm_heatmaps_are_the_l2_norm():
+    rng = np.random.default_rng(1)
+    f = np.maximum(rng.normal(size=(2, 7, 3, 5)), 0).astype(np.float32)
+    hm = M.feature_norm_heatmaps(f)
+    n = np.linalg.norm(f[1], axis=0)
+    assert hm.shape == (2, 1, 3, 5)
+    np.testing.assert_allclose(hm[1, 0], (n - n.min()) / (n.max() - n.min()), rtol=1e-5, atol=1e-6)
+    assert not M.feature_norm_heatmaps(np.ones((1, 4, 2, 2), np.float32)).any()
+
+
 def test_centre_box_baseline_matches_loop():
     sizes = [(100, 200), (80, 80), (61, 47)]
     gts = [np.array([[50, 25, 149, 74.0]]), np.array([[10, 10, 69, 69.0], [0, 0, 5, 5]]), np.array([[0, 0, 46, 60.0]])]

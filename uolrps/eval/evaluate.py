@@ -210,8 +210,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     t_caam = 0.0
     if caam_backbone:
         t0 = time.perf_counter()
-        result["baselines"]["caam"] = _caam(items, sizes, caam_backbone, caam_weights, meta.input_size, protocol,
-                                            progress, workers)
+        result["baselines"].update(_caam(items, sizes, caam_backbone, caam_weights, meta.input_size, protocol,
+                                         progress, workers))
         t_caam = time.perf_counter() - t0
     ds.problems += swept["mask_problems"]
     result["skipped"] = [p.to_dict() for p in ds.problems]
@@ -235,22 +235,27 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
 
 def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:
-    """CAAM baseline: the channel sum of ``backbone``'s features as the heatmap, through the same sweep."""
+    """Baselines from ``backbone``'s features, through the same sweep: ``caam`` (channel sum) and
+    ``feature_norm`` (L2 norm per position)."""
     try:
         from uolrps.calib.encoder import build_encoder, features
     except ImportError as e:
         raise UserError(f"the CAAM baseline needs PyTorch ({e}): pip install 'uolrps[export]'") from None
     enc = build_encoder(backbone, weights, tuple(size), progress=progress)
-    maps = []
+    caam, norm = [], []
     with _bar(len(items), "caam     ", progress) as update:
         for i in range(0, len(items), 32):
             rgb = [read_rgb(it.path) for it in items[i:i + 32]]
-            maps.append(M.caam_heatmaps(features(enc, images_rgb=rgb))[:, 0])
+            f = features(enc, images_rgb=rgb)
+            caam.append(M.caam_heatmaps(f)[:, 0])
+            norm.append(M.feature_norm_heatmaps(f)[:, 0])
             update(len(rgb))
-    swept = sweep(items, np.concatenate(maps), sizes, authors=protocol != "wsol", wsol=protocol != "authors",
-                 workers=workers)
-    out = summarise_sweep(swept)
-    out["backbone"] = backbone
+    out = {}
+    for key, maps in (("caam", caam), ("feature_norm", norm)):
+        swept = sweep(items, np.concatenate(maps), sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+                      workers=workers)
+        out[key] = summarise_sweep(swept)
+        out[key]["backbone"] = backbone
     return out
 
 

@@ -168,17 +168,32 @@ class PixelAccumulator:
 
 
 # ---- baselines ------------------------------------------------------------------------------------------
+def _minmax_maps(n: np.ndarray) -> np.ndarray:
+    """N x h x w scores -> clamped at 0, min-max normalised per image (constant -> zeros), N x 1 x h x w."""
+    n = np.maximum(n, 0.0)
+    lo = n.min(axis=(1, 2), keepdims=True)
+    rng = n.max(axis=(1, 2), keepdims=True) - lo
+    return np.where(rng > 0, (n - lo) / np.where(rng > 0, rng, 1.0), 0.0)[:, None].astype(np.float32)
+
+
+def _check_features(features: np.ndarray) -> np.ndarray:
+    f = np.asarray(features, dtype=np.float32)
+    if f.ndim != 4:
+        raise ValueError(f"features must be N x C x h x w, but got shape {f.shape}")
+    return f.astype(np.float64)
+
+
 def caam_heatmaps(features: np.ndarray) -> np.ndarray:
     """CAAM baseline (class-agnostic activation map): the sum of the raw, ReLU'd features N x C x h x w over
     channels (their L1 norm), as in the authors' evaluation code, clamped at 0 and min-max normalised per
     image (a constant map gives zeros) -> N x 1 x h x w float32, the model's output contract."""
-    f = np.asarray(features, dtype=np.float32)
-    if f.ndim != 4:
-        raise ValueError(f"features must be N x C x h x w, but got shape {f.shape}")
-    n = np.maximum(f.astype(np.float64).sum(axis=1), 0.0)
-    lo = n.min(axis=(1, 2), keepdims=True)
-    rng = n.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(rng > 0, (n - lo) / np.where(rng > 0, rng, 1.0), 0.0)[:, None].astype(np.float32)
+    return _minmax_maps(_check_features(features).sum(axis=1))
+
+
+def feature_norm_heatmaps(features: np.ndarray) -> np.ndarray:
+    """Feature-norm baseline: the L2 norm |f_p| of each position's feature (what the representer weights
+    alpha_p depend on), min-max normalised per image -> N x 1 x h x w float32."""
+    return _minmax_maps(np.sqrt((_check_features(features) ** 2).sum(axis=1)))
 
 
 CENTRE_SCALES = np.round(np.arange(1, 21) * 0.05, 2)  # box side as a fraction of the image side

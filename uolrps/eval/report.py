@@ -12,13 +12,13 @@ def _row(name: str, r: dict) -> str:
         ts = "/".join(f"{v:.3f}" for v in r["thresholds"].values()) + " (per IoU)"
     if "width_fraction" in r:
         ts = f"box {r['width_fraction']:.2f}W x {r['height_fraction']:.2f}H"
-    return (f"{name:<18}{r['MaxBoxAccV2']:>12.2f}{r['IoU30']:>8.2f}{r['IoU50']:>8.2f}{r['IoU70']:>8.2f}  {ts}")
+    return (f"{name:<24}{r['MaxBoxAccV2']:>12.2f}{r['IoU30']:>8.2f}{r['IoU50']:>8.2f}{r['IoU70']:>8.2f}  {ts}")
 
 
 def format_table(res: dict) -> str:
     lines = [f"{res['n_images']} images, {res['n_boxes']} boxes ({res['format']}: {res['found']})",
              f"model {res['model']} ({res['backbone']}, {res['input_size'][0]}x{res['input_size'][1]})", "",
-             f"{'':<18}{'MaxBoxAccV2':>12}{'IoU30':>8}{'IoU50':>8}{'IoU70':>8}  threshold"]
+             f"{'':<24}{'MaxBoxAccV2':>12}{'IoU30':>8}{'IoU50':>8}{'IoU70':>8}  threshold"]
     names = {"authors": "authors (step .01)", "wsol": "wsol (step .001)"}
     for key, r in res["protocols"].items():
         lines.append(_row(names.get(key, key), r))

@@ -167,3 +167,18 @@ def test_resnet_forward_has_torchvision_keys():
     keys = set(ResNet50().state_dict())
     assert {"conv1.weight", "layer4.2.bn3.running_var", "layer1.0.downsample.0.weight"} <= keys
     assert np.isclose(len([k for k in keys if k.endswith("num_batches_tracked")]), 53)
+
+
+@pytest.mark.parametrize("name, patch, heads, size", [("vits8", 8, 6, (112, 96)), ("vitb", 16, 12, (224, 224))])
+def test_other_vits_match_reference_dino(name, patch, heads, size):
+    from conftest import random_state_dict
+
+    vit = VisionTransformer(name, size)
+    sd = random_state_dict(vit, seed=2)
+    vit.load_state_dict(sd)
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        got = vit.eval()(x)
+        ref = reference_vit_features(sd, x, patch, heads)
+    assert got.shape == (1, vit.dim, size[0] // patch, size[1] // patch)
+    assert (got - ref).abs().max().item() <= 1e-5

@@ -64,16 +64,30 @@ def test_video_has_the_source_size_rate_and_every_frame(tmp_path, name, fps):
     assert n == 18 and out.frames == 18
 
 
-@pytest.mark.parametrize("path,match", [("out.gif", "unsupported video suffix"), ("missing/out.mp4", "does not exist"),
-                                        (".", "is a folder")])
+@pytest.mark.parametrize("path,match", [("out.gif", "must end in .mp4"), ("afile/out.mp4", "is a file, not a folder"),
+                                        (".", "is a folder"), ("/proc/x/out.mp4", "cannot write in")])
 def test_bad_video_paths_are_user_errors(tmp_path, path, match):
+    (tmp_path / "afile").write_text("x")
     with pytest.raises(UserError, match=match):
         VideoOutput(tmp_path / path)
 
 
 def test_bad_jsonl_path_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="does not exist"):
-        JsonlOutput(tmp_path / "no" / "r.jsonl")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        JsonlOutput(tmp_path / "afile" / "r.jsonl")
+
+
+def test_outputs_create_missing_folders_and_never_overwrite_inputs(tmp_path):
+    out = JsonlOutput(tmp_path / "new" / "deeper" / "r.jsonl")
+    out.finish()
+    out.close()
+    assert (tmp_path / "new" / "deeper" / "r.jsonl").read_text() == ""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    with pytest.raises(UserError, match="also an input"):
+        JsonlOutput(model, inputs=[model])
+    assert model.read_bytes() == b"model"
 
 
 def test_overlays_are_drawn_on_a_copy():

@@ -104,7 +104,7 @@ def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     (["--video", "{clip}", "--model", "{model}", "--threshold", "2"], "error: --threshold must be in [0, 1]"),
     (["--video", "{clip}", "--model", "{model}", "--smooth", "1"], "error: --smooth must be in [0, 1)"),
     (["--video", "{clip}", "--model", "{model}", "--max-frames", "0"], "error: --max-frames must be a positive"),
-    (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif': unsupported"),
+    (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif' must end in .mp4"),
     (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: "),
     (["--video", "{clip}", "--model", "{model}", "--providers", "gpu"], "error: unknown execution provider gpu"),
 ])

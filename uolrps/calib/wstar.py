@@ -39,18 +39,14 @@ class Calibration:
     representers: dict | None = None
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise UserError(f"output {path} must end in .npz")
+        from uolrps.paths import check_output_path, write_atomic
+
+        path = check_output_path(path, "output", (".npz",))
         arrays = dict(w=self.w.astype(np.float32), v=self.v.astype(np.float32), u=self.u.astype(np.float32),
                       n_images=np.asarray(self.n_images, dtype=np.int64), meta=np.array(json.dumps(self.meta)))
         if self.representers:
             arrays.update(self.representers)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-        return path
+        return write_atomic(path, lambda tmp: np.savez(tmp, **arrays), "output")
 
 
 def wstar_from_means(v: np.ndarray, u: np.ndarray) -> np.ndarray:

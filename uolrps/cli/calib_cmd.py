@@ -22,7 +22,9 @@ def calib(
 ) -> None:
     """Compute the projection vector w* from unlabeled images."""
     from uolrps.calib.wstar import compute_wstar
+    from uolrps.paths import check_output_path
 
+    check_output_path(output, "-o", (".npz",), inputs=(weights,))  # before minutes of calibration
     cal = compute_wstar(images, backbone=backbone, weights=weights, size=size, classwise=classwise,
                         sampling_ratio=sampling_ratio, batch=batch, seed=seed, dilated=dilated,
                         keep_representers=keep_representers)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from uolrps.errors import UserError
+
 
 def run(
     video: str = typer.Option(..., "--video", "-v", help="Source: cam0 / 0 / /dev/video0, a video file, an image, "
@@ -29,20 +31,28 @@ def run(
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
     """Localize the main object in every frame of a camera, video file, image folder or network stream."""
+    from uolrps.paths import check_output_path, write_atomic
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
 
+    if summary_json is not None:
+        check_output_path(summary_json, "--summary-json", inputs=(model, video))
     config = RunConfig(source=video, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, progress=not quiet)
     stats = run_pipeline(config)
     typer.echo(stats.line())
     if summary_json is not None:
-        summary_json.write_text(json.dumps(stats.summary(), indent=1) + "\n", encoding="utf-8")
+        text = json.dumps(stats.summary(), indent=1) + "\n"
+        write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
     written = [f"{p}" for p in (save, jsonl) if p is not None]
     if written:
         typer.echo(f"wrote {', '.join(written)}", err=True)
     if stats.interrupted:
         raise typer.Exit(130)
+    if stats.source_error:
+        raise UserError(f"the source {video!r} failed after {stats.frames} frames: {stats.source_error}")
+    if stats.frames == 0:
+        raise UserError(f"no frame could be read from {video!r} ({stats.skipped} unreadable): check the source")
 
 
 def register(app: typer.Typer) -> None:

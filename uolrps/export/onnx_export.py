@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,15 +115,13 @@ def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
     """Write ``model`` with ``meta`` in metadata_props, atomically (temp file, then rename)."""
     import onnx
 
+    from uolrps.paths import write_atomic
+
     del model.metadata_props[:]
     for k, v in meta.to_props().items():
         model.metadata_props.add(key=k, value=v)
     model.producer_name, model.producer_version = "uolrps", __version__
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "-o")
 
 
 def fp16_path_for(path: Path) -> Path:
@@ -140,9 +137,11 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.graph import HeatmapGraph
     from uolrps.export.verify import sample_images, verify
 
-    output = Path(output)
-    if output.suffix != ".onnx":
-        raise UserError(f"output {output} must end in .onnx")
+    from uolrps.paths import check_output_path
+
+    output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
+    if fp16:
+        check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     if batch < 1:
         raise UserError(f"--batch must be at least 1, but got {batch}")
     encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)

@@ -288,6 +288,11 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     profile = batch_profile(info.input_shape, settings, source=str(info.path))
     engine_path = Path(engine_path) if engine_path else default_engine_path(info.path)
     from uolrps.export.trt_ops import unsupported_ops
+    from uolrps.paths import check_output_path
+
+    check_output_path(engine_path, "-o", (".engine", ".plan"), inputs=(info.path,))
+    if timing_cache:
+        check_output_path(timing_cache, "--timing-cache", inputs=(info.path,))
 
     problems = unsupported_ops(info.path)
     if problems:

@@ -15,19 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from uolrps.errors import UserError
+from uolrps.paths import check_output_path
 from uolrps.runtime.result import LocalizationResult
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-
-
-def check_output_path(path: str | Path, flag: str) -> Path:
-    """Refuse an output path whose folder is missing or that is a folder (before anything is loaded)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    if path.is_dir():
-        raise UserError(f"{flag} {str(path)!r} is a folder: give a file name")
-    return path
 
 
 class VideoOutput:
@@ -36,12 +27,8 @@ class VideoOutput:
     Frames of another size (an image folder of mixed sizes) are resized to the first frame's size.
     """
 
-    def __init__(self, path: str | Path, fps: float = 30.0) -> None:
-        self.path = check_output_path(path, "--save")
-        suffix = self.path.suffix.lower()
-        if suffix not in FOURCC:
-            raise UserError(f"--save {str(self.path)!r}: unsupported video suffix {suffix or '(none)'}: "
-                            f"use one of {', '.join(FOURCC)}")
+    def __init__(self, path: str | Path, fps: float = 30.0, inputs=()) -> None:
+        self.path = check_output_path(path, "--save", FOURCC, inputs)
         if not fps > 0:
             raise ValueError(f"fps must be > 0, but got {fps}")
         self.fps = float(fps)
@@ -54,6 +41,7 @@ class VideoOutput:
 
         if self._writer is None:
             self.size = (image.shape[1], image.shape[0])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self._writer.isOpened():
@@ -78,21 +66,32 @@ class JsonlOutput:
     :meth:`LocalizationResult.to_record`); ``labels`` is added when the model has several classes.
     """
 
-    def __init__(self, path: str | Path, labels: bool = False) -> None:
-        self.path = check_output_path(path, "--jsonl")
+    def __init__(self, path: str | Path, labels: bool = False, inputs=()) -> None:
+        self.path = check_output_path(path, "--jsonl", inputs=inputs)
         self.labels = labels
+        self._file = None  # opened at the first line, so a run that fails before it leaves an old file as it was
+        self.lines = 0
+
+    def _open(self) -> None:
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8", buffering=1)
         except OSError as e:
             raise UserError(f"--jsonl {str(self.path)!r}: cannot write ({e.strerror})") from None
-        self.lines = 0
 
     def write(self, result: LocalizationResult) -> None:
+        if self._file is None:
+            self._open()
         self._file.write(json.dumps(result.to_record(labels=self.labels)) + "\n")
         self.lines += 1
 
+    def finish(self) -> None:
+        """The run ended normally: a run of zero frames still leaves an (empty) file."""
+        if self._file is None:
+            self._open()
+
     def close(self) -> None:
-        if not self._file.closed:
+        if self._file is not None and not self._file.closed:
             self._file.flush()
             self._file.close()
 

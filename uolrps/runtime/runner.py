@@ -17,7 +17,7 @@ from uolrps.errors import UserError
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.localizer import Localizer
-from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput, check_output_path
+from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
 from uolrps.runtime.pipeline import localize_stream
 from uolrps.runtime.sources import log, open_source, parse_source
 from uolrps.runtime.stats import RunStats
@@ -54,6 +54,17 @@ class RunConfig:
             raise UserError(f"--backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}")
 
 
+def _input_files(config: RunConfig, spec) -> list[Path]:
+    """The model, its engine sidecar and the source's files."""
+    from uolrps.runtime.sidecar import sidecar_path
+
+    model = Path(config.model)
+    files = [model, sidecar_path(model)]
+    targets = spec.target if isinstance(spec.target, (list, tuple)) else [spec.target]
+    files += [Path(t) for t in targets if isinstance(t, (str, Path)) and spec.kind in ("video", "image", "folder", "glob")]
+    return files
+
+
 @contextlib.contextmanager
 def _sigint_ignored():
     """Ignore Ctrl-C while outputs are finalised (main thread only; elsewhere a no-op)."""
@@ -73,11 +84,11 @@ def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) 
     ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it runs.
     """
     spec = parse_source(config.source)
+    inputs = _input_files(config, spec)  # an output must never overwrite one of these
     if config.save is not None:
-        check_output_path(config.save, "--save")
-        VideoOutput(config.save)  # checks the suffix; opens nothing
+        VideoOutput(config.save, inputs=inputs)  # checks the path; opens nothing
     if config.jsonl is not None:
-        check_output_path(config.jsonl, "--jsonl")
+        JsonlOutput(config.jsonl, inputs=inputs)
     stats = stats if stats is not None else RunStats()
     closers: list = []
     try:
@@ -87,8 +98,8 @@ def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) 
         src = open_source(spec, loop=config.loop, capture_factory=capture_factory)
         closers.append(src)
         multi_class = len(loc.meta.classes) > 1
-        video = VideoOutput(config.save, fps=src.fps) if config.save is not None else None
-        jsonl = JsonlOutput(config.jsonl, labels=multi_class) if config.jsonl is not None else None
+        video = VideoOutput(config.save, fps=src.fps, inputs=inputs) if config.save is not None else None
+        jsonl = JsonlOutput(config.jsonl, labels=multi_class, inputs=inputs) if config.jsonl is not None else None
         window = WindowOutput() if config.show else None
         total = None if (src.live or config.loop) else src.total
         if config.max_frames is not None:
@@ -109,6 +120,8 @@ def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) 
                 if window is not None and not window.show(annotator.annotate(image, result, fps)):
                     break
                 progress.update(fps)
+        if jsonl is not None:
+            jsonl.finish()
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:

@@ -1,0 +1,64 @@
+"""Output paths, checked before any work and written atomically: a failed command loses nothing already there.
+
+``check_output_path`` runs before the expensive part of a command (a calibration, an export, a video):
+suffix, not a folder, a folder we can really write in (probed: root passes ``os.access`` even where the
+kernel refuses, /proc for one), and never one of the command's own inputs. ``write_atomic`` writes to a
+temporary file beside the target and renames it, so the old file survives any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+from uolrps.errors import UserError
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_output_path(path: str | Path, flag: str, suffixes: Iterable[str] = (),
+                      inputs: Iterable[str | Path | None] = ()) -> Path:
+    """``path`` if a command may write it; else a UserError naming ``flag`` and what to do."""
+    path = Path(path)
+    suffixes = tuple(suffixes)
+    if path.is_dir():
+        raise UserError(f"{flag} {str(path)!r} is a folder: give a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {str(path)!r} must end in {' or '.join(suffixes)}")
+    folder = _nearest_existing(path.parent if str(path.parent) else Path("."))
+    if not folder.is_dir():
+        raise UserError(f"{flag} {str(path)!r}: {str(folder)!r} is a file, not a folder")
+    try:  # a real probe: permissions, read-only mounts, pseudo file systems
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {str(path)!r}: cannot write in {str(folder)!r} ({e.strerror}): "
+                        "choose another place") from None
+    for other in inputs:
+        if other is not None and Path(other).exists() and Path(other).resolve() == path.resolve():
+            raise UserError(f"{flag} {str(path)!r} is also an input of this command: choose another output "
+                            "file, so the input is not overwritten")
+    return path
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "output") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix, for writers that need it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

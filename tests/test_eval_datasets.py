@@ -121,7 +121,7 @@ def test_nothing_usable_is_an_error_naming_the_files(tmp_path, scenes):
 @pytest.mark.parametrize("content, match", [
     ("image,x1,y1,x2\n", "missing y2"),
     ("image,x1,y1,x2,y2\n", "no rows"),
-    ("image,x1,y1,x2,y2\na.jpg,1,2,three,4\n", r"boxes.csv:2: column x2 must be a number"),
+    ("image,x1,y1,x2,y2\na.jpg,1,2,three,4\n", r"boxes.csv:2: column x2 must be a finite number"),
 ])
 def test_bad_csv(tmp_path, content, match):
     (tmp_path / "boxes.csv").write_text(content)
@@ -186,3 +186,21 @@ def test_wsol_split_folder_given_directly(tmp_path, scenes):
     fmt, what = detect_format(meta / "val")
     assert fmt == "wsol" and "image_ids.txt" in what
     assert len(load_dataset(meta / "val").items) == 3
+
+
+def test_csv_paths_relative_to_the_csv_and_non_finite_sizes(tmp_path):
+    import cv2
+    import numpy as np
+    import pytest
+
+    from uolrps.errors import UserError
+    from uolrps.eval.datasets import load_dataset
+
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "sub" / "a.jpg"), np.zeros((40, 50, 3), np.uint8))
+    (tmp_path / "boxes.csv").write_text("image,x1,y1,x2,y2\nimages/sub/a.jpg,1,2,30,20\n")
+    ds = load_dataset(tmp_path)
+    assert [it.path.name for it in ds.items] == ["a.jpg"] and not ds.problems
+    (tmp_path / "boxes.csv").write_text("image,x1,y1,x2,y2,width,height\nimages/sub/a.jpg,1,2,30,20,nan,40\n")
+    with pytest.raises(UserError, match="column width must be a finite number"):
+        load_dataset(tmp_path)

@@ -224,3 +224,22 @@ def test_feature_baselines_from_a_real_backbone(model, voc):
             r = b["protocols"][proto]
             assert 0 <= r["MaxBoxAccV2"] <= 100
             assert r["MaxBoxAccV2"] == pytest.approx((r["IoU30"] + r["IoU50"] + r["IoU70"]) / 3, abs=1e-6)
+
+
+def test_bad_outputs_are_refused_before_the_model_changes(tmp_path, model, voc):
+    m = tmp_path / "m.onnx"
+    shutil.copy(model, m)
+    before = m.read_bytes()
+    for kwargs, needle in [(dict(json_path="/proc/x.json"), "cannot write in"),
+                           (dict(json_path=m), "must end in .json"),
+                           (dict(save_vis=m), "is a file"),
+                           (dict(workers=-1), "--workers")]:
+        with pytest.raises(UserError, match=needle):
+            evaluate(voc, m, write_threshold=True, **kwargs)
+    assert m.read_bytes() == before
+
+
+def test_wsol_protocol_still_reports_corloc(model, voc):
+    res = evaluate(voc, model, protocol="wsol")
+    assert set(res["protocols"]) == {"wsol"}
+    assert "corloc" in res and "gt_known_loc" in res and res["threshold"] == res["protocols"]["wsol"]["threshold"]

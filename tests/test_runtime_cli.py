@@ -119,7 +119,8 @@ def test_clear_errors_exit_2_without_traceback(demo, model, tmp_path, args, mess
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_sigint_mid_file_leaves_a_playable_video_and_valid_jsonl(demo, model, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_mid_file_leaves_a_playable_video_and_valid_jsonl(demo, model, tmp_path, sig):
     jsonl, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
     proc = subprocess.Popen(CLI + ["run", "--video", str(demo / "clip.mp4"), "--model", str(model), "--loop",
                                    "--jsonl", str(jsonl), "--save", str(video)],
@@ -129,7 +130,7 @@ def test_sigint_mid_file_leaves_a_playable_video_and_valid_jsonl(demo, model, tm
         while time.monotonic() < deadline and (not jsonl.exists() or jsonl.read_text().count("\n") < 60):
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

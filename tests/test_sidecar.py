@@ -103,3 +103,22 @@ def test_sha256_file(tmp_path):
     p = tmp_path / "f.bin"
     p.write_bytes(b"abc")
     assert sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+
+def test_fields_of_the_wrong_kind_are_user_errors(tmp_path):
+    import json
+
+    import pytest
+
+    from uolrps.errors import UserError
+    from uolrps.meta import ModelMeta
+    from uolrps.runtime.sidecar import SIDECAR_FORMAT, read_sidecar
+
+    good = ModelMeta(backbone="b", input_size=(32, 32), grid=(4, 4), mean=(0, 0, 0), std=(1, 1, 1)).to_props()
+    p = tmp_path / "m.engine.json"
+    for broken in ({"onnx": "x"}, {"meta": ["not", "a", "map"]}, {"meta": {**good, "uolrps.threshold": '"abc"'}}):
+        p.write_text(json.dumps({"format": SIDECAR_FORMAT, "tensorrt_version": "10.3.0",
+                                 "gpu": {"name": "g", "compute_capability": "8.7"}, "meta": good, **broken}))
+        with pytest.raises(UserError, match="m.engine.json"):
+            read_sidecar(p)

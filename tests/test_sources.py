@@ -59,6 +59,7 @@ def test_parse_forms(text, kind, target):
 @pytest.mark.parametrize("text,match", [
     ("", "empty source"), ("ftp://host/x", "unknown source scheme"), ("nothere.mp4", "not an existing file"),
     ("/dev/video99", "camera /dev/video99 does not exist"), ("gst:  ", "empty GStreamer pipeline"),
+    ("/dev/v4l/by-id/usb-cam-video-index0", "camera /dev/v4l/by-id/usb-cam-video-index0 does not exist"),
     ("{tmp}/*.jpg", "matches no images"), ("{tmp}/empty", "holds no images"),
 ])
 def test_bad_sources_say_which_forms_exist(tmp_path, text, match):

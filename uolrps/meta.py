@@ -91,8 +91,8 @@ class ModelMeta:
                 kw.setdefault("extra", {})[name] = value
         try:
             return cls(**kw)
-        except TypeError as e:
-            raise UserError(f"{source}: incomplete uolrps metadata ({e})") from None
+        except (TypeError, ValueError) as e:  # a missing key, or a value of the wrong kind
+            raise UserError(f"{source}: incomplete or invalid uolrps metadata ({e}): export the model again") from None
 
     def replace(self, **changes) -> "ModelMeta":
         from dataclasses import replace

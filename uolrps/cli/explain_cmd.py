@@ -39,12 +39,17 @@ def explain_(
     from uolrps.explain.draw import explain_grid
     from uolrps.explain.representers import IDENTITY_TOL, explain
     from uolrps.images import read_bgr
+    from uolrps.paths import check_output_path, write_atomic
 
+    check_output_path(output, "-o", (".png",), inputs=(image, model, calib))  # before the backbone loads
     exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights)
     grid = explain_grid(exp, read_bgr(image))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() != ".png" or not cv2.imwrite(str(output), grid):
-        raise UserError(f"cannot write {output}: give a writable path ending in .png")
+
+    def _write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), grid):
+            raise OSError(f"OpenCV could not write {tmp}")
+
+    write_atomic(output, _write, "-o")
     if as_json:
         typer.echo(json.dumps(exp.to_json() | {"output": str(output)}, indent=2))
         return

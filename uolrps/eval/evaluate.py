@@ -182,6 +182,9 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         raise UserError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
     if n_vis < 1:
         raise UserError(f"the number of visualised cases must be at least 1, but got {n_vis}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, but got {workers}")
+    _check_outputs(model_path, json_path, save_vis)  # before any work, so a bad path costs nothing
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)
     with Localizer(model_path, backend=backend) as loc:
@@ -195,7 +198,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     if not items:
         raise UserError(f"no usable images in {dataset_path}: {summarise(ds.problems)}")
     t0 = time.perf_counter()
-    swept = sweep(items, heatmaps, sizes, authors=protocol != "wsol", wsol=protocol != "authors",
+    # the authors' sweep always runs: GT-known Loc and CorLoc (at the model's threshold) come from it
+    swept = sweep(items, heatmaps, sizes, authors=True, wsol=protocol != "authors",
                  extra_thresholds=(meta.threshold,), pixels=ds.has_masks, progress=progress, workers=workers)
     t_sweep = time.perf_counter() - t0
     result = {
@@ -204,6 +208,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         "n_images": len(items), "n_boxes": int(sum(len(it.boxes) for it in items)), "primary": protocol,
     }
     result.update(summarise_sweep(swept, meta.threshold))
+    if protocol == "wsol":
+        del result["protocols"]["authors"]
     if swept["pixel"] is not None:
         result["pixel"] = swept["pixel"]
     result["baselines"] = {"centre_box": M.centre_box_baseline(sizes, [it.boxes for it in items])}
@@ -217,21 +223,32 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     result["skipped"] = [p.to_dict() for p in ds.problems]
     chosen = result["protocols"]["wsol" if protocol == "wsol" else "authors"]
     result["threshold"] = chosen["threshold"]
-    if write_threshold:
+    if save_vis is not None:
+        from uolrps.eval.vis import save_cases
+
+        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
+    if write_threshold:  # last but the JSON (whose path was checked first): a failure above changes no model
         from uolrps.eval.threshold import write_threshold as _write
 
         source = f"eval:{'wsol' if protocol == 'wsol' else 'authors'}:{Path(dataset_path).resolve().name}:{len(items)}"
         _write(model_path, chosen["threshold"], source)
         result["threshold_written"] = {"threshold": chosen["threshold"], "source": source}
-    if save_vis is not None:
-        from uolrps.eval.vis import save_cases
-
-        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
     result["timings_s"] = {"inference": round(t_infer, 3), "sweep": round(t_sweep, 3), "caam": round(t_caam, 3),
                            "total": round(time.perf_counter() - t_start, 3)}
     if json_path is not None:
         _write_json(Path(json_path), result)
     return result
+
+
+def _check_outputs(model_path, json_path, save_vis) -> None:
+    from uolrps.paths import check_output_path
+
+    if json_path is not None:
+        check_output_path(json_path, "--json", (".json",), inputs=(model_path,))
+    if save_vis is not None:
+        if Path(save_vis).exists() and not Path(save_vis).is_dir():
+            raise UserError(f"--save-vis {str(save_vis)!r} is a file: give a folder")
+        check_output_path(Path(save_vis) / "case.png", "--save-vis")
 
 
 def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:
@@ -260,10 +277,7 @@ def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) ->
 
 
 def _write_json(path: Path, result: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        raise UserError(f"cannot write {path} ({e})") from None
+    from uolrps.paths import write_atomic
+
+    text = json.dumps(result, indent=2) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--json")

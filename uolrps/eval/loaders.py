@@ -40,9 +40,12 @@ def _finish(fmt: str, root: Path, items: list[Item], problems: list[Problem], wh
 
 def _number(value: str, file: Path, line: int, column: str) -> float:
     try:
-        return float(value)
+        x = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{file}:{line}: column {column} must be a number, but got {value!r}") from None
+        x = float("nan")
+    if not np.isfinite(x):
+        raise UserError(f"{file}:{line}: column {column} must be a finite number, but got {value!r}")
+    return x
 
 
 def _first_dir(*candidates: Path) -> Path | None:
@@ -86,9 +89,11 @@ def load_csv(path: Path, split: str | None = None, images_root: Path | None = No
         raise UserError(f"{path} has a header but no rows: add one row per box (image,x1,y1,x2,y2)")
     items, problems = [], []
     for name, boxes in groups.items():
-        img = images / name
-        if not img.is_file():
-            problems.append(Problem("missing image", str(img)))
+        # images/<name>, else <name> relative to the CSV's folder (or absolute)
+        tried = [images / name] + ([path.parent / name] if images != path.parent else [])
+        img = next((p for p in tried if p.is_file()), None)
+        if img is None:
+            problems.append(Problem("missing image", " or ".join(str(p) for p in tried)))
             continue
         items.append(Item(img, np.array(boxes, dtype=np.float64), sizes.get(name)))
     return _finish("csv", path.parent, items, problems, f"images in {images}")

@@ -78,7 +78,30 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (docker stop, systemd) ends the run like Ctrl-C: outputs are finalised, not cut off."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) -> RunStats:
+    """See :func:`_run`; SIGTERM is handled like Ctrl-C while it runs."""
+    with _sigterm_as_interrupt():
+        return _run(config, capture_factory, stats)
+
+
+def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) -> RunStats:
     """Run the pipeline with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
 
     ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it runs.

@@ -84,7 +84,7 @@ class Sidecar:
                 created=str(data.get("created", "")),
                 uolrps_version=str(data.get("uolrps_version", "")),
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # fields of the wrong kind too
             raise UserError(f"{source} is incomplete or damaged ({type(e).__name__}: {e}): rebuild the engine "
                             "with `uolrps build MODEL.fp16.onnx`") from None
 

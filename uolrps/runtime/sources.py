@@ -76,9 +76,9 @@ def parse_source(text: str | int | Path) -> SourceSpec:
     m = re.fullmatch(r"(?:cam)?(\d+)", raw)
     if m:
         return SourceSpec("camera", int(m.group(1)), raw)
-    if re.fullmatch(r"/dev/video\d+", raw):
+    if re.fullmatch(r"/dev/video\d+", raw) or raw.startswith("/dev/v4l/"):  # also the stable by-id/by-path names
         if not Path(raw).exists():
-            raise UserError(f"camera {raw} does not exist: check the cable and `ls /dev/video*`")
+            raise UserError(f"camera {raw} does not exist: check the cable and `ls /dev/video* /dev/v4l/by-id`")
         return SourceSpec("camera", raw, raw)
     low = raw.lower()
     if low.startswith(("rtsp://", "rtsps://")):

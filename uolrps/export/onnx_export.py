@@ -101,16 +101,6 @@ def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool)
     return model
 
 
-def check_trt_ops(model) -> None:
-    try:
-        from uolrps.export.trt_ops import unsupported_ops
-    except ImportError:  # the op table is optional at this layer
-        return
-    bad = unsupported_ops(model)
-    if bad:
-        raise UserError(f"the exported graph uses ops TensorRT 10 does not support: {bad}")
-
-
 def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
     """Write ``model`` with ``meta`` in metadata_props, atomically (temp file, then rename)."""
     import onnx
@@ -135,8 +125,8 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``); see the module docstring."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.graph import HeatmapGraph
+    from uolrps.export.trt_ops import check_tensorrt_ops
     from uolrps.export.verify import sample_images, verify
-
     from uolrps.paths import check_output_path
 
     output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
@@ -160,15 +150,14 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     )
     images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)
     result = None
+    ref = HeatmapGraph(encoder, rows)  # both twins are verified against the FP32 PyTorch graph
     for half in ([False, True] if fp16 else [False]):
-        graph = HeatmapGraph(encoder, rows, half=half)
+        graph = HeatmapGraph(encoder, rows, half=True) if half else ref
         model = torch_to_onnx(graph, info.input_size, batch, dynamic_batch)
-        check_trt_ops(model)
+        check_tensorrt_ops(model, source=f"the exported {'fp16' if half else 'fp32'} graph")
         m = meta.replace(precision="fp16" if half else "fp32")
         path = fp16_path_for(output) if half else output
-        # verify against the FP32 PyTorch graph (both twins), before anything is written as done
-        ref = HeatmapGraph(encoder, rows) if half else graph
-        report = verify(model, ref, images, threshold, batch, dynamic_batch)
+        report = verify(model, ref, images, threshold, batch, dynamic_batch)  # before the file is written
         log(f"{'fp16' if half else 'fp32'} graph vs PyTorch on {len(images)} images: max abs heatmap diff "
             f"{report.max_abs_diff:.2e}, box IoU min {min(report.ious):.3f} mean {np.mean(report.ious):.3f}")
         if not half and report.max_abs_diff > TOLERANCE:

@@ -56,8 +56,8 @@ def bare_session(model: Path, inputs: np.ndarray, providers: str | None, spin: b
                  threads: int | None) -> tuple[float, np.ndarray]:
     """(a): frames per second of ONNX Runtime alone, one frame per run, plus the heatmaps.
 
-    ``spin``: ONNX Runtime's default session options (intra-op workers spin between runs); without it, the
-    options of uolrps' ort backend (no spinning). The ratio is taken against the faster of the two.
+    ``spin``: ONNX Runtime's default session options (intra-op workers spin between runs, as uolrps' ort
+    backend keeps them); without it, no spinning. The ratio is taken against the faster of the two.
     """
     import onnxruntime as ort
 

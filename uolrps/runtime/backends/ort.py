@@ -73,9 +73,6 @@ class OrtBackend(Backend):
                             f"{ort.__version__} (available: {have}): {GPU_HINT}, or use --providers cpu")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Intra-op threads stay at ONNX Runtime's default count, but do not spin between runs: spinning workers
-        # take the cores that decoding and box extraction need in the pipeline (benchmarks/bench_run.py).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             if int(threads) <= 0:
                 raise UserError(f"--threads must be a positive number of CPU threads, but got {threads}")

@@ -25,15 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "imagenet-loc" / "images"
 
 
-def box_iou(a, b) -> float:
-    """IoU of two boxes with inclusive pixel corners (x1, y1, x2, y2)."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
-    inter = ix * iy
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return float(inter / (area(a) + area(b) - inter))
-
-
 def load_frames(folder: Path, n: int) -> list[np.ndarray]:
     from uolrps.images import list_images, read_bgr
 
@@ -57,7 +48,7 @@ def time_backend(backend, batch: np.ndarray, warmup: int, runs: int) -> dict:
 
 
 def compare(trt_backend, ort_backend, frames, meta) -> tuple[float, list[float]]:
-    from uolrps.runtime.boxes import heatmap_to_boxes
+    from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
     from uolrps.runtime.preprocess import preprocess
 
     x = np.stack([preprocess(f, meta) for f in frames])
@@ -67,10 +58,7 @@ def compare(trt_backend, ort_backend, frames, meta) -> tuple[float, list[float]]
     for f, ha, hb in zip(frames, a, b):
         ba, _, _ = heatmap_to_boxes(ha[0], f.shape[:2], meta.threshold)
         bb, _, _ = heatmap_to_boxes(hb[0], f.shape[:2], meta.threshold)
-        if len(ba) == 0 or len(bb) == 0:
-            ious.append(1.0 if len(ba) == len(bb) else 0.0)
-        else:
-            ious.append(box_iou(ba[0], bb[0]))
+        ious.append(first_box_iou(ba, bb))
     return float(np.abs(a - b).max()), ious
 
 

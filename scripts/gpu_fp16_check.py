@@ -103,13 +103,13 @@ def main() -> None:
 
 
 def compare(out: Path) -> None:
-    from uolrps.export.verify import box_iou
+    from uolrps.runtime.boxes import first_box_iou
     from uolrps.runtime.boxes import heatmap_to_boxes
 
     for f in sorted(out.glob("heatmaps_*.npz")):
         z = np.load(f, allow_pickle=False)
         for other in ("gpu32", "gpu16"):
-            ious = np.array([box_iou(heatmap_to_boxes(a[0], (224, 224), 0.5)[0], heatmap_to_boxes(b[0], (224, 224), 0.5)[0])
+            ious = np.array([first_box_iou(heatmap_to_boxes(a[0], (224, 224), 0.5)[0], heatmap_to_boxes(b[0], (224, 224), 0.5)[0])
                              for a, b in zip(z["cpu32"], z[other])])
             print(f"{f.stem} {other} vs cpu32: {len(ious)} images, box IoU >= 0.9 on {100 * np.mean(ious >= 0.9):.1f}%, "
                   f"mean IoU {ious.mean():.4f}, max abs heatmap diff {np.abs(z[other] - z['cpu32']).max():.2e}")

@@ -19,26 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.runtime.boxes import boxes_from_map8, map8
+from uolrps.runtime.boxes import box_iou, boxes_from_map8, map8  # noqa: F401 (box_iou is part of this API)
 
 IOUS = (0.3, 0.5, 0.7)
 AUTHORS_THRESHOLDS = np.round(np.arange(1, 100) * 0.01, 2)
 WSOL_STEP = 0.001
 WSOL_THRESHOLDS = np.round(np.arange(0, round(1 / WSOL_STEP)) * WSOL_STEP, 6)
 PIXEL_BINS = 1000  # PxAP / peak IoU: score thresholds k / PIXEL_BINS
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU (n x m) of boxes a (n x 4) and b (m x 4), inclusive pixel corners (areas count ``x2 - x1 + 1``)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(1, -1, 4)
-    iw = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
-    ih = np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def level_boxes(map8: np.ndarray, thresholds: np.ndarray, multi: bool) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from uolrps.images import list_images, read_rgb, resize
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
 
 N_VERIFY = 8
 
@@ -47,18 +47,6 @@ def sample_images(source, size: tuple[int, int], n: int = N_VERIFY) -> list[np.n
     return synthetic_images(size, n)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two inclusive-corner boxes; two empty results agree (1.0), one empty disagrees (0.0)."""
-    if len(a) == 0 or len(b) == 0:
-        return float(len(a) == len(b))
-    a, b = a[0], b[0]
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(iw, 0) * max(ih, 0)
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
-    return float(inter / (area(a) + area(b) - inter))
-
-
 def run_onnx(model_or_path, images: np.ndarray, batch: int, dynamic_batch: bool) -> np.ndarray:
     import onnxruntime as ort
 
@@ -84,6 +72,6 @@ def verify(model, graph, images: list[np.ndarray], threshold: float, batch: int,
     with torch.inference_mode():
         ref = graph(torch.from_numpy(x)).numpy()
     H, W = x.shape[1:3]
-    ious = [box_iou(heatmap_to_boxes(g[0], (H, W), threshold)[0], heatmap_to_boxes(r[0], (H, W), threshold)[0])
+    ious = [first_box_iou(heatmap_to_boxes(g[0], (H, W), threshold)[0], heatmap_to_boxes(r[0], (H, W), threshold)[0])
             for g, r in zip(got, ref)]
     return VerifyReport(float(np.abs(got - ref).max()), ious)

@@ -94,3 +94,23 @@ def heatmap_to_boxes(heatmap: np.ndarray, size: tuple[int, int], threshold: floa
         dtype=np.float32,
     )
     return boxes, scores, m8
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU (n x m) of boxes a (n x 4) and b (m x 4), inclusive pixel corners (areas count ``x2 - x1 + 1``)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(1, -1, 4)
+    iw = np.maximum(0.0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
+    ih = np.maximum(0.0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def first_box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the first (largest) boxes of two results; two empty results agree (1.0), one empty does not."""
+    if len(a) == 0 or len(b) == 0:
+        return float(len(a) == len(b))
+    return float(box_iou(a[:1], b[:1])[0, 0])

@@ -54,6 +54,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "o
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
+        with open(tmp, "rb") as f:  # on disk before the rename, so a crash leaves the old or the new file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

@@ -9,10 +9,10 @@ sidecar JSON, through ``uolrps.runtime.sidecar.update_sidecar_meta``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from uolrps.errors import UserError
+from uolrps.paths import write_atomic
 from uolrps.meta import PREFIX, ModelMeta
 
 ENGINE_SUFFIXES = (".engine", ".plan")
@@ -55,13 +55,5 @@ def _write_onnx(path: Path, t: float, source: str) -> ModelMeta:
     del model.metadata_props[:]
     for k, v in new.items():
         model.metadata_props.add(key=k, value=v)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    except OSError as e:
-        raise UserError(f"cannot write {path} ({e}): check that the file and its folder are writable") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "--write-threshold")
     return meta

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shlex
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 from uolrps import __version__
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
+from uolrps.paths import write_atomic
 from uolrps.runtime.sidecar import Sidecar, sha256_file, sidecar_path, write_sidecar
 
 MIN_TENSORRT = Version("10")
@@ -205,18 +204,6 @@ def _need(value, what: str):
     return value
 
 
-def _atomic_write_bytes(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _parse(trt, logger, network, info: OnnxInfo, log) -> None:
     parser = _need(trt.OnnxParser(network, logger), "create the ONNX parser")
     ok = parser.parse_from_file(str(info.path))
@@ -269,7 +256,7 @@ def _save_timing_cache(config, path: Path | None, log) -> None:
         return
     cache = _need(config.get_timing_cache(), "return the timing cache")
     data = _need(cache.serialize(), "serialize the timing cache")
-    _atomic_write_bytes(path, data)
+    write_atomic(path, lambda tmp: tmp.write_bytes(data), "--timing-cache")
     log(f"saved timing cache {path}")
 
 
@@ -326,7 +313,7 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
                         "larger --workspace-gib or check the graph with check_tensorrt_ops")
     data = bytes(memoryview(plan).cast("B"))
     _save_timing_cache(config, settings.timing_cache, log)
-    _atomic_write_bytes(engine_path, data)
+    write_atomic(engine_path, lambda tmp: tmp.write_bytes(data), "-o")
 
     build = {
         "workspace_gib": settings.workspace_gib,

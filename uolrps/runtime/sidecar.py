@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
+from uolrps.paths import write_atomic
 
 SIDECAR_FORMAT = 1
 SIDECAR_SUFFIX = ".json"  # model.engine -> model.engine.json
@@ -98,24 +97,11 @@ def parse_compute_capability(value) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_sidecar(path: str | Path, sidecar: Sidecar) -> Path:
     """Write ``sidecar`` as JSON at ``path`` (an engine path or the sidecar path), atomically."""
     path = sidecar_path(path)
-    _atomic_write_text(path, json.dumps(sidecar.to_json(), indent=2, sort_keys=True) + "\n")
+    text = json.dumps(sidecar.to_json(), indent=2, sort_keys=True) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "sidecar")
     return path
 
 

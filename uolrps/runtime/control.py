@@ -1,0 +1,87 @@
+"""The seam between a running multi-stream runtime and whoever watches or steers it (the HTTP server).
+
+The runtime implements :class:`StreamControl`; ``uolrps.serve`` uses nothing else of the runtime. Everything
+here is plain data and a ``typing.Protocol``: numpy only, no OpenCV, no inference backend.
+
+Contract, for implementers:
+
+- :meth:`StreamControl.statuses` returns one :class:`StreamStatus` per stream known to the run, including
+  streams that have ended or failed (until removed), in a stable order (the order they were added).
+- :meth:`StreamControl.latest` returns the newest :class:`Latest` of a stream, ``None`` before its first
+  result, and raises ``KeyError`` for a name the run does not know.
+- :meth:`StreamControl.wait_latest` blocks up to ``timeout`` seconds for a result with ``seq > after_seq``
+  and returns the newest such one (never an older one: a slow caller skips results), or ``None`` on
+  timeout; ``KeyError`` for an unknown name. It must be safe to call from many threads at once and must
+  never slow the inference thread (the runtime only publishes a reference; the caller does the work).
+- :meth:`StreamControl.add_stream` starts a new stream while the run goes on and returns its name (given or
+  defaulted); ``uolrps.errors.UserError`` for a source form that cannot be used or a duplicate name.
+- :meth:`StreamControl.remove_stream` stops a stream and forgets it; ``KeyError`` for an unknown name.
+
+``Latest.frame`` is shared, read-only data: nobody may modify it (draw on a copy, as
+``uolrps.runtime.draw.Annotator`` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from uolrps.runtime.result import LocalizationResult
+
+STATES = ("opening", "running", "reopening", "ended", "failed")
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """One stream's state and counters, as a snapshot.
+
+    - ``state``: one of :data:`STATES`; ``reason``: one line when ``ended`` or ``failed``, else ``None``.
+    - ``frames``: results produced so far; ``drops``: frames dropped per stage (``{"capture": n, ...}``).
+    - ``reopens``: times the source was reopened; ``fps``: results per second of wall time over a recent
+      window; ``latency_p50_ms`` / ``latency_p95_ms``: capture-to-result latency, ``None`` before any result.
+    """
+
+    name: str
+    source: str
+    state: str
+    reason: str | None
+    frames: int
+    drops: dict[str, int]
+    reopens: int
+    fps: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+@dataclass(frozen=True)
+class Latest:
+    """The newest result of one stream.
+
+    - ``seq``: grows with every new result of this stream (compare with ``>`` to see that one is new).
+    - ``frame``: the BGR uint8 frame the result is for (read-only; never modified by anyone).
+    - ``result``: the :class:`~uolrps.runtime.result.LocalizationResult`.
+    - ``line``: the JSONL line of this result as a dict (with ``"stream"`` and ``"latency_ms"``).
+    """
+
+    seq: int
+    frame: np.ndarray
+    result: "LocalizationResult"
+    line: dict
+
+
+@runtime_checkable
+class StreamControl(Protocol):
+    """What a multi-stream run offers to a viewer or controller (see the module docstring for the contract)."""
+
+    def statuses(self) -> list[StreamStatus]: ...
+
+    def latest(self, name: str) -> Latest | None: ...
+
+    def wait_latest(self, name: str, after_seq: int, timeout: float) -> Latest | None: ...
+
+    def add_stream(self, source: str, name: str | None = None) -> str: ...
+
+    def remove_stream(self, name: str) -> None: ...

@@ -2,8 +2,10 @@
 
 ``check_output_path`` runs before the expensive part of a command (a calibration, an export, a video):
 suffix, not a folder, a folder we can really write in (probed: root passes ``os.access`` even where the
-kernel refuses, /proc for one), and never one of the command's own inputs. ``write_atomic`` writes to a
-temporary file beside the target and renames it, so the old file survives any failure.
+kernel refuses, /proc for one), and never one of the command's own inputs. ``check_distinct_outputs`` refuses
+two outputs of one command that are the same file (through symlinks, hard links, ``./``, ``..``, relative or
+absolute, existing or not). ``write_atomic`` writes to a temporary file beside the target and renames it, so
+the old file survives any failure.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from uolrps.errors import UserError
 
@@ -45,6 +47,38 @@ def check_output_path(path: str | Path, flag: str, suffixes: Iterable[str] = (),
             raise UserError(f"{flag} {str(path)!r} is also an input of this command: choose another output "
                             "file, so the input is not overwritten")
     return path
+
+
+def _identity(path: Path) -> tuple:
+    """What makes two paths one file: the real path (symlinks followed, ``..`` and ``./`` gone, relative made
+    absolute; the part that does not exist yet stays as written) and, for an existing file, its inode."""
+    real = os.path.normcase(os.path.realpath(path))
+    try:
+        st = os.stat(real)
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", real)
+
+
+def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse, before any work, two outputs of one command that resolve to the same file.
+
+    ``outputs`` maps each output's flag (as the user knows it, e.g. ``--jsonl``) to its path; None entries
+    (outputs not asked for) are ignored. Raises one UserError naming both flags.
+    """
+    seen: dict[tuple, tuple[str, Path]] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        key = _identity(path)
+        if key in seen:
+            first_flag, first = seen[key]
+            same = (f"{str(first)!r}" if str(first) == str(path)
+                    else f"{str(first)!r} and {str(path)!r}, both {os.path.realpath(path)!r}")
+            raise UserError(f"{first_flag} and {flag} are the same file ({same}): give each output its own "
+                            "file, or one would overwrite the other")
+        seen[key] = (flag, path)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "output") -> Path:

@@ -31,9 +31,10 @@ def run(
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
     """Localize the main object in every frame of a camera, video file, image folder or network stream."""
-    from uolrps.paths import check_output_path, write_atomic
+    from uolrps.paths import check_distinct_outputs, check_output_path, write_atomic
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
 
+    check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
     if summary_json is not None:
         check_output_path(summary_json, "--summary-json", inputs=(model, video))
     config = RunConfig(source=video, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,

@@ -184,7 +184,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         raise UserError(f"the number of visualised cases must be at least 1, but got {n_vis}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, but got {workers}")
-    _check_outputs(model_path, json_path, save_vis)  # before any work, so a bad path costs nothing
+    _check_outputs(model_path, json_path, save_vis, write_threshold)  # before any work, so a bad path costs nothing
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)
     with Localizer(model_path, backend=backend) as loc:
@@ -231,8 +231,10 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         from uolrps.eval.threshold import write_threshold as _write
 
         source = f"eval:{'wsol' if protocol == 'wsol' else 'authors'}:{Path(dataset_path).resolve().name}:{len(items)}"
-        _write(model_path, chosen["threshold"], source)
-        result["threshold_written"] = {"threshold": chosen["threshold"], "source": source}
+        done = _write(model_path, chosen["threshold"], source)
+        result["threshold_written"] = {"threshold": chosen["threshold"], "source": source,
+                                       "files": [str(p) for p in done.written],
+                                       "left": [{"file": str(p), "why": why} for p, why in done.left]}
     result["timings_s"] = {"inference": round(t_infer, 3), "sweep": round(t_sweep, 3), "caam": round(t_caam, 3),
                            "total": round(time.perf_counter() - t_start, 3)}
     if json_path is not None:
@@ -240,8 +242,10 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     return result
 
 
-def _check_outputs(model_path, json_path, save_vis) -> None:
-    from uolrps.paths import check_output_path
+def _check_outputs(model_path, json_path, save_vis, write_threshold=False) -> None:
+    from uolrps.eval.threshold import threshold_targets
+    from uolrps.paths import check_distinct_outputs, check_output_path
+
 
     if json_path is not None:
         check_output_path(json_path, "--json", (".json",), inputs=(model_path,))
@@ -249,6 +253,8 @@ def _check_outputs(model_path, json_path, save_vis) -> None:
         if Path(save_vis).exists() and not Path(save_vis).is_dir():
             raise UserError(f"--save-vis {str(save_vis)!r} is a file: give a folder")
         check_output_path(Path(save_vis) / "case.png", "--save-vis")
+    check_distinct_outputs({"--json": json_path, "--save-vis": save_vis} |
+                           (threshold_targets(model_path) if write_threshold else {}))
 
 
 def _caam(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:

@@ -41,7 +41,10 @@ def format_table(res: dict) -> str:
     lines.append(f"skipped: {len(skipped)} ({summarise(skipped)})" if skipped else "skipped: none")
     if "threshold_written" in res:
         w = res["threshold_written"]
-        lines.append(f"wrote threshold {w['threshold']:.3f} into {res['model']} (source {w['source']})")
+        files = ", ".join(w.get("files", [res["model"]]))
+        lines.append(f"wrote threshold {w['threshold']:.3f} into {files} (source {w['source']})")
+        for left in w.get("left", []):
+            lines.append(f"left {left['file']} unchanged: {left['why']}")
     if "vis" in res:
         lines.append(f"wrote {len(res['vis']['worst']) + len(res['vis']['best'])} overlays")
     t = res["timings_s"]

@@ -2,24 +2,68 @@
 
 ONNX: the ``uolrps.threshold`` and ``uolrps.threshold_source`` metadata props are rewritten with the
 ``onnx`` package (weights kept where they are: external data is neither loaded nor moved), into a temporary
-file beside the model that then replaces it, so a crash never leaves half a model. TensorRT engine: its
-sidecar JSON, through ``uolrps.runtime.sidecar.update_sidecar_meta``.
+file beside the model that then replaces it, so a crash never leaves half a model. The model's twins beside it
+(``model.onnx``, ``model.fp16.onnx``, ``model.int8.onnx``, ``model.int8.cpu.onnx``: the files one export
+writes, whichever of them was evaluated) get the same threshold, when their metadata says they come from the
+same export (backbone, input size, weights and w* hashes): the FP16 twin is the file a TensorRT engine is built
+from. TensorRT engine: its sidecar JSON, through ``uolrps.runtime.sidecar.update_sidecar_meta``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from uolrps.errors import UserError
-from uolrps.paths import write_atomic
 from uolrps.meta import PREFIX, ModelMeta
+from uolrps.paths import write_atomic
 
 ENGINE_SUFFIXES = (".engine", ".plan")
+TWIN_TAGS = (".fp16", ".int8.cpu", ".int8")  # <stem><tag>.onnx beside <stem>.onnx; longest tag first
 
 
-def write_threshold(model_path: str | Path, threshold: float, source: str) -> ModelMeta:
-    """Write ``threshold`` (and where it came from) into the model's metadata; returns the new metadata."""
+@dataclass(frozen=True)
+class ThresholdWrite:
+    """What ``write_threshold`` did: the new metadata of the evaluated model, every file it rewrote, and
+    the twins it left alone (with why)."""
+
+    meta: ModelMeta
+    written: tuple[Path, ...]
+    left: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def threshold(self) -> float:
+        return self.meta.threshold
+
+
+def twin_paths(model_path: str | Path) -> list[Path]:
+    """The ONNX files one export writes, derived from any one of them (the evaluated file first); only
+    those that exist."""
+    path = Path(model_path)
+    if path.suffix.lower() != ".onnx":
+        return [path]
+    stem = path.stem
+    for tag in TWIN_TAGS:
+        if stem.endswith(tag):
+            stem = stem[: -len(tag)]
+            break
+    family = [path.with_name(stem + tag + path.suffix) for tag in ("",) + TWIN_TAGS]
+    return [path] + [p for p in family if p.is_file() and p.resolve() != path.resolve()]
+
+
+def threshold_targets(model_path: str | Path) -> dict[str, Path]:
+    """The files --write-threshold may rewrite, by a label (for the distinct-outputs check)."""
+    path = Path(model_path)
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        from uolrps.runtime.sidecar import sidecar_path
+
+        return {"--write-threshold (engine sidecar)": sidecar_path(path)}
+    return {f"--write-threshold ({p.name})": p for p in twin_paths(path)}
+
+
+def write_threshold(model_path: str | Path, threshold: float, source: str) -> ThresholdWrite:
+    """Write ``threshold`` (and where it came from) into the model's metadata and its twins'."""
     path = Path(model_path)
     t = float(threshold)
     if not 0.0 <= t <= 1.0:
@@ -27,33 +71,64 @@ def write_threshold(model_path: str | Path, threshold: float, source: str) -> Mo
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if path.suffix.lower() == ".onnx":
-        return _write_onnx(path, t, source)
+        return _write_onnx_family(path, t, source)
     if path.suffix.lower() in ENGINE_SUFFIXES:
         try:
-            from uolrps.runtime.sidecar import update_sidecar_meta
+            from uolrps.runtime.sidecar import sidecar_path, update_sidecar_meta
         except ImportError:
             raise UserError("this installation cannot update engine sidecars (uolrps.runtime.sidecar is missing)") from None
-        return update_sidecar_meta(path, threshold=t, threshold_source=source)
+        meta = update_sidecar_meta(path, threshold=t, threshold_source=source)
+        return ThresholdWrite(meta, (sidecar_path(path),))
     raise UserError(f"cannot write a threshold into {path.name}: the model must be a .onnx file or a "
                     f"TensorRT engine ({', '.join(ENGINE_SUFFIXES)})")
 
 
-def _write_onnx(path: Path, t: float, source: str) -> ModelMeta:
+def _same_export(a: ModelMeta, b: ModelMeta) -> str | None:
+    """None when ``b`` comes from the same export as ``a``; else what differs."""
+    for key in ("backbone", "input_size", "grid", "classes", "weights_sha256", "wstar_sha256"):
+        if getattr(a, key) != getattr(b, key):
+            return f"its {key} differs from the evaluated model's"
+    return None
+
+
+def _write_onnx_family(path: Path, t: float, source: str) -> ThresholdWrite:
     try:
         import onnx
     except ImportError:
         raise UserError("--write-threshold on an ONNX model needs the onnx package: pip install 'uolrps[export]'") from None
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
-        raise UserError(f"cannot read {path} as an ONNX model ({type(e).__name__}: {e})") from None
-    props = {p.key: p.value for p in model.metadata_props}
-    meta = ModelMeta.from_props(props, source=str(path)).replace(threshold=round(t, 6), threshold_source=source)
-    new = dict(props)
-    new[PREFIX + "threshold"] = json.dumps(meta.threshold)
-    new[PREFIX + "threshold_source"] = json.dumps(meta.threshold_source)
-    del model.metadata_props[:]
-    for k, v in new.items():
-        model.metadata_props.add(key=k, value=v)
-    write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "--write-threshold")
-    return meta
+    loaded = []  # every file is read and checked before any is written
+    for p in twin_paths(path):
+        try:
+            model = onnx.load(str(p), load_external_data=False)
+        except Exception as e:
+            if p == path:
+                raise UserError(f"cannot read {p} as an ONNX model ({type(e).__name__}: {e})") from None
+            loaded.append((p, None, None, f"it is not a readable ONNX model ({type(e).__name__})"))
+            continue
+        props = {q.key: q.value for q in model.metadata_props}
+        try:
+            meta = ModelMeta.from_props(props, source=str(p))
+        except UserError as e:
+            if p == path:
+                raise
+            loaded.append((p, None, None, f"its metadata is unusable ({e})"))
+            continue
+        loaded.append((p, model, meta, None))
+    reference = loaded[0][2]
+    written, left, new_meta = [], [], None
+    for p, model, meta, why in loaded:
+        why = why or _same_export(reference, meta)
+        if why:
+            left.append((p, why))
+            continue
+        m = meta.replace(threshold=round(t, 6), threshold_source=source)
+        props = {q.key: q.value for q in model.metadata_props}
+        props[PREFIX + "threshold"] = json.dumps(m.threshold)
+        props[PREFIX + "threshold_source"] = json.dumps(m.threshold_source)
+        del model.metadata_props[:]
+        for k, v in props.items():
+            model.metadata_props.add(key=k, value=v)
+        write_atomic(p, lambda tmp, model=model: onnx.save(model, str(tmp)), "--write-threshold")
+        written.append(p)
+        new_meta = new_meta or m
+    return ThresholdWrite(new_meta, tuple(written), tuple(left))

@@ -127,8 +127,9 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.graph import HeatmapGraph
     from uolrps.export.trt_ops import check_tensorrt_ops
     from uolrps.export.verify import sample_images, verify
-    from uolrps.paths import check_output_path
+    from uolrps.paths import check_distinct_outputs, check_output_path
 
+    check_distinct_outputs({"-o": output, "-o (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None})
     output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
     if fp16:
         check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))

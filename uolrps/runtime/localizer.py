@@ -24,6 +24,40 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
+def as_frame(frame) -> np.ndarray:
+    """An array as given (``preprocess`` checks it is BGR uint8 H x W x 3), or the image read from a path;
+    anything else is a UserError saying what is expected."""
+    if isinstance(frame, (str, Path)):
+        from uolrps.images import read_bgr
+
+        path = Path(frame)
+        if not path.is_file():
+            raise UserError(f"image {str(path)!r} does not exist (give a BGR uint8 array or an image file)")
+        img = read_bgr(path)
+        if img is None:
+            raise UserError(f"{str(path)!r} is not a readable image")
+        return img
+    if not isinstance(frame, np.ndarray):
+        raise UserError(f"a frame must be a BGR uint8 H x W x 3 array (as cv2.imread gives) or an image path, "
+                        f"but got {type(frame).__name__}")
+    return frame
+
+
+def threshold_origin(model_path: str | Path, meta, given: bool) -> str:
+    """Where the threshold in effect comes from, in words: the argument, or the model's metadata / the
+    engine's sidecar and what chose the value stored there (``default`` = the export's default)."""
+    if given:
+        return "--threshold"
+    path = Path(str(model_path))
+    if path.suffix.lower() in (".engine", ".plan"):
+        from uolrps.runtime.sidecar import sidecar_path
+
+        where = f"engine sidecar {sidecar_path(path).name}"
+    else:
+        where = f"model metadata of {path.name}"
+    return f"{where} ({meta.threshold_source})"
+
+
 class Localizer:
     """Localize the main object of BGR frames with a uolrps model (``.onnx`` or TensorRT ``.engine``).
 
@@ -35,8 +69,10 @@ class Localizer:
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
       ``m = A * m_prev + (1 - A) * heatmap`` (0 = off). Call :meth:`reset` between unrelated videos.
 
-    ``localizer(frame_bgr)`` returns a :class:`LocalizationResult`; :meth:`heatmaps` returns raw maps for
-    many frames at once (batched when the model allows), for evaluation.
+    ``localizer(frame_bgr)`` (a BGR uint8 array, or an image file's path) returns a
+    :class:`LocalizationResult`; :meth:`heatmaps` returns raw maps for many frames at once (batched when the
+    model allows), for evaluation. ``threshold_origin`` says where the threshold in effect came from: the
+    ``threshold`` argument, the ONNX model's metadata or the engine's sidecar (with what chose it there).
     """
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
@@ -53,6 +89,7 @@ class Localizer:
         self.backend = load_backend(model_path, backend, providers=providers, threads=threads)
         self.meta = self.backend.meta
         self.threshold = float(self.meta.threshold if threshold is None else threshold)
+        self.threshold_origin = threshold_origin(model_path, self.meta, threshold is not None)
         self.multi = bool(multi)
         self.smooth = float(smooth)
         self.min_area = float(min_area)
@@ -98,7 +135,9 @@ class Localizer:
                                   timings=timings)
 
     # ---- whole frames ---------------------------------------------------------------------------------
-    def __call__(self, frame_bgr: np.ndarray, frame_index: int = 0, timestamp: float = 0.0) -> LocalizationResult:
+    def __call__(self, frame_bgr: np.ndarray | str | Path, frame_index: int = 0,
+                 timestamp: float = 0.0) -> LocalizationResult:
+        frame_bgr = as_frame(frame_bgr)
         t0 = time.perf_counter()
         x = self.preprocess(frame_bgr)
         timings = {"pre": _ms(t0)}

@@ -1,13 +1,19 @@
 """`uolrps export`: encoder + w* -> one ONNX graph (and its FP16 mixed-precision twin), verified.
 
 torch.onnx.export (TorchScript exporter, opset 17, constants folded) -> onnxslim -> onnx.checker ->
-TensorRT op check -> metadata -> ONNX Runtime against PyTorch on a few images -> atomic write.
+TensorRT op check -> metadata -> ONNX Runtime against PyTorch on 32 images (finite and within 1e-3) -> the
+FP16 twin gated against the FP32 graph in ONNX Runtime (finite, box IoU >= 0.9 on >= 95% of the images) ->
+every file written as one set (nothing is written when any check fails).
+
+Exporter warnings are shown, except the few known to be harmless for our graphs (:data:`HARMLESS_WARNINGS`):
+a TracerWarning says the trace may not generalise, which the user must see.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +28,12 @@ OPSET = 17
 DEFAULT_THRESHOLD = 0.5
 TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
 DEFAULT_WSTAR_DIR = Path(__file__).with_name("default_wstar")
+# (message regex, why it is harmless here); everything else the exporter warns about is logged
+HARMLESS_WARNINGS = (
+    (r"You are using the legacy TorchScript-based ONNX export", "we choose the TorchScript exporter (dynamo=False)"),
+    (r"The feature will be removed", "the same deprecation, raised inside the TorchScript exporter"),
+    (r"Constant folding - Only steps=1 can be constant folded", "onnxslim folds these Slices afterwards"),
+)
 
 
 @dataclass
@@ -79,7 +91,20 @@ def pick_rows(w: np.ndarray, classes: list[str], class_index: int | None) -> tup
     return w[class_index:class_index + 1], [classes[class_index]]
 
 
-def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool):
+def exporter_warnings(records) -> list[str]:
+    """One ``warning: ...`` line per distinct warning the exporter raised, less the known-harmless ones."""
+    out: list[str] = []
+    for r in records:
+        text = str(r.message).strip()
+        if any(re.search(pattern, text) for pattern, _ in HARMLESS_WARNINGS):
+            continue
+        line = f"warning: torch.onnx.export: {r.category.__name__}: {text.splitlines()[0] if text else ''}"
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool, log=print):
     """Trace ``graph`` to an ONNX ModelProto (opset 17), simplified with onnxslim and checked."""
     import onnx
     import onnxslim
@@ -88,16 +113,27 @@ def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool)
     H, W = size
     dummy = torch.zeros(batch, H, W, 3, dtype=torch.uint8)
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught, torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("always")
         torch.onnx.export(
             graph, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["image"],
             output_names=["heatmap"], do_constant_folding=True,
             dynamic_axes={"image": {0: "N"}, "heatmap": {0: "N"}} if dynamic_batch else None,
         )
+    for line in exporter_warnings(caught):
+        log(line)
     model = onnx.load_from_string(buf.getvalue())
     model = onnxslim.slim(model)
     onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def set_meta(model, meta: ModelMeta):
+    """Put ``meta`` in ``model``'s metadata_props (replacing what was there); returns ``model``."""
+    del model.metadata_props[:]
+    for k, v in meta.to_props().items():
+        model.metadata_props.add(key=k, value=v)
+    model.producer_name, model.producer_version = "uolrps", __version__
     return model
 
 
@@ -107,10 +143,7 @@ def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
 
     from uolrps.paths import write_atomic
 
-    del model.metadata_props[:]
-    for k, v in meta.to_props().items():
-        model.metadata_props.add(key=k, value=v)
-    model.producer_name, model.producer_version = "uolrps", __version__
+    set_meta(model, meta)
     return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "-o")
 
 
@@ -124,9 +157,10 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                  dilated: bool = False, verify_images=None, progress: bool = True, log=print) -> ExportResult:
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``); see the module docstring."""
     from uolrps.calib.encoder import build_encoder
+    from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
     from uolrps.export.trt_ops import check_tensorrt_ops
-    from uolrps.export.verify import sample_images, verify
+    from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.paths import check_distinct_outputs, check_output_path
 
     check_distinct_outputs({"-o": output, "-o (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None})
@@ -150,23 +184,35 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                ("images", "n_skipped", "sampling_ratio", "date", "input_size")}},
     )
     images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)
-    result = None
-    ref = HeatmapGraph(encoder, rows)  # both twins are verified against the FP32 PyTorch graph
-    for half in ([False, True] if fp16 else [False]):
-        graph = HeatmapGraph(encoder, rows, half=True) if half else ref
-        model = torch_to_onnx(graph, info.input_size, batch, dynamic_batch)
-        check_tensorrt_ops(model, source=f"the exported {'fp16' if half else 'fp32'} graph")
-        m = meta.replace(precision="fp16" if half else "fp32")
-        path = fp16_path_for(output) if half else output
-        report = verify(model, ref, images, threshold, batch, dynamic_batch)  # before the file is written
-        log(f"{'fp16' if half else 'fp32'} graph vs PyTorch on {len(images)} images: max abs heatmap diff "
-            f"{report.max_abs_diff:.2e}, box IoU min {min(report.ious):.3f} mean {np.mean(report.ious):.3f}")
-        if not half and report.max_abs_diff > TOLERANCE:
-            raise UserError(f"verification failed: ONNX Runtime and PyTorch heatmaps differ by "
-                            f"{report.max_abs_diff:.2e} > {TOLERANCE}; the graph was not written")
-        save_with_meta(model, m, path)
-        if half:
-            result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = path, report.max_abs_diff, report.ious
-        else:
-            result = ExportResult(path, m, report.max_abs_diff, report.ious)
+    ref = HeatmapGraph(encoder, rows)  # the FP32 PyTorch graph: the reference of the FP32 ONNX graph
+    model = torch_to_onnx(ref, info.input_size, batch, dynamic_batch, log=log)
+    check_tensorrt_ops(model, source="the exported fp32 graph")
+    meta32 = meta.replace(precision="fp32")
+    set_meta(model, meta32)
+    report = verify(model, ref, images, threshold, batch, dynamic_batch)  # before any file is written
+    if report.nonfinite:
+        raise UserError(f"verification failed: the ONNX graph or PyTorch gives non-finite heatmaps (NaN or "
+                        f"infinity) on {report.nonfinite} of {len(images)} images; nothing was written")
+    log(f"fp32 graph vs PyTorch on {len(images)} images: max abs heatmap diff {report.max_abs_diff:.2e}, "
+        f"box IoU min {min(report.ious):.3f} mean {np.mean(report.ious):.3f}")
+    if not report.within(TOLERANCE):
+        raise UserError(f"verification failed: ONNX Runtime and PyTorch heatmaps differ by "
+                        f"{report.max_abs_diff:.2e} > {TOLERANCE}; nothing was written")
+    result = ExportResult(output, meta32, report.max_abs_diff, report.ious)
+    files = [(output, model)]
+    if fp16:
+        half = torch_to_onnx(HeatmapGraph(encoder, rows, half=True), info.input_size, batch, dynamic_batch, log=log)
+        check_tensorrt_ops(half, source="the exported fp16 graph")
+        set_meta(half, meta.replace(precision="fp16"))
+        twin = gate_twin(model.SerializeToString(), half.SerializeToString(), images, label="fp16 twin")
+        log(twin.summary())
+        result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = fp16_path_for(output), twin.max_abs_diff, list(twin.ious)
+        files.append((result.fp16_path, half))
+    write_set([(path, _onnx_writer(m)) for path, m in files], "-o")
     return result
+
+
+def _onnx_writer(model):
+    import onnx
+
+    return lambda tmp: onnx.save(model, str(tmp))

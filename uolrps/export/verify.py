@@ -1,4 +1,12 @@
-"""Export verification: the ONNX graph in ONNX Runtime against the PyTorch module, on a few images."""
+"""Export verification and the twin gate, both in ONNX Runtime on the CPU.
+
+- :func:`verify`: the FP32 ONNX graph against the PyTorch module it was traced from (max abs heatmap
+  difference, box IoU per image). Non-finite heatmaps fail: ``nan > tol`` is False, so every comparison
+  here is written as "finite and within", never as "not over".
+- :func:`gate_twin`: a precision twin (FP16, INT8, ...) against the FP32 reference graph: finite heatmaps,
+  and box IoU >= ``min_iou`` on at least ``min_share`` of at least :data:`MIN_GATE_IMAGES` images, else a
+  :class:`UserError` that says where it failed. Used by `uolrps export` and by the INT8 export.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +15,41 @@ from pathlib import Path
 
 import numpy as np
 
+from uolrps.errors import UserError
 from uolrps.images import list_images, read_rgb, resize
 from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
 
-N_VERIFY = 8
+N_VERIFY = 32
+MIN_GATE_IMAGES = 32  # a share of 95% means something only over a few dozen images
+TWIN_MIN_IOU = 0.9
+TWIN_MIN_SHARE = 0.95
 
 
 @dataclass
 class VerifyReport:
-    max_abs_diff: float
+    max_abs_diff: float  # NaN when either side had a non-finite value
     ious: list[float]
+    nonfinite: int = 0  # images whose ONNX or PyTorch heatmap has a NaN or an infinity
+
+    def within(self, tolerance: float) -> bool:
+        """True only when every heatmap is finite and the difference is at most ``tolerance``."""
+        return self.nonfinite == 0 and bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= tolerance
+
+
+@dataclass(frozen=True)
+class TwinReport:
+    label: str
+    n_images: int
+    max_abs_diff: float
+    ious: tuple[float, ...]
+    share: float  # share of images whose first boxes have IoU >= min_iou
+    min_iou: float
+    min_share: float
+
+    def summary(self) -> str:
+        return (f"{self.label} vs FP32 graph on {self.n_images} images: max abs heatmap diff {self.max_abs_diff:.2e}, "
+                f"box IoU >= {self.min_iou:g} on {self.share:.0%} (needs {self.min_share:.0%}), "
+                f"lowest IoU {min(self.ious):.3f}")
 
 
 def synthetic_images(size: tuple[int, int], n: int = N_VERIFY, seed: int = 0) -> list[np.ndarray]:
@@ -37,41 +70,123 @@ def synthetic_images(size: tuple[int, int], n: int = N_VERIFY, seed: int = 0) ->
 
 
 def sample_images(source, size: tuple[int, int], n: int = N_VERIFY) -> list[np.ndarray]:
-    """``n`` RGB images at ``size`` spread evenly over the images under ``source``, else generated ones."""
+    """``n`` RGB images at ``size``: spread evenly over the images under ``source``, topped up with generated
+    ones when there are fewer than ``n`` (or none)."""
     paths = list_images(source) if source and Path(source).exists() else []
+    imgs: list[np.ndarray] = []
     if paths:
         picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(n, len(paths)))]
-        imgs = [im for im in (read_rgb(p) for p in picks) if im is not None]
-        if imgs:
-            return [resize(im, size) for im in imgs]
-    return synthetic_images(size, n)
+        imgs = [resize(im, size) for im in (read_rgb(p) for p in picks) if im is not None]
+    if len(imgs) < n:
+        imgs += synthetic_images(size, n - len(imgs))
+    return imgs
 
 
-def run_onnx(model_or_path, images: np.ndarray, batch: int, dynamic_batch: bool) -> np.ndarray:
+def _session(model_or_path):
     import onnxruntime as ort
 
-    src = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else str(model_or_path)
-    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    step = len(images) if dynamic_batch else batch
+    if hasattr(model_or_path, "SerializeToString"):
+        src = model_or_path.SerializeToString()
+    elif isinstance(model_or_path, (bytes, bytearray)):
+        src = bytes(model_or_path)
+    else:
+        src = str(model_or_path)
+    return ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+
+
+def _run_session(sess, images: np.ndarray) -> np.ndarray:
+    """Run ``images`` through a session; a fixed batch b runs in chunks of b, the last padded."""
+    inp = sess.get_inputs()[0]
+    out = sess.get_outputs()[0].name
+    b = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else len(images)
     outs = []
-    for i in range(0, len(images), step):
-        chunk = images[i:i + step]
-        pad = step - len(chunk)
+    for i in range(0, len(images), b):
+        chunk = images[i:i + b]
+        pad = b - len(chunk)
         if pad:  # a fixed batch larger than what is left: pad with copies, drop their outputs
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        outs.append(sess.run(["heatmap"], {"image": chunk})[0][: step - pad])
+        outs.append(sess.run([out], {inp.name: chunk})[0][: b - pad])
     return np.concatenate(outs)
 
 
-def verify(model, graph, images: list[np.ndarray], threshold: float, batch: int,
-           dynamic_batch: bool) -> VerifyReport:
+def run_onnx(model_or_path, images: np.ndarray, batch: int | None = None, dynamic_batch: bool | None = None) -> np.ndarray:
+    """Heatmaps of ``images`` (uint8 N x H x W x 3) from an ONNX model, path, or serialized bytes, in ORT CPU."""
+    return _run_session(_session(model_or_path), np.ascontiguousarray(images, dtype=np.uint8))
+
+
+def _first_box_ious(a: np.ndarray, b: np.ndarray, size: tuple[int, int], threshold: float) -> list[float]:
+    return [first_box_iou(heatmap_to_boxes(x[0], size, threshold)[0], heatmap_to_boxes(y[0], size, threshold)[0])
+            for x, y in zip(a, b)]
+
+
+def _nonfinite(*arrays: np.ndarray) -> np.ndarray:
+    bad = np.zeros(len(arrays[0]), dtype=bool)
+    for a in arrays:
+        bad |= ~np.isfinite(a.reshape(len(a), -1)).all(axis=1)
+    return bad
+
+
+def verify(model, graph, images: list[np.ndarray], threshold: float, batch: int = 1,
+           dynamic_batch: bool = False) -> VerifyReport:
+    """The ONNX ``model`` in ONNX Runtime against the PyTorch ``graph`` on ``images``."""
     import torch
 
     x = np.stack(images).astype(np.uint8)
-    got = run_onnx(model, x, batch, dynamic_batch)
+    got = run_onnx(model, x)
     with torch.inference_mode():
         ref = graph(torch.from_numpy(x)).numpy()
-    H, W = x.shape[1:3]
-    ious = [first_box_iou(heatmap_to_boxes(g[0], (H, W), threshold)[0], heatmap_to_boxes(r[0], (H, W), threshold)[0])
-            for g, r in zip(got, ref)]
+    bad = _nonfinite(got, ref)
+    if bad.any():  # no boxes from NaN maps
+        return VerifyReport(float("nan"), [], int(bad.sum()))
+    ious = _first_box_ious(got, ref, x.shape[1:3], threshold)
     return VerifyReport(float(np.abs(got - ref).max()), ious)
+
+
+def _threshold_of(sess, default: float = 0.5) -> float:
+    try:
+        return float(sess.get_modelmeta().custom_metadata_map.get("threshold", default))
+    except (TypeError, ValueError):
+        return default
+
+
+def gate_twin(reference, twin, images, *, min_iou: float = TWIN_MIN_IOU, min_share: float = TWIN_MIN_SHARE,
+              label: str = "twin", threshold: float | None = None) -> TwinReport:
+    """Gate ``twin`` against ``reference`` (ONNX paths, models or bytes; both run in ONNX Runtime CPU).
+
+    ``images`` are RGB uint8 arrays (at least :data:`MIN_GATE_IMAGES`), resized to the model's input size
+    where they differ. Passes when every heatmap of both is finite and the first boxes (at the model's
+    threshold, or ``threshold``) have IoU >= ``min_iou`` on at least ``min_share`` of the images; otherwise
+    raises :class:`UserError` saying where it failed. Returns the :class:`TwinReport`.
+    """
+    images = list(images)
+    if len(images) < MIN_GATE_IMAGES:
+        raise UserError(f"the {label} gate needs at least {MIN_GATE_IMAGES} verification images for a share to "
+                        f"mean something, but got {len(images)}: give a folder with more images")
+    ref_sess, twin_sess = _session(reference), _session(twin)
+    shape = ref_sess.get_inputs()[0].shape
+    H, W = (shape[1], shape[2]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) else images[0].shape[:2]
+    x = []
+    for i, im in enumerate(images):
+        im = np.asarray(im)
+        if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
+            raise UserError(f"{label} gate: image {i} must be RGB uint8 H x W x 3, but got {im.dtype} {im.shape}")
+        x.append(im if im.shape[:2] == (H, W) else resize(im, (H, W)))
+    x = np.stack(x)
+    ref, got = _run_session(ref_sess, x), _run_session(twin_sess, x)
+    if ref.shape != got.shape:
+        raise UserError(f"{label}: heatmaps of shape {got.shape[1:]}, but the FP32 graph gives {ref.shape[1:]}")
+    for which, arr in (("the FP32 reference", ref), (label, got)):
+        bad = np.flatnonzero(_nonfinite(arr))
+        if len(bad):
+            raise UserError(f"{label} gate failed: {which} gives non-finite heatmaps (NaN or infinity) on "
+                            f"{len(bad)} of {len(x)} images (first: image {bad[0]}); the files were not written")
+    t = _threshold_of(ref_sess) if threshold is None else float(threshold)
+    ious = _first_box_ious(got, ref, (H, W), t)
+    share = float(np.mean(np.array(ious) >= min_iou))
+    report = TwinReport(label, len(x), float(np.abs(got - ref).max()), tuple(ious), share, min_iou, min_share)
+    if not share >= min_share:
+        worst = int(np.argmin(ious))
+        raise UserError(f"{label} gate failed: box IoU >= {min_iou:g} with the FP32 graph on only {share:.0%} of "
+                        f"{len(x)} images (needs {min_share:.0%}; lowest {ious[worst]:.3f} on image {worst}, max "
+                        f"heatmap diff {report.max_abs_diff:.2e}); the files were not written")
+    return report

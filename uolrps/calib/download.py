@@ -2,20 +2,27 @@
 
 The cache is ``$UOLRPS_CACHE`` (read at call time) or the user's cache dir. Each file gets a
 ``<file>.sha256`` beside it, written after a complete download, so a half-written file is never used.
+A file the user put there by hand (offline, as the download error tells them) has no ``.sha256``: it is
+accepted once ``check`` (a strict load into the backbone) passes; its SHA-256 is then computed and written
+beside it, and travels, like a downloaded file's, into every calibration and model made from it.
 Nothing is downloaded unless the user asked for a backbone without ``--weights``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 from uolrps.calib.checkpoints import sha256_file
 from uolrps.errors import UserError
+
+log = logging.getLogger("uolrps.download")
 
 
 def cache_dir() -> Path:
@@ -27,14 +34,37 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("uolrps"))
 
 
-def cached_weights(url: str, progress: bool = True, timeout: float = 30.0) -> tuple[Path, str]:
-    """Path and SHA-256 of the file at ``url``, downloading it into the cache on first use."""
+def cache_path(url: str) -> Path:
+    """Where the file at ``url`` is (or will be) in the cache."""
+    return cache_dir() / Path(urlparse(url).path).name
+
+
+def is_cached(url: str) -> bool:
+    """Whether the file at ``url`` is in the cache (downloaded, or put there by hand)."""
+    return cache_path(url).is_file()
+
+
+def fetch_command(url: str) -> str:
+    """The shell command that puts the file at ``url`` where the cache looks for it."""
+    return f"curl -L --create-dirs -o {cache_path(url)} {url}"
+
+
+def cached_weights(url: str, progress: bool = True, timeout: float = 30.0,
+                   check: Callable[[Path], None] | None = None) -> tuple[Path, str]:
+    """Path and SHA-256 of the file at ``url``, downloading it into the cache on first use.
+
+    A file already at the cache path without its ``.sha256`` (put there by the user) is passed to
+    ``check`` (which raises UserError when it is not a checkpoint of the right architecture) and, if it
+    passes, hashed, with the hash written beside it.
+    """
     name = Path(urlparse(url).path).name
     folder = cache_dir()
     dest = folder / name
     digest_file = dest.with_name(name + ".sha256")
     if dest.is_file() and digest_file.is_file():
         return dest, digest_file.read_text().split()[0]
+    if dest.is_file():
+        return dest, _accept(dest, digest_file, url, check)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -53,6 +83,23 @@ def cached_weights(url: str, progress: bool = True, timeout: float = 30.0) -> tu
     os.replace(part, dest)
     digest_file.write_text(f"{digest}  {name}\n")
     return dest, digest
+
+
+def _accept(dest: Path, digest_file: Path, url: str, check: Callable[[Path], None] | None) -> str:
+    """Check a hand-placed cache file, then record its SHA-256 beside it; the file itself is never touched."""
+    if check is not None:
+        try:
+            check(dest)
+        except UserError as e:
+            raise UserError(f"{dest} (in the weights cache, without a .sha256, so put there by hand) is not "
+                            f"usable: {e}. Replace it with the file from {url}, or pass --weights PATH") from None
+    digest = sha256_file(dest)
+    try:
+        digest_file.write_text(f"{digest}  {dest.name}\n")
+    except OSError as e:
+        log.warning("could not write %s (%s): the hash is recomputed on every use", digest_file, e.strerror)
+    log.warning("accepted %s (put there by hand): sha256 %s, written to %s", dest, digest, digest_file.name)
+    return digest
 
 
 def _download(url: str, dest: Path, progress: bool, timeout: float) -> None:

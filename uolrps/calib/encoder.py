@@ -65,7 +65,10 @@ def build_encoder(backbone: str, weights: str | Path | None = None, size: int | 
         else:
             from uolrps.calib.download import cached_weights
 
-            weights, digest = cached_weights(spec.url, progress=progress)
+            def check(path: Path) -> None:  # a hand-placed cache file: strict load before its hash is recorded
+                load_strict(spec.make((H, W), dilated), read_state_dict(path), f"weights file {path}", backbone)
+
+            weights, digest = cached_weights(spec.url, progress=progress, check=check)
     else:
         digest = sha256_file(weights) if Path(weights).is_file() else ""
     load_strict(net, read_state_dict(weights), f"weights file {weights}", backbone)

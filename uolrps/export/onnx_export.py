@@ -65,10 +65,7 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
     else:
         path = Path(wstar) if wstar is not None else default_wstar_path(backbone)
         if path is None:
-            raise UserError(
-                f"backbone {backbone!r} ships no default w*: compute one with `uolrps calib IMAGES --backbone "
-                f"{backbone} -o wstar.npz` and pass --wstar wstar.npz (or pass --calib-images IMAGES)"
-            )
+            raise UserError(missing_wstar_message(backbone, encoder.info.weights))
         data = load_calibration(path)
         w, meta = data["w"], data["meta"]
         source = f"default w* for {backbone} ({meta.get('images', '?')})" if wstar is None else str(path)
@@ -77,6 +74,31 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
                         f"pass --backbone {meta['backbone']} or recalibrate")
     digest = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes()).hexdigest()
     return np.asarray(w, dtype=np.float32), meta, source, digest
+
+
+def missing_wstar_message(backbone: str, weights: str | Path | None) -> str:
+    """Everything an export without w* needs, in one line: the weights (found, or where to put them) and the
+    w*, with the commands that get both (the first error a new user meets, so it must be complete)."""
+    from uolrps.calib.backbones import get_spec
+
+    spec = get_spec(backbone)
+    shipped = sorted(p.stem for p in DEFAULT_WSTAR_DIR.glob("*.npz")) or ["none"]
+    w_flag = f" --weights {weights}" if weights is not None else ""
+    if weights is not None:
+        have = f"weights: {weights}"
+    elif spec.url is None:
+        have = "weights: bundled"
+    else:
+        from uolrps.calib.download import cache_path, fetch_command, is_cached
+
+        have = (f"weights: found at {cache_path(spec.url)}" if is_cached(spec.url) else
+                f"weights: not here yet; `uolrps calib` downloads them from {spec.url} to {cache_path(spec.url)} "
+                f"(offline: `{fetch_command(spec.url)}` on a connected machine, then copy the file to that exact "
+                "path, or pass --weights FILE)")
+    return (f"backbone {backbone!r} ships no default w* (only {', '.join(shipped)} do{'es' if len(shipped) == 1 else ''}): "
+            f"export needs a w* calibrated on images like yours; {have}. Run `uolrps calib IMAGES --backbone "
+            f"{backbone}{w_flag} -o wstar.npz`, then `uolrps export --backbone {backbone}{w_flag} --wstar wstar.npz` "
+            f"(or both at once: --calib-images IMAGES)")
 
 
 def pick_rows(w: np.ndarray, classes: list[str], class_index: int | None) -> tuple[np.ndarray, list[str]]:
@@ -169,6 +191,8 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     if batch < 1:
         raise UserError(f"--batch must be at least 1, but got {batch}")
+    if wstar is None and calib_images is None and default_wstar_path(backbone) is None:
+        raise UserError(missing_wstar_message(backbone, weights))  # before a download that could not help
     encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)
     w, cal_meta, source, w_digest = resolve_wstar(backbone, wstar, calib_images, encoder, progress)
     cal_size = tuple(cal_meta.get("input_size", (size, size)))

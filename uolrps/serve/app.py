@@ -1,0 +1,223 @@
+"""The HTTP endpoints (a FastAPI application) over one :class:`~uolrps.runtime.control.StreamControl`.
+
+Every error is a JSON object ``{"error": "one line"}`` with a 4xx status; see docs/serve.md for the API.
+"""
+
+# no `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) at runtime
+
+import json
+import threading
+from dataclasses import asdict
+
+from uolrps.errors import UserError
+from uolrps.runtime.control import StreamControl
+from uolrps.serve.auth import check_mutation
+from uolrps.serve.frames import Encoded, Hubs
+
+BOUNDARY = "uolrpsframe"
+KEEPALIVE_S = 2.0  # with no new frame, a viewer is sent the current one again this often (finds gone viewers)
+MAX_BODY = 64 * 1024
+
+
+class ServerState:
+    """What the endpoints share: the run, the token, the hubs, the viewer count and the shutdown flag."""
+
+    def __init__(self, control: StreamControl, token: str | None, max_viewers: int, quality: int) -> None:
+        self.control = control
+        self.token = token
+        self.max_viewers = max_viewers
+        self.hubs = Hubs(control, quality)
+        self.viewers = 0  # changed on the event loop only
+        self.closing = threading.Event()
+
+
+def _part(frame: Encoded) -> bytes:
+    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+            f"X-Seq: {frame.seq}\r\nX-Frame: {frame.frame_index}\r\n\r\n")
+    return head.encode("ascii") + frame.jpeg + b"\r\n"
+
+
+def build_app(state: ServerState):
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    from uolrps.serve.metrics import metrics_text
+    from uolrps.serve.page import PAGE
+
+    class _ReleasingResponse(StreamingResponse):
+        """A streaming response that gives its viewer slot back however it ends (done, gone, cancelled)."""
+
+        def __init__(self, content, release, **kwargs) -> None:
+            super().__init__(content, **kwargs)
+            self._release = release
+
+        async def __call__(self, scope, receive, send) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self._release()
+
+    control = state.control
+    app = FastAPI(title="uolrps", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error(status: int, message: str, **headers) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request, exc):  # unknown paths and methods: the same {"error": ...} shape
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_query(request, exc):  # e.g. ?heatmap=maybe
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return error(400, f"bad request ({where})")
+
+    def known(name: str) -> bool:
+        try:
+            control.latest(name)
+        except KeyError:
+            return False
+        return True
+
+    def unknown(name: str) -> JSONResponse:
+        names = ", ".join(st.name for st in control.statuses()) or "none"
+        return error(404, f"no stream named {name!r} (streams: {names})")
+
+    def denied(request: Request) -> JSONResponse | None:
+        why = check_mutation(state.token, request.headers.get("authorization"), request.headers.get("host"))
+        if why is None:
+            return None
+        status, message = why
+        return error(status, message, **({"WWW-Authenticate": "Bearer"} if status == 401 else {}))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "streams": len(control.statuses())}
+
+    @app.get("/metrics")
+    async def metrics():
+        body, ctype = metrics_text(control, lambda: state.viewers, state.hubs.encoded)
+        return Response(body, media_type=ctype)
+
+    @app.get("/api/streams")
+    async def streams():
+        return {"streams": [asdict(st) for st in control.statuses()], "viewers": state.viewers,
+                "max_viewers": state.max_viewers}
+
+    @app.get("/api/streams/{name}/latest")
+    async def latest(name: str):
+        try:
+            got = control.latest(name)
+        except KeyError:
+            return unknown(name)
+        if got is None:
+            return error(503, f"stream {name!r} has no result yet: try again shortly", **{"Retry-After": "1"})
+        return got.line
+
+    @app.post("/api/streams")
+    async def add(request: Request):
+        if (bad := denied(request)) is not None:
+            return bad
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return error(415, f"the body must be JSON with 'Content-Type: application/json', not {ctype or 'none'!r}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return error(413, f"the body is over {MAX_BODY} bytes; send {{\"name\": ..., \"source\": ...}}")
+        try:
+            spec = json.loads(body)
+        except ValueError as e:
+            return error(400, f"the body is not valid JSON ({e}); send {{\"name\": ..., \"source\": ...}}")
+        if not isinstance(spec, dict):
+            return error(400, "the body must be a JSON object {\"name\": ..., \"source\": ...}")
+        extra = sorted(set(spec) - {"name", "source"})
+        if extra:
+            return error(400, f"unknown field(s) {', '.join(extra)}: send only \"name\" and \"source\"")
+        source, name = spec.get("source"), spec.get("name")
+        if not isinstance(source, str) or not source.strip():
+            return error(400, "\"source\" must be a non-empty string (a file, folder, camera or URL)")
+        if name is not None and (not isinstance(name, str) or not name):
+            return error(400, "\"name\" must be a non-empty string, or left out for a default name")
+        if name is not None and any(st.name == name for st in control.statuses()):
+            return error(409, f"a stream named {name!r} already exists: choose another name or remove it first")
+        try:
+            added = await run_in_threadpool(control.add_stream, source, name)
+        except UserError as e:
+            status = 409 if name is not None and any(st.name == name for st in control.statuses()) else 400
+            return error(status, str(e))
+        return JSONResponse({"name": added, "source": source}, status_code=201,
+                            headers={"Location": f"/api/streams/{added}/latest"})
+
+    @app.delete("/api/streams/{name}")
+    async def remove(name: str, request: Request):
+        if (bad := denied(request)) is not None:
+            return bad
+        try:
+            await run_in_threadpool(control.remove_stream, name)
+        except KeyError:
+            return unknown(name)
+        return {"removed": name}
+
+    @app.get("/streams/{name}.mjpg")
+    async def mjpeg(name: str, heatmap: bool = False):
+        if not known(name):
+            return unknown(name)
+        if state.viewers >= state.max_viewers:
+            return error(503, f"{state.viewers} viewers are already watching (the limit is {state.max_viewers}): "
+                              "close one, or start the server with a higher max_viewers", **{"Retry-After": "5"})
+        if state.closing.is_set():
+            return error(503, "the server is shutting down")
+        state.viewers += 1
+        hub = state.hubs.subscribe(name, heatmap)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                state.viewers -= 1
+                state.hubs.unsubscribe(hub)
+
+        async def parts():
+            seq = -1
+            while not state.closing.is_set():
+                frame = await hub.next_after(seq, KEEPALIVE_S)
+                if frame is None:
+                    if hub.gone:
+                        return
+                    frame = hub.current
+                    if frame is None:
+                        continue
+                yield _part(frame)
+                seq = frame.seq
+
+        return _ReleasingResponse(parts(), release, media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    @app.get("/streams/{name}.jpg")
+    async def snapshot(name: str, heatmap: bool = False):
+        if not known(name):
+            return unknown(name)
+        hub = state.hubs.subscribe(name, heatmap)
+        try:
+            cur = hub.current
+            frame = await hub.next_after(cur.seq if cur is not None else -1, 1.0) or hub.current
+            if frame is None:
+                frame = await hub.next_after(-1, 2.0)
+        finally:
+            state.hubs.unsubscribe(hub)
+        if frame is None:
+            return error(503, f"stream {name!r} has no frame yet: try again shortly", **{"Retry-After": "1"})
+        return Response(frame.jpeg, media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store", "X-Seq": str(frame.seq), "X-Frame": str(frame.frame_index)})
+
+    return app

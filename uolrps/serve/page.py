@@ -1,0 +1,152 @@
+"""The browser page: every stream live with its boxes, and its counters refreshed once a second.
+
+Plain HTML and a little JavaScript, no build step and nothing fetched from elsewhere. Video is MJPEG in an
+``<img>`` (no encoder, no player). A browser keeps at most 6 HTTP/1.1 connections per server, so with more
+than :data:`MJPEG_MAX` streams the page switches to fetching one JPEG after another per stream
+(``/streams/NAME.jpg``, which waits for the next new frame), leaving connections for the counters.
+"""
+
+MJPEG_MAX = 4
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>uolrps live</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1rem; background: #111; color: #eee; }
+header { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+h1 { font-size: 1.3rem; margin: 0; }
+#grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1rem; margin-top: 1rem; }
+figure { margin: 0; background: #222; padding: .5rem; border-radius: 6px; }
+figure img { width: 100%; display: block; background: #000; min-height: 120px; }
+figcaption { font-size: .85rem; margin: .4rem 0; display: flex; flex-wrap: wrap; gap: .2rem .9rem; }
+.name { font-weight: bold; }
+.running { color: #7e7; } .failed { color: #f77; } .ended { color: #aaa; } .opening, .reopening { color: #fc6; }
+input, button { background: #333; color: #eee; border: 1px solid #555; border-radius: 4px; padding: .25rem .5rem; }
+#msg { font-size: .85rem; }
+</style>
+</head>
+<body>
+<header>
+  <h1>uolrps</h1>
+  <label><input type="checkbox" id="heatmap"> heatmap</label>
+  <form id="add">
+    <input name="name" placeholder="name (optional)" size="10">
+    <input name="source" placeholder="source (file, camera, URL)" size="28" required>
+    <input name="token" type="password" placeholder="token (if the server has one)" size="14">
+    <button>add stream</button>
+  </form>
+  <span id="msg"></span>
+</header>
+<main id="grid"></main>
+<script>
+"use strict";
+const MJPEG_MAX = %MJPEG_MAX%;
+const grid = document.getElementById("grid");
+const msg = document.getElementById("msg");
+const heat = document.getElementById("heatmap");
+const form = document.getElementById("add");
+const cards = new Map();
+
+function url(name, mode) {
+  const base = "/streams/" + encodeURIComponent(name) + (mode === "mjpeg" ? ".mjpg" : ".jpg");
+  return base + "?heatmap=" + (heat.checked ? "1" : "0") + (mode === "mjpeg" ? "" : "&t=" + Date.now());
+}
+
+function show(c) {
+  if (!cards.has(c.name)) return;
+  c.img.src = url(c.name, c.mode);
+}
+
+function makeCard(name) {
+  const fig = document.createElement("figure");
+  fig.dataset.stream = name;
+  const img = document.createElement("img");
+  img.className = "live";
+  img.alt = "stream " + name;
+  const cap = document.createElement("figcaption");
+  const del = document.createElement("button");
+  del.textContent = "remove";
+  del.onclick = () => change("DELETE", "/api/streams/" + encodeURIComponent(name), null);
+  fig.append(img, cap, del);
+  grid.append(fig);
+  const c = {name, fig, img, cap, mode: null};
+  img.onload = () => { if (c.mode === "snapshot") setTimeout(() => show(c), 0); };
+  img.onerror = () => setTimeout(() => show(c), 1000);
+  cards.set(name, c);
+  return c;
+}
+
+function field(text, cls, title) {
+  const s = document.createElement("span");
+  s.textContent = text;
+  if (cls) s.className = cls;
+  if (title) s.title = title;
+  return s;
+}
+
+function ms(v) { return v === null || v === undefined ? "-" : v.toFixed(0) + " ms"; }
+
+function caption(c, st) {
+  const drops = Object.entries(st.drops);
+  const total = drops.reduce((a, kv) => a + kv[1], 0);
+  const parts = [
+    field(st.name, "name", st.source),
+    field(st.state, st.state, st.reason || ""),
+    field(st.fps.toFixed(1) + " FPS", "fps"),
+    field("latency p50 " + ms(st.latency_p50_ms) + " / p95 " + ms(st.latency_p95_ms), "latency"),
+    field(st.frames + " frames", "frames"),
+    field(total + " dropped", "drops", drops.map(kv => kv[0] + ": " + kv[1]).join(", ")),
+  ];
+  if (st.reopens) parts.push(field(st.reopens + " reopens", "reopens"));
+  if (st.reason) parts.push(field(st.reason, "reason"));
+  c.cap.replaceChildren(...parts);
+}
+
+async function poll() {
+  try {
+    const r = await fetch("/api/streams", {cache: "no-store"});
+    const data = await r.json();
+    const mode = data.streams.length <= MJPEG_MAX ? "mjpeg" : "snapshot";
+    const seen = new Set();
+    for (const st of data.streams) {
+      seen.add(st.name);
+      const c = cards.get(st.name) || makeCard(st.name);
+      caption(c, st);
+      if (c.mode !== mode) { c.mode = mode; show(c); }
+    }
+    for (const [name, c] of cards) {
+      if (!seen.has(name)) { cards.delete(name); c.img.removeAttribute("src"); c.fig.remove(); }
+    }
+  } catch (e) {
+    msg.textContent = "cannot reach the server: " + e;
+  }
+  setTimeout(poll, 1000);
+}
+
+async function change(method, path, body) {
+  const headers = {};
+  const token = form.elements.token.value;
+  if (token) headers["Authorization"] = "Bearer " + token;
+  if (body !== null) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, {method, headers, body: body === null ? undefined : JSON.stringify(body)});
+  const data = await r.json().catch(() => ({}));
+  msg.textContent = r.ok ? (method === "DELETE" ? "removed " + data.removed : "added " + data.name)
+                         : "error " + r.status + ": " + (data.error || r.statusText);
+}
+
+form.onsubmit = (ev) => {
+  ev.preventDefault();
+  const name = form.elements.name.value.trim();
+  const body = {source: form.elements.source.value.trim()};
+  if (name) body.name = name;
+  change("POST", "/api/streams", body);
+};
+heat.onchange = () => { for (const c of cards.values()) show(c); };
+poll();
+</script>
+</body>
+</html>
+""".replace("%MJPEG_MAX%", str(MJPEG_MAX))

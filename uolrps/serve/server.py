@@ -1,0 +1,135 @@
+"""Start and stop the HTTP server (uvicorn) on a background thread of the calling process."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+
+from uolrps.errors import UserError
+from uolrps.runtime.control import StreamControl
+from uolrps.serve.auth import is_loopback, resolve_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_VIEWERS = 8
+SNDBUF = 256 * 1024  # per connection: a viewer that stops reading holds about one frame, not seconds of video
+
+
+class ServerHandle:
+    """A running server: ``url``, ``host``, ``port``, the ``token`` in force; :meth:`close` stops it."""
+
+    def __init__(self, url: str, host: str, port: int, token: str | None, state, server, thread) -> None:
+        self.url = url
+        self.host = host
+        self.port = port
+        self.token = token
+        self._state = state
+        self._server = server
+        self._thread = thread
+
+    @property
+    def viewers(self) -> int:
+        """Live MJPEG viewers connected now."""
+        return self._state.viewers
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop serving: viewers' responses end, the port is released; safe to call twice."""
+        self._state.closing.set()
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout)
+        self._state.hubs.close()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ServerHandle({self.url!r})"
+
+
+def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
+                 max_viewers: int = DEFAULT_MAX_VIEWERS, jpeg_quality: int = 80) -> ServerHandle:
+    """Serve ``control`` over HTTP from a background thread and return once it accepts connections.
+
+    ``port=0`` picks a free port (see ``handle.port``). Beyond loopback a token is required (the argument
+    or ``UOLRPS_SERVE_TOKEN``). Raises UserError for a port in use, an address that cannot be bound, a
+    missing token, or a missing ``[serve]`` extra.
+    """
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UserError(f"the port must be a number from 0 to 65535, but got {port!r}")
+    if max_viewers < 1:
+        raise UserError(f"max_viewers must be at least 1, but got {max_viewers}")
+    if not 1 <= jpeg_quality <= 100:
+        raise UserError(f"jpeg_quality must be from 1 to 100, but got {jpeg_quality}")
+    token = resolve_token(host, token)
+    try:
+        import uvicorn
+
+        from uolrps.serve.app import ServerState, build_app
+    except ImportError as e:
+        raise UserError(f"the browser view needs the [serve] extra ({e.name} is missing): "
+                        "pip install 'uolrps[serve]'") from None
+
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    state = ServerState(control, token, max_viewers, jpeg_quality)
+    config = uvicorn.Config(build_app(state), log_config=None, log_level="warning", access_log=False,
+                            lifespan="off", ws="none", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as e:  # SystemExit included: uvicorn exits on startup failures
+            failure.append(e)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=serve, name="uolrps-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10.0
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not server.started:
+        server.should_exit = True
+        thread.join(2.0)
+        state.hubs.close()
+        why = f" ({failure[0]!r})" if failure else ""
+        raise UserError(f"the HTTP server on {host}:{bound} did not start{why}")
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}"
+    log.info("serving the live view on %s%s", url, "" if is_loopback(host) else " (changes need the token)")
+    return ServerHandle(url, host, bound, token, state, server, thread)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a one-line UserError saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UserError(f"cannot serve on {host!r}: {e.strerror}; give an address of this machine, "
+                        "e.g. 127.0.0.1 or 0.0.0.0") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)  # accepted sockets inherit it
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is already in use: stop what uses it, or serve on another "
+                            "port (--serve HOST:PORT)") from None
+        raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
+    sock.setblocking(False)
+    return sock

@@ -112,6 +112,46 @@ def test_efflite0_uses_bundled_weights_offline():
     assert f.shape == (1, 1280, 7, 8) and (f >= 0).all() and f.max() > 0
 
 
+# ImageNet-1k class index of each calibration folder (the Imagenette classes)
+_IMAGENETTE = {"n01440764": 0, "n02102040": 217, "n02979186": 482, "n03000684": 491, "n03028079": 497,
+               "n03394916": 566, "n03417042": 569, "n03425413": 571, "n03445777": 574, "n03888257": 701}
+
+
+def test_efflite0_normalises_as_its_tensorflow_weights_expect():
+    """EfficientNet-Lite's weights come from TensorFlow's efficientnet/lite (inputs (x - 127) / 128): the encoder
+    must feed them that, and its classifier head must then beat the ImageNet mean/std on real photographs."""
+    import cv2
+
+    from conftest import shared
+
+    enc = build_encoder("efflite0", size=224)
+    assert enc.info.mean == (127.0,) * 3 and enc.info.std == (128.0,) * 3
+    x = torch.tensor([0, 127, 255], dtype=torch.uint8).view(1, 1, 3, 1).expand(1, 1, 3, 3)  # 3 grey pixels, NHWC
+    assert torch.allclose(enc.normalise(x)[0, :, 0, :], torch.tensor([-127 / 128, 0.0, 1.0]).expand(3, 3))
+    images, labels = [], []
+    for folder, label in _IMAGENETTE.items():
+        for f in sorted(shared("imagenet-calib", folder).iterdir())[:3]:
+            images.append(cv2.resize(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), (224, 224)))
+            labels.append(label)
+    sd = read_state_dict(enc.info.weights)  # the classifier head the encoder leaves out: pool -> _fc
+
+    def top1(feats):
+        return float((((feats.mean((2, 3)) @ sd["_fc.weight"].T) + sd["_fc.bias"]).argmax(1).numpy() == labels).mean())
+
+    x = torch.from_numpy(np.stack(images))
+    imagenet = (x.permute(0, 3, 1, 2).float() - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) \
+        / torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours, theirs = top1(enc(x)), top1(torch.relu(enc.net(imagenet)))
+    assert ours >= 0.7 and ours > theirs  # 30 images: 0.77 against 0.67 when measured
+
+
+def test_every_backbone_records_its_own_normalisation():
+    for name, spec in BACKBONES.items():
+        assert len(spec.mean) == 3 and len(spec.std) == 3 and min(spec.std) > 0, name
+    assert BACKBONES["vits"].mean == pytest.approx((123.675, 116.28, 103.53))  # DINO: torchvision's ImageNet values
+
+
 def test_unknown_backbone_lists_the_known_ones():
     with pytest.raises(UserError) as e:
         get_spec("vit_huge")

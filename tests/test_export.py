@@ -89,10 +89,8 @@ def test_efflite0_matches_independent_implementation(efflite0_model):
     net.eval()
     images = loc_images(48)
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
-    with torch.no_grad():
-        feats = torch.relu(net.extract_features((x - mean) / std))
+    with torch.no_grad():  # TensorFlow efficientnet/lite's own input convention: (x - 127) / 128
+        feats = torch.relu(net.extract_features((x - 127.0) / 128.0))
     w = load_calibration(default_wstar_path("efflite0"))["w"]
     assert_matches_reference(run(efflite0_model, images, 224), reference_heatmaps(feats, w), 224)
 
@@ -106,7 +104,8 @@ def test_metadata_says_everything_the_runtime_needs(efflite0_model):
     meta = ModelMeta.from_props(sess.get_modelmeta().custom_metadata_map)
     assert (meta.backbone, meta.input_size, meta.grid, meta.layout, meta.color) == ("efflite0", (224, 224), (7, 7), "NHWC", "RGB")
     assert len(meta.weights_sha256) == 64 and len(meta.wstar_sha256) == 64 and meta.version
-    assert meta.mean == pytest.approx((123.675, 116.28, 103.53)) and 0 < meta.threshold < 1
+    assert meta.mean == pytest.approx((127, 127, 127)) and meta.std == pytest.approx((128, 128, 128))
+    assert 0 < meta.threshold < 1
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
     assert (inp.name, inp.type, out.name, out.type) == ("image", "tensor(uint8)", "heatmap", "tensor(float)")
     fp16 = ModelMeta.from_props(ort.InferenceSession(str(fp16_path_for(efflite0_model))).get_modelmeta().custom_metadata_map)

@@ -46,6 +46,9 @@ class ModelMeta:
     threshold_source: str = "default"
     version: str = ""
     extra: dict = field(default_factory=dict, compare=False)
+    # keys this version does not know (written by a newer one), verbatim: written back unchanged by to_props,
+    # so reading and rewriting a file (e.g. --write-threshold) loses nothing. Their decoded values are in extra.
+    unknown_props: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.input_size) != 2 or min(self.input_size) <= 0:
@@ -64,7 +67,12 @@ class ModelMeta:
         """Flat string to string map for ONNX ``metadata_props`` (every value JSON-encoded)."""
         props = {PREFIX + "format": FORMAT_VERSION}
         for k, v in asdict(self).items():
+            if k == "unknown_props":
+                continue
+            if k == "extra":  # the unknown keys go back under their own names, not into uolrps.extra
+                v = {n: x for n, x in v.items() if PREFIX + n not in self.unknown_props}
             props[PREFIX + k] = json.dumps(list(v) if isinstance(v, tuple) else v)
+        props.update(self.unknown_props)
         return props
 
     @classmethod
@@ -75,8 +83,10 @@ class ModelMeta:
                 f"{source} has no uolrps metadata (key {PREFIX}format={FORMAT_VERSION!r} missing): "
                 "export it with `uolrps export`"
             )
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in fields(cls)} - {"unknown_props"}
         kw: dict = {}
+        extra: dict = {}
+        unknown: dict = {}
         for key, raw in props.items():
             if not key.startswith(PREFIX) or key == PREFIX + "format":
                 continue
@@ -85,10 +95,16 @@ class ModelMeta:
                 value = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise UserError(f"{source}: metadata {key} is not valid JSON ({e})") from None
-            if name in names:
+            if name == "extra":
+                if not isinstance(value, dict):
+                    raise UserError(f"{source}: metadata {key} must be a JSON object, but got {raw[:60]}")
+                extra = {**value, **extra}  # a same-named top-level key wins
+            elif name in names:
                 kw[name] = tuple(value) if isinstance(value, list) else value
             else:
-                kw.setdefault("extra", {})[name] = value
+                extra[name] = value
+                unknown[key] = raw
+        kw["extra"], kw["unknown_props"] = extra, unknown
         try:
             return cls(**kw)
         except (TypeError, ValueError) as e:  # a missing key, or a value of the wrong kind

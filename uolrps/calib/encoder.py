@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uolrps.calib.backbones import IMAGENET_MEAN, IMAGENET_STD, get_spec
+from uolrps.calib.backbones import get_spec
 from uolrps.calib.checkpoints import load_strict, read_state_dict, sha256_file
 
 
@@ -78,7 +78,7 @@ def build_encoder(backbone: str, weights: str | Path | None = None, size: int | 
     else:
         with torch.no_grad():
             grid = tuple(net.eval()(torch.zeros(1, 3, H, W)).shape[-2:])
-    info = EncoderInfo(backbone, (H, W), grid, spec.channels, IMAGENET_MEAN, IMAGENET_STD,
+    info = EncoderInfo(backbone, (H, W), grid, spec.channels, spec.mean, spec.std,
                        str(weights), digest, dilated)
     return Encoder(net, info)
 

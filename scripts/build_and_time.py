@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from uolrps.errors import UserError
-    from uolrps.export.trt_build import build_engine, default_engine_path
+    from uolrps.export.trt_build import build_engine
+    from uolrps.export.trt_exec import default_engine_path
     from uolrps.runtime.backends.ort import OrtBackend
     from uolrps.runtime.backends.trt import TensorRTBackend
     from uolrps.runtime.preprocess import preprocess

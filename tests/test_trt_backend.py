@@ -18,7 +18,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from fake_tensorrt import FakeCudaTensorRT, make_trt  # noqa: E402
+from fake_seam import FakeCudaTensorRT  # noqa: E402
+from fake_tensorrt import make_trt  # noqa: E402
 from tinymodel import bright_square_frame, make_tiny_model  # noqa: E402
 from uolrps.errors import UserError  # noqa: E402
 from uolrps.export.trt_build import build_engine  # noqa: E402

@@ -1,8 +1,9 @@
 """`uolrps build`: version dispatch, profile from the ONNX input, checked TensorRT calls, timing cache, DLA,
 sidecar, trtexec equivalent, and the clear error where TensorRT is missing (this machine).
 
-TensorRT itself is faked (tests/fake_tensorrt.py, after the documented 10.x and 11.x Python API); the ONNX
-files, the parser's op check, the sidecar and the files written are real.
+TensorRT itself is faked (tests/fake_tensorrt.py, after the real 10.3 and 11.4 bindings: enum values,
+constructors that raise TypeError without a GPU, IHostMemory buffers, a parser with its own op support); the
+ONNX files, the sidecar and the files written are real.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+import sys
 
 import pytest
 
@@ -18,8 +20,10 @@ onnx = pytest.importorskip("onnx")
 from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
 from tinymodel import make_tiny_model, tiny_meta  # noqa: E402
 from uolrps.errors import UserError  # noqa: E402
-from uolrps.export.trt_build import (BuildSettings, batch_profile, build_engine, read_onnx_info,  # noqa: E402
-                                     trt_api, trtexec_argv, trtexec_command)
+from uolrps.export.trt_build import build_engine, trt_api  # noqa: E402
+from uolrps.export.trt_exec import trtexec_argv, trtexec_command  # noqa: E402
+from uolrps.export.trt_onnx import read_onnx_info  # noqa: E402
+from uolrps.export.trt_profile import BuildSettings, batch_profile  # noqa: E402
 from uolrps.runtime.sidecar import read_sidecar, sha256_file  # noqa: E402
 
 GPU = ("Orin", (8, 7))
@@ -176,9 +180,49 @@ def test_dla_with_gpu_fallback(tiny):
     assert sc.build["dla_core"] == 1 and sc.build["gpu_fallback"] is True
 
 
-def test_11x_fake_has_no_precision_flags():
-    # the code path for 11.x must not touch what 11.x removed
-    assert not hasattr(make_trt("11.4.1").BuilderFlag, "FP16") and hasattr(make_trt("10.3.0").BuilderFlag, "FP16")
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.0.106"])
+def test_dla_sets_the_real_gpu_fallback_flag(tiny, version):
+    trt = make_trt(version, dla_cores=1)
+    _build(tiny, trt, dla_core=0)
+    header = next(h for what, h in trt.calls if what == "build")
+    assert header["builder_flags"] == [3]  # BuilderFlag.GPU_FALLBACK is 3 in 10.3 and 11.4
+
+
+def test_no_visible_gpu_is_one_line_not_a_traceback(tiny, monkeypatch, capsys):
+    # trt.Builder(logger) raises "TypeError: pybind11::init(): factory function returned nullptr", never None
+    with pytest.raises(UserError, match="could not create a builder .*nvidia-smi"):
+        _build(tiny, make_trt(gpu=False))
+    assert not tiny.with_suffix(".engine").exists()
+    monkeypatch.setitem(sys.modules, "tensorrt", make_trt(gpu=False))
+    from uolrps.cli.main import main
+
+    assert main(["build", str(tiny)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: TensorRT could not create a builder") and err.count("\n") == 1
+
+
+def test_build_needs_only_what_the_trt_extra_installs(tiny, monkeypatch):
+    # [trt] installs TensorRT and pycuda, not onnx, onnxslim, onnxruntime or torch
+    for name in ("onnx", "onnxslim", "onnxruntime", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import onnx` now raises ImportError
+    engine, side, _ = _build(tiny, workspace_gib=1, max_batch=2)
+    assert read_sidecar(engine).meta == tiny_meta()
+    assert trtexec_command(tiny).startswith("trtexec --onnx=")
+
+
+def test_the_parser_decides_not_the_operator_list(tiny):
+    # this fake TensorRT refuses ReduceMean, which the operator list accepts: the build must say so
+    lines: list[str] = []
+    with pytest.raises(UserError, match=r"cannot parse model.fp16.onnx \(1 parser errors, first: .*ReduceMean"):
+        build_engine(tiny, trt=make_trt(refuses={"ReduceMean"}), gpu=GPU, log=lines.append)
+    assert any("parser error 1/1" in line and "ReduceMean" in line for line in lines)
+
+
+def test_one_logger_per_process(tiny):
+    trt = make_trt()
+    for _ in range(3):
+        _build(tiny, trt)
+    assert trt.Logger.created == 1
 
 
 # ---- trtexec ------------------------------------------------------------------------------------------------

@@ -94,3 +94,46 @@ def test_missing_and_unreadable_files_are_user_errors(tmp_path):
     junk.write_bytes(b"\xff\x00 not a protobuf at all" * 10)
     with pytest.raises(UserError, match="not a readable ONNX file"):
         unsupported_ops(junk)
+
+
+# ---- the parser decides wherever a TensorRT builder can be created; the list is the fallback ---------------
+def test_parser_answer_wins_over_the_list_both_ways():
+    from fake_tensorrt import make_trt
+    from uolrps.export.trt_support import op_check
+
+    ln = _model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)])
+    assert unsupported_ops(ln) == []  # the list accepts it ...
+    check = op_check(ln, trt=make_trt("10.3.0", refuses={"LayerNormalization"}))  # ... this TensorRT does not
+    assert check.checker == "the ONNX parser of TensorRT 10.3.0"
+    assert len(check.problems) == 1 and check.problems[0].startswith("LayerNormalization (node")
+    unique = _model([helper.make_node("Unique", ["x"], ["y"])])
+    assert unsupported_ops(unique) == ["Unique"]  # the list refuses it ...
+    assert op_check(unique, trt=make_trt("11.4.0.106", refuses=())).problems == []  # ... this TensorRT imports it
+
+
+def test_without_a_gpu_the_list_answers_and_says_so():
+    from fake_tensorrt import make_trt
+    from uolrps.export.trt_support import LIST_CHECKER, check_tensorrt_support, op_check
+
+    unique = _model([helper.make_node("Unique", ["x"], ["y"])])
+    check = op_check(unique, trt=make_trt(gpu=False, refuses=()))  # Builder raises the nullptr TypeError
+    assert check.checker == LIST_CHECKER and check.problems == ["Unique"]
+    with pytest.raises(UserError, match=r"checked by the TensorRT 10 operator list .*: Unique"):
+        check_tensorrt_support(unique, trt=make_trt(gpu=False))
+
+
+def test_parser_subgraphs_name_nodes_when_it_gives_no_errors():
+    from fake_tensorrt import make_trt
+    from uolrps.export.trt_support import parser_problems
+
+    trt = make_trt(refuses={"Det"})
+    real = trt.OnnxParser
+
+    class Silent(real):  # a parser that refuses without an error message: the subgraph query still answers
+        def supports_model_v2(self, model, path=None):
+            ok = super().supports_model_v2(model, path)
+            self.clear_errors()
+            return ok
+    trt.OnnxParser = Silent
+    model = _model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Det", ["r"], ["y"])])
+    assert parser_problems(trt, model) == ["nodes [1] (refused by the parser, no message)"]

@@ -181,7 +181,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
-    from uolrps.export.trt_ops import check_tensorrt_ops
+    from uolrps.export.trt_support import check_tensorrt_support
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.paths import check_distinct_outputs, check_output_path
 
@@ -210,7 +210,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)
     ref = HeatmapGraph(encoder, rows)  # the FP32 PyTorch graph: the reference of the FP32 ONNX graph
     model = torch_to_onnx(ref, info.input_size, batch, dynamic_batch, log=log)
-    check_tensorrt_ops(model, source="the exported fp32 graph")
+    check_tensorrt_support(model, source="the exported fp32 graph")
     meta32 = meta.replace(precision="fp32")
     set_meta(model, meta32)
     report = verify(model, ref, images, threshold, batch, dynamic_batch)  # before any file is written
@@ -226,7 +226,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     files = [(output, model)]
     if fp16:
         half = torch_to_onnx(HeatmapGraph(encoder, rows, half=True), info.input_size, batch, dynamic_batch, log=log)
-        check_tensorrt_ops(half, source="the exported fp16 graph")
+        check_tensorrt_support(half, source="the exported fp16 graph")
         set_meta(half, meta.replace(precision="fp16"))
         twin = gate_twin(model.SerializeToString(), half.SerializeToString(), images, label="fp16 twin")
         log(twin.summary())

@@ -192,3 +192,46 @@ def update_sidecar_meta(path: str | Path, **changes) -> ModelMeta:
 
     write_sidecar(path, replace(sc, meta=meta))
     return meta
+
+
+@dataclass(frozen=True)
+class EngineDescription:
+    """What is known about an engine before TensorRT loads it: its sidecar, or the ONNX file it was built from."""
+
+    meta: ModelMeta
+    sidecar: Sidecar | None  # None for an engine from trtexec or Polygraphy opened with --meta
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def dla_core(self) -> int | None:
+        core = self.sidecar.build.get("dla_core") if self.sidecar is not None else None
+        return int(core) if core is not None else None
+
+
+def describe_engine(engine_path: str | Path, meta_onnx: str | Path | None = None) -> EngineDescription:
+    """The sidecar of ``engine_path``, or (no sidecar) the metadata of ``meta_onnx``, the ONNX it was built from.
+
+    With both, the sidecar wins and a ``meta_onnx`` other than the one the sidecar names is a warning. With
+    neither, a UserError says how to get one.
+    """
+    engine = Path(engine_path)
+    side = sidecar_path(engine)
+    if side.is_file():
+        sc = read_sidecar(engine)
+        warnings: list[str] = []
+        if meta_onnx is not None and sc.onnx_sha256 and sha256_file(meta_onnx) != sc.onnx_sha256:
+            warnings.append(f"--meta {Path(meta_onnx).name} is not the ONNX file this engine was built from "
+                            f"({sc.onnx_file or 'see its sidecar'}); using the sidecar {side.name}")
+        return EngineDescription(sc.meta, sc, tuple(warnings))
+    if meta_onnx is None:
+        raise UserError(f"no sidecar {side.name} beside {engine.name}: build engines with `uolrps build MODEL.fp16.onnx` "
+                        "(it writes both), or, for an engine from trtexec or Polygraphy, pass --meta MODEL.onnx "
+                        "(the ONNX file it was built from, which carries the model metadata)")
+    from uolrps.onnx_header import read_onnx_meta
+
+    meta, _ = read_onnx_meta(meta_onnx)
+    note = (f"{engine.name} has no sidecar (built by trtexec or Polygraphy?): the model metadata comes from "
+            f"{Path(meta_onnx).name}; the engine's inputs and outputs are checked against it, but its TensorRT "
+            "version, GPU and DLA core cannot be checked before TensorRT loads it (rebuild it with `uolrps build` "
+            "if TensorRT refuses it)")
+    return EngineDescription(meta, None, (note,))

@@ -29,7 +29,7 @@ BACKENDS: dict[str, BackendEntry] = {
     "ort": BackendEntry("ort", (".onnx",), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
                         options=("providers", "threads"), what="ONNX Runtime"),
     "trt": BackendEntry("trt", (".engine", ".plan"), "uolrps.runtime.backends.trt:TensorRTBackend",
-                        ("tensorrt", "pycuda"), "trt", what="TensorRT"),
+                        ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT"),
 }
 
 

@@ -4,7 +4,8 @@ Pinned host buffers and device buffers sized for the largest batch of the engine
 are allocated once; each call copies the batch host-to-device asynchronously, sets the input shape when the
 batch axis is dynamic, enqueues ``execute_async_v3``, copies the heatmaps back and synchronises the stream.
 The model metadata comes from the engine's sidecar, which is checked against the running TensorRT and GPU
-before the engine is deserialised.
+before the engine is deserialised (with ``runtime.DLA_core`` set from it for a DLA engine); an engine from
+trtexec or Polygraphy has no sidecar and is opened with ``meta=`` the ONNX file it was built from.
 
 Every call into TensorRT and pycuda goes through :class:`CudaTensorRT` (the seam); the logic around it
 (sidecar checks, I/O validation, dtype mapping, buffer sizing, profile checks, batching) is
@@ -24,12 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from uolrps.errors import UserError
+from uolrps.gpu import import_pycuda, import_tensorrt, query_gpu, trt_create, trt_logger
 from uolrps.runtime.backends.base import Backend, InputSpec
-from uolrps.runtime.sidecar import check_sidecar, read_sidecar
+from uolrps.runtime.sidecar import check_sidecar, describe_engine
 
 log = logging.getLogger("uolrps.trt")
-INSTALL_HINT = ("pip install 'uolrps[trt]' (on a Jetson, TensorRT comes with JetPack as python3-libnvinfer; "
-                "pycuda installs with pip)")
 # TensorRT DataType names -> numpy dtypes of host buffers (BF16, FP8, INT4 have no numpy type)
 TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "INT8": "int8", "INT32": "int32", "INT64": "int64",
               "BOOL": "bool", "UINT8": "uint8"}
@@ -53,45 +53,28 @@ class TensorInfo:
     profile: tuple | None = None  # (min, opt, max) shapes in profile 0, for inputs with a dynamic axis
 
 
-def _import_pycuda():
-    try:
-        import pycuda.driver as cuda
-    except ImportError as e:
-        raise UserError(f"the TensorRT backend needs pycuda ({e}): {INSTALL_HINT}") from None
-    return cuda
-
-
-def query_gpu(device: int = 0) -> tuple[str, tuple[int, int]]:
-    """Name and compute capability of CUDA device ``device``, from pycuda."""
-    cuda = _import_pycuda()
-    cuda.init()
-    if cuda.Device.count() <= device:
-        raise UserError(f"no CUDA GPU {device} on this machine (pycuda sees {cuda.Device.count()}): TensorRT "
-                        "engines need an NVIDIA GPU")
-    d = cuda.Device(device)
-    major, minor = d.compute_capability()
-    return d.name(), (int(major), int(minor))
-
-
 class CudaTensorRT:
     """The seam: one deserialised engine, one execution context, one CUDA stream, pinned and device memory.
 
-    pycuda's contexts belong to threads, so every public use happens inside :meth:`active`, which pushes
-    the device's primary context on the calling thread and pops it afterwards.
+    pycuda's contexts belong to threads: every use happens inside :meth:`active`, which pushes the device's
+    primary context on the calling thread and pops it on the same thread. :meth:`close` releases the primary
+    context (``detach()``, which pushes it and releases it without popping, so we pop it) when called on the
+    thread that opened the engine; from another thread ``detach()`` would do nothing, so the release is left
+    to the end of the process there. Either way the calling thread's context stack is left as it was.
+    ``trt`` and ``cuda`` (the tensorrt and pycuda.driver modules) are imported when not given.
     """
 
-    def __init__(self, device: int = 0) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError as e:
-            raise UserError(f"the TensorRT backend needs the tensorrt package ({e}): {INSTALL_HINT}") from None
-        self._trt, self._cuda = trt, _import_pycuda()
-        self.trt_version = str(trt.__version__)
-        self.gpu_name, self.compute_capability = query_gpu(device)
+    def __init__(self, device: int = 0, *, trt=None, cuda=None) -> None:
+        self._trt = trt if trt is not None else import_tensorrt("the TensorRT backend")
+        self._cuda = cuda if cuda is not None else import_pycuda()
+        self.trt_version = str(self._trt.__version__)
+        self.gpu_name, self.compute_capability = query_gpu(device, self._cuda)
         self._ctx = self._cuda.Device(device).retain_primary_context()
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._thread = threading.get_ident()
+        self._logger = trt_logger(self._trt)
         self._engine = self._context = self._stream = self._runtime = None
         self._allocations: list = []
+        self._released = False
 
     @contextmanager
     def active(self):
@@ -101,9 +84,16 @@ class CudaTensorRT:
         finally:
             self._cuda.Context.pop()
 
-    def load(self, plan: bytes) -> None:
-        runtime = self._trt.Runtime(self._logger)
+    def load(self, plan: bytes, dla_core: int | None = None) -> None:
+        runtime = trt_create(self._trt.Runtime, self._logger, what="a runtime")
         self._runtime = runtime
+        if dla_core is not None:  # a DLA engine is deserialised with its core set first
+            cores = int(getattr(runtime, "num_DLA_cores", 0) or 0)
+            if not 0 <= dla_core < cores:
+                have = f"{cores} DLA cores" if cores else "no DLA"
+                raise UserError(f"the engine was built for DLA core {dla_core}, but this device has {have}: rebuild "
+                                "it without --dla (or with a core this device has)")
+            runtime.DLA_core = int(dla_core)
         self._engine = runtime.deserialize_cuda_engine(plan)
         if self._engine is None:
             raise UserError("TensorRT could not deserialise the engine (see the TensorRT messages above): "
@@ -154,6 +144,8 @@ class CudaTensorRT:
         self._stream.synchronize()
 
     def close(self) -> None:
+        if self._released:
+            return
         with self.active():
             for a in self._allocations:
                 if hasattr(a, "free"):
@@ -162,7 +154,12 @@ class CudaTensorRT:
                     a.base.free()
             self._allocations = []
             self._context = self._engine = self._runtime = self._stream = None
-        self._ctx.detach()
+        self._released = True
+        if threading.get_ident() == self._thread:
+            self._ctx.detach()  # pushes the primary context and releases it without popping ...
+            self._cuda.Context.pop()  # ... so pop it here, on the same thread
+        else:
+            log.debug("engine closed from another thread: the primary context is released at exit")
 
 
 @dataclass(frozen=True)
@@ -216,23 +213,25 @@ class TensorRTBackend(Backend):
     (their heatmaps are dropped). Calls are serialised (one context, one stream).
     """
 
-    def __init__(self, engine_path: str | Path, *, cuda=None) -> None:
+    def __init__(self, engine_path: str | Path, *, meta: str | Path | None = None, cuda=None) -> None:
         self.path = Path(engine_path)
         if not self.path.is_file():
             raise UserError(f"engine file {str(self.path)!r} does not exist: build one with `uolrps build MODEL.fp16.onnx`")
-        self.sidecar = read_sidecar(self.path)
-        self.meta = self.sidecar.meta
+        desc = describe_engine(self.path, meta)
+        self.sidecar, self.meta = desc.sidecar, desc.meta
         self._cuda = cuda if cuda is not None else CudaTensorRT()
         self._lock = threading.Lock()
         self._closed = False
         try:
             plan = self.path.read_bytes()
-            self.warnings = check_sidecar(self.sidecar, self._cuda.trt_version, self._cuda.gpu_name,
-                                          self._cuda.compute_capability, hashlib.sha256(plan).hexdigest())
+            self.warnings = list(desc.warnings)
+            if self.sidecar is not None:
+                self.warnings += check_sidecar(self.sidecar, self._cuda.trt_version, self._cuda.gpu_name,
+                                               self._cuda.compute_capability, hashlib.sha256(plan).hexdigest())
             for w in self.warnings:
                 log.warning("%s: %s", self.path.name, w)
             with self._cuda.active():
-                self._cuda.load(plan)
+                self._cuda.load(plan, desc.dla_core)
                 self.io = plan_io(self._cuda.io_tensors(), self.meta, str(self.path))
                 hi = self.io.max_batch
                 self._h_in, self._d_in = self._cuda.alloc((hi, *self.io.image_shape), np.uint8)

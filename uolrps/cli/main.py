@@ -39,6 +39,33 @@ for _name in COMMANDS:
     importlib.import_module(f"uolrps.cli.{_name}_cmd").register(app)
 
 
+def conventional_help(command) -> None:
+    """Typer's own conventions in --help, which recent Typer releases dropped: an on/off flag shows no value
+    (``--multi``, not ``--multi <bool>``) and an argument is upper case in the usage line (``IMAGES``, not
+    ``{images}``) and in error messages. Applied to the built command tree, in place (Typer's parameters
+    are its own classes, so they are told apart by ``param_type_name``)."""
+    for param in command.params:
+        if param.param_type_name == "option" and getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+        elif param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            if hasattr(param, "_usage_display_name"):  # Typer >= 0.2x wraps required arguments in {}
+                more = "..." if param.nargs != 1 else ""
+                shown = param.metavar + more if param.required else f"[{param.metavar}]{more}"
+                param._usage_display_name = lambda shown=shown: shown
+    make_help = command.get_help_option
+
+    def get_help_option(ctx):
+        option = make_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option
+    for sub in getattr(command, "commands", {}).values():
+        conventional_help(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, click's codes for usage errors)."""
     if "numpy" not in sys.modules:
@@ -46,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         # multi-threaded BLAS competing with the inference threads; it must be set before numpy loads.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
-        app(args=argv, prog_name="uolrps")  # standalone: usage errors print themselves and exit
+        command = typer.main.get_command(app)
+        conventional_help(command)
+        command(args=argv, prog_name="uolrps")  # standalone: usage errors print themselves and exit
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2

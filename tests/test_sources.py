@@ -118,7 +118,11 @@ def test_folder_skips_and_counts_unreadable_images(images):
         frames = list(src)
         assert src.skipped == 1 and src.total == 4
     assert [f.image.shape[0] for f in frames] == [31, 30, 32]  # a.png, b.jpg, sub/c.jpg (broken.jpg skipped)
-    assert [f.index for f in frames] == [0, 1, 2] and [f.timestamp for f in frames] == [0.0, 1.0, 2.0]
+    # the index is the position in the listing (a.png, b.jpg, broken.jpg, sub/c.jpg): the skipped file keeps
+    # its number, so later images do not shift; every frame carries its file, the skipped one is reported
+    assert [f.index for f in frames] == [0, 1, 3] and [f.timestamp for f in frames] == [0.0, 1.0, 3.0]
+    assert [f.path for f in frames] == [str(images / "a.png"), str(images / "b.jpg"), str(images / "sub" / "c.jpg")]
+    assert src.skipped_files == [str(images / "broken.jpg")]
 
 
 def test_single_image_and_glob_and_loop(images):

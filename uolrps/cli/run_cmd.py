@@ -1,46 +1,75 @@
-"""`uolrps run --video SRC --model MODEL`: streaming localization of a camera, file or stream."""
+"""`uolrps run --video SRC [--video SRC2 ...] --model MODEL`: streaming localization of cameras, files, streams."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import List
 
 import typer
 
 from uolrps.errors import UserError
 
+EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in failure (docs/run.md)
+
 
 def run(
-    video: str = typer.Option(..., "--video", "-v", help="Source: cam0 / 0 / /dev/video0, a video file, an image, "
-                              "a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE."),
+    video: List[str] = typer.Option(None, "--video", "-v", help="Source: cam0 / 0 / /dev/video0, a video file, an "
+                                    "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
+                                    "Give it several times for several streams."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build)."),
+    sources: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
+                                 "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
                                     "maximum (default: the model's own)."),
     multi: bool = typer.Option(False, "--multi", help="A box for every region above the threshold (largest first)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Heatmap smoothing over time, A in [0, 1): 0 = off, 0.8 = strong."),
-    show: bool = typer.Option(False, "--show", help="Show a window with the boxes and the frame rate (q or Esc quits)."),
-    save: Path = typer.Option(None, "--save", help="Write an annotated video (.mp4 or .avi), same size and rate as the source."),
-    jsonl: Path = typer.Option(None, "--jsonl", help="Write one JSON line per frame (boxes, scores, timings)."),
+    show: bool = typer.Option(False, "--show", help="Show a window per stream with the boxes and the frame rate (q or Esc quits)."),
+    save: str = typer.Option(None, "--save", help="Annotated video (.mp4 or .avi); for an image folder a folder of "
+                             "annotated images; with several streams a folder or a template with {stream}."),
+    jsonl: Path = typer.Option(None, "--jsonl", help="Write one JSON line per frame and stream (boxes, scores, latency)."),
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
-    max_frames: int = typer.Option(None, "--max-frames", help="Stop after N frames."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
     backend: str = typer.Option("auto", "--backend", help="auto (by file suffix), ort or trt."),
     providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
-    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: its own choice)."),
+    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md)."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
+                                        "streams to fill a batch."),
+    stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without a frame before a live source "
+                                        "is reopened."),
+    reopen_limit: int = typer.Option(10, "--reopen-limit", help="Failed recoveries in a row before a live stream ends."),
+    size: str = typer.Option(None, "--size", help="Camera capture size WIDTHxHEIGHT (V4L2)."),
+    fps: float = typer.Option(None, "--fps", help="Camera frame rate (V4L2)."),
+    fourcc: str = typer.Option(None, "--fourcc", help="Camera pixel format, e.g. MJPG or YUYV (V4L2)."),
+    rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="RTSP over tcp (default) or udp."),
+    serve: str = typer.Option(None, "--serve", help="Serve a browser view and an HTTP API at [HOST:]PORT "
+                              "(default host 127.0.0.1)."),
+    serve_token: str = typer.Option(None, "--serve-token", envvar="UOLRPS_SERVE_TOKEN", show_envvar=True,
+                                    help="Token the POST/DELETE endpoints require (needed beyond loopback)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
-    """Localize the main object in every frame of a camera, video file, image folder or network stream."""
+    """Localize the main object in every frame of cameras, video files, image folders or network streams."""
     from uolrps.paths import check_distinct_outputs, check_output_path, write_atomic
+    from uolrps.runtime.capture import CaptureOptions
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
+    from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
+    videos = tuple(video or ())
+    if not videos and sources is None:
+        raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
     if summary_json is not None:
-        check_output_path(summary_json, "--summary-json", inputs=(model, video))
-    config = RunConfig(source=video, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
+        check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources))
+    capture = CaptureOptions(size=parse_size(size) if size else None, fps=fps, fourcc=fourcc,
+                             rtsp_transport=rtsp_transport)
+    config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
-                       providers=providers, threads=threads, progress=not quiet)
-    stats = run_pipeline(config)
+                       providers=providers, threads=threads, progress=not quiet, sources_file=sources,
+                       batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
+                       capture=capture, serve=serve, serve_token=serve_token)
+    stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True))
     typer.echo(stats.line())
     if summary_json is not None:
         text = json.dumps(stats.summary(), indent=1) + "\n"
@@ -50,10 +79,14 @@ def run(
         typer.echo(f"wrote {', '.join(written)}", err=True)
     if stats.interrupted:
         raise typer.Exit(130)
-    if stats.source_error:
-        raise UserError(f"the source {video!r} failed after {stats.frames} frames: {stats.source_error}")
+    failed = stats.failed
+    if failed:
+        for s in failed:
+            typer.echo(f"error: stream {s.name} ({s.source}) failed after {s.frames} frames: {s.reason}", err=True)
+        raise typer.Exit(EXIT_STREAM_FAILED)
     if stats.frames == 0:
-        raise UserError(f"no frame could be read from {video!r} ({stats.skipped} unreadable): check the source")
+        what = videos[0] if len(videos) == 1 and sources is None else "the sources"
+        raise UserError(f"no frame could be read from {what!r} ({stats.skipped} unreadable): check the source")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,9 @@
 1. Upsample the h x w heatmap to the frame (bilinear, aligned corners), as a separable matrix product.
 2. Quantise to 8 bits (``(map * 255).astype(uint8)``), threshold strictly above ``int(t * max)``.
 3. Bounding rectangle of the largest contour (``multi``: of every contour), as inclusive corners
-   ``x1, y1, x2, y2`` clipped to ``W - 1, H - 1``. No contour gives no box.
+   ``x1, y1, x2, y2`` clipped to ``W - 1, H - 1``. No contour gives no box. The wsolevaluation protocol
+   (eval) keeps every contour, holes included; the runtime asks for ``outer_only`` (a hole is not an
+   object). The largest contour is always an outer one, so single-box results are the same either way.
 """
 
 from __future__ import annotations
@@ -59,13 +61,15 @@ def quantise(scoremap: np.ndarray) -> np.ndarray:
 
 
 def boxes_from_map8(map8: np.ndarray, threshold: float, multi: bool = False,
-                    min_area: float = 0.0) -> np.ndarray:
-    """Boxes (K x 4 float32, inclusive corners, largest contour first) from an 8-bit map at ``threshold``."""
+                    min_area: float = 0.0, outer_only: bool = False) -> np.ndarray:
+    """Boxes (K x 4 float32, inclusive corners, largest contour first) from an 8-bit map at ``threshold``
+    (``outer_only``: contours of regions only, not of their holes)."""
     import cv2
 
     H, W = map8.shape
     _, mask = cv2.threshold(map8, int(threshold * float(map8.max())), 255, cv2.THRESH_BINARY)
-    contours, _ = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    mode = cv2.RETR_EXTERNAL if outer_only else cv2.RETR_TREE
+    contours, _ = cv2.findContours(mask, mode, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return np.zeros((0, 4), dtype=np.float32)
     areas = [cv2.contourArea(c) for c in contours]
@@ -81,14 +85,15 @@ def boxes_from_map8(map8: np.ndarray, threshold: float, multi: bool = False,
 
 
 def heatmap_to_boxes(heatmap: np.ndarray, size: tuple[int, int], threshold: float,
-                     multi: bool = False, min_area: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     multi: bool = False, min_area: float = 0.0,
+                     outer_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes for one heatmap on a frame of ``size`` = (H, W).
 
     Returns ``(boxes, scores, map8)``: boxes K x 4 in frame pixels (largest first), scores K (mean of the
     upsampled map inside each box, in [0, 1]), and the 8-bit upsampled map (H x W uint8) they came from.
     """
     m8, s255 = map8(heatmap, size)
-    boxes = boxes_from_map8(m8, threshold, multi=multi, min_area=min_area)
+    boxes = boxes_from_map8(m8, threshold, multi=multi, min_area=min_area, outer_only=outer_only)
     scores = np.array(
         [s255[int(y1):int(y2) + 1, int(x1):int(x2) + 1].mean() / 255.0 for x1, y1, x2, y2 in boxes],
         dtype=np.float32,

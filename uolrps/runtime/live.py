@@ -1,8 +1,12 @@
 """Live sources (camera, rtsp/http stream, GStreamer): a capture thread that keeps only the newest frame.
 
-A frame that is overwritten before anyone read it is counted in ``dropped``. When the capture stops
-delivering (failed reads: unplugged camera, dropped connection, FFmpeg read timeout) it is released and
-reopened with exponential backoff, and the run goes on; the frame index keeps counting.
+A frame that is overwritten before anyone read it is counted in ``dropped``. Each source is isolated: its
+stalls, reopenings and failure are its own. The capture is reopened when it stops delivering (failed reads,
+or no frame for ``stall_timeout`` seconds), after a backoff that doubles with every failed recovery. A
+failed recovery is an attempt that does not open, or opens and then delivers no frame (or stalls again
+before it was healthy for ``stall_timeout`` seconds); after ``reopen_limit`` of them in a row the source
+ends with :data:`Status.ERROR` and a one-line reason. A healthy period resets the count. So a source that
+opens but never delivers cannot retry forever.
 """
 
 from __future__ import annotations
@@ -12,9 +16,24 @@ import time
 from typing import Callable
 
 from uolrps.errors import UserError
-from uolrps.runtime.sources import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, _fps, log
+from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
 
 NAMES = {"camera": "camera", "rtsp": "RTSP stream", "http": "HTTP stream", "gst": "GStreamer pipeline"}
+HINTS = {
+    "camera": "check that it exists, is connected and not used by another program (`ls /dev/video*`, "
+              "`v4l2-ctl --list-devices`)",
+    "rtsp": "check that the server is up and the URL (host, port, path, credentials) is right: try it in a "
+            "player (`ffplay -rtsp_transport tcp URL`)",
+    "http": "check that the server is up and the URL serves a video stream (MJPEG or a format FFmpeg reads): "
+            "try it in a player (`ffplay URL`)",
+    "gst": "check the pipeline with `gst-launch-1.0` (it must end in appsink)",
+}
+DEFAULT_STALL_TIMEOUT = 5.0
+
+
+def open_failure(spec: SourceSpec) -> str:
+    """The one-line reason a live source did not open, with the hint for its kind."""
+    return f"cannot open {NAMES.get(spec.kind, spec.kind)} {spec.text}: {HINTS.get(spec.kind, 'check the source')}"
 
 
 class LiveSource(Source):
@@ -22,22 +41,30 @@ class LiveSource(Source):
     MAX_BAD_READS = 3  # consecutive failed reads before the capture is reopened
 
     def __init__(self, spec: SourceSpec, capture_factory: Callable, backoff: tuple[float, float] = (0.5, 8.0),
-                 reopen_limit: int | None = None) -> None:
+                 reopen_limit: int | None = None, stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+                 open_now: bool = True) -> None:
         super().__init__(spec)
         if not (0 < backoff[0] <= backoff[1]):
             raise ValueError(f"backoff must be (first, max) seconds with 0 < first <= max, but got {backoff}")
+        if reopen_limit is not None and reopen_limit < 1:
+            raise UserError(f"--reopen-limit must be a positive number of attempts, but got {reopen_limit}")
+        if not stall_timeout > 0:
+            raise UserError(f"--stall-timeout must be a positive number of seconds, but got {stall_timeout}")
         self._factory = capture_factory
         self._backoff = backoff
         self._reopen_limit = reopen_limit
+        self._stall = float(stall_timeout)
         self.name = f"{NAMES.get(spec.kind, spec.kind)} {spec.text}"
-        cap = capture_factory(spec)
-        if cap is None or not cap.isOpened():
-            if cap is not None:
-                cap.release()
-            raise UserError(f"cannot open {self.name}: check that it exists, is connected and not used by "
-                            "another program (cameras: `ls /dev/video*`; streams: try the URL in a player)")
-        self._cap = cap
-        self.fps = _fps(cap) or DEFAULT_FPS
+        self.fps = DEFAULT_FPS
+        self._cap = None
+        self._delivered_since_open = 0
+        self.state = "opening"
+        if open_now:  # a single source: an open failure is the immediate one-line error
+            cap = self._try_open()
+            if cap is None:
+                raise UserError(open_failure(spec))
+            self._cap = cap
+            self.fps = capture_fps(cap) or DEFAULT_FPS
         self._cond = threading.Condition()
         self._slot: Frame | None = None
         self._ended = False
@@ -49,26 +76,63 @@ class LiveSource(Source):
         self._thread.start()
 
     # ---- capture thread -------------------------------------------------------------------------------
-    def _run(self) -> None:
-        bad = 0
+    def _try_open(self):
         try:
+            cap = self._factory(self.spec)
+        except UserError:
+            raise
+        except Exception as e:
+            log.warning("%s: opening failed (%s)", self.name, e)
+            return None
+        if cap is not None and cap.isOpened():
+            return cap
+        if cap is not None:
+            cap.release()
+        return None
+
+    def _run(self) -> None:
+        failures = 0  # failed recoveries in a row
+        last = "could not be opened"
+        recovering = self._cap is None  # the first period after an open at start-up is not a recovery
+        try:
+            if self._cap is None:  # opened here (several sources: a source that is down must not stop the others)
+                self._cap = self._try_open()
+                if self._cap is None:
+                    failures, last = 1, "could not be opened"
+                else:
+                    self.fps = capture_fps(self._cap) or DEFAULT_FPS
             while not self._stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    ok, img = self._cap.read()
-                except Exception as e:  # a driver error is a failed read, not the end of the run
-                    log.warning("%s: read failed (%s)", self.name, e)
-                    ok, img = False, None
-                if ok and img is not None:
-                    bad = 0
-                    self._publish(img, (time.perf_counter() - t0) * 1000.0)
-                    continue
-                bad += 1
-                self.skipped += 1
-                if bad >= self.MAX_BAD_READS and not self._stop.is_set():
-                    if not self._reopen():
+                if self._cap is not None:
+                    healthy = self._read_until_stall()
+                    if self._stop.is_set():
                         break
-                    bad = 0
+                    self._cap.release()
+                    self._cap = None
+                    if healthy:
+                        failures = 0
+                    elif recovering:
+                        failures += 1
+                        last = "opened but delivered no frame" if self._delivered_since_open == 0 else \
+                            "stalled again before it was healthy"
+                if self._reopen_limit is not None and failures >= self._reopen_limit:
+                    self._failure = (f"{self.name} could not be reopened after {failures} attempts "
+                                     f"(last attempt: {last})")
+                    log.warning("%s", self._failure)
+                    return
+                self.state = "reopening"
+                delay = min(self._backoff[0] * 2.0 ** failures, self._backoff[1])
+                log.warning("%s stopped delivering frames: reopening in %.1f s", self.name, delay)
+                if self._stop.wait(delay):
+                    return
+                recovering = True
+                self._cap = self._try_open()
+                if self._cap is None:
+                    failures, last = failures + 1, "could not be opened"
+                else:
+                    self.reopened += 1
+                    log.warning("%s reopened", self.name)
+        except UserError as e:
+            self._failure = str(e)
         finally:
             if self._cap is not None:
                 self._cap.release()
@@ -77,41 +141,45 @@ class LiveSource(Source):
                 self._ended = True
                 self._cond.notify_all()
 
+    def _read_until_stall(self) -> bool:
+        """Read until the capture fails or stalls; True if it was healthy (delivering for ``stall_timeout``)."""
+        opened = last_good = time.monotonic()
+        self._delivered_since_open = 0
+        healthy = False
+        bad = 0
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                ok, img = self._cap.read()
+            except Exception as e:  # a driver error is a failed read, not the end of the run
+                log.warning("%s: read failed (%s)", self.name, e)
+                ok, img = False, None
+            t = time.monotonic()
+            if ok and img is not None:
+                bad = 0
+                last_good = t
+                self._delivered_since_open += 1
+                if self.state != "running":
+                    self.state = "running"
+                healthy = healthy or t - opened >= self._stall
+                self._publish(img, (time.perf_counter() - t0) * 1000.0)
+                continue
+            bad += 1
+            self.skipped += 1
+            if bad >= self.MAX_BAD_READS or t - last_good > self._stall:
+                return healthy
+            time.sleep(min(0.01 * bad, 0.1))  # a capture that fails at once must not spin
+        return healthy
+
     def _publish(self, img, capture_ms: float) -> None:
-        frame = Frame(img, self._index, time.monotonic() - self._t0, capture_ms)
+        t = time.monotonic()
+        frame = Frame(img, self._index, t - self._t0, capture_ms, t)
         self._index += 1
         with self._cond:
             if self._slot is not None:
                 self.dropped += 1
             self._slot = frame
             self._cond.notify()
-
-    def _reopen(self) -> bool:
-        """Release and reopen with backoff; False when closed or ``reopen_limit`` attempts failed."""
-        self._cap.release()
-        self._cap = None
-        delay, attempts = self._backoff[0], 0
-        while True:
-            log.warning("%s stopped delivering frames: reopening in %.1f s", self.name, delay)
-            if self._stop.wait(delay):
-                return False
-            attempts += 1
-            try:
-                cap = self._factory(self.spec)
-            except Exception as e:
-                log.warning("%s: reopening failed (%s)", self.name, e)
-                cap = None
-            if cap is not None and cap.isOpened():
-                self._cap = cap
-                self.reopened += 1
-                log.warning("%s reopened after %d attempt(s)", self.name, attempts)
-                return True
-            if cap is not None:
-                cap.release()
-            if self._reopen_limit is not None and attempts >= self._reopen_limit:
-                self._failure = f"{self.name} could not be reopened after {attempts} attempts"
-                return False
-            delay = min(delay * 2.0, self._backoff[1])
 
     # ---- consumer side --------------------------------------------------------------------------------
     def read(self, timeout: float = 1.0) -> Read:
@@ -121,7 +189,11 @@ class LiveSource(Source):
                 frame, self._slot = self._slot, None
                 return Read(Status.OK, frame)
             if self._ended:
-                return Read(Status.ERROR, message=self._failure) if self._failure else Read(Status.END)
+                if self._failure:
+                    self.state = "failed"
+                    return Read(Status.ERROR, message=self._failure)
+                self.state = "ended"
+                return Read(Status.END)
             return Read(Status.TIMEOUT)
 
     def close(self) -> None:

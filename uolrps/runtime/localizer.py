@@ -13,7 +13,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from uolrps.errors import UserError
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.runtime.batching import chunk_ranges, run_batched
+from uolrps.runtime.blas import limit_blas_threads
+from uolrps.runtime.post import PostProcessor
 from uolrps.runtime.preprocess import preprocess
 from uolrps.runtime.result import LocalizationResult
 
@@ -86,14 +88,32 @@ class Localizer:
             raise UserError(f"min_area must be a fraction of the frame area in [0, 1), but got {min_area}")
         from uolrps.runtime.backends import load_backend
 
+        limit_blas_threads()
         self.backend = load_backend(model_path, backend, providers=providers, threads=threads)
         self.meta = self.backend.meta
-        self.threshold = float(self.meta.threshold if threshold is None else threshold)
+        self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
+                                   smooth=smooth, min_area=min_area)
         self.threshold_origin = threshold_origin(model_path, self.meta, threshold is not None)
-        self.multi = bool(multi)
-        self.smooth = float(smooth)
-        self.min_area = float(min_area)
-        self._ema: np.ndarray | None = None
+
+    threshold = property(lambda self: self._post.threshold, lambda self, v: setattr(self._post, "threshold", float(v)))
+    multi = property(lambda self: self._post.multi, lambda self, v: setattr(self._post, "multi", bool(v)))
+    smooth = property(lambda self: self._post.smooth, lambda self, v: setattr(self._post, "smooth", float(v)))
+    min_area = property(lambda self: self._post.min_area, lambda self, v: setattr(self._post, "min_area", float(v)))
+
+    def postprocessor(self) -> PostProcessor:
+        """A post-processor with this localizer's settings and a smoothing state of its own (one per stream)."""
+        return self._post.copy()
+
+    @property
+    def max_batch(self) -> int | None:
+        """The largest batch one backend call takes: the fixed batch, or the engine profile's largest, or
+        None (any) for a dynamic ONNX batch axis."""
+        fixed = self.backend.input_spec.shape[0]
+        if fixed:
+            return int(fixed)
+        io = getattr(self.backend, "io", None)
+        hi = getattr(io, "max_batch", None)
+        return int(hi) if isinstance(hi, int) and hi > 0 else None
 
     # ---- the three stages -----------------------------------------------------------------------------
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -107,32 +127,7 @@ class Localizer:
     def postprocess(self, heatmap: np.ndarray, frame_size: tuple[int, int], frame_index: int = 0,
                     timestamp: float = 0.0, timings: dict[str, float] | None = None) -> LocalizationResult:
         """K x h x w heatmap of one frame -> boxes on the (H, W) frame; applies ``smooth`` (in call order)."""
-        t0 = time.perf_counter()
-        hm = np.asarray(heatmap, dtype=np.float32)
-        if self.smooth > 0.0:
-            if self._ema is None or self._ema.shape != hm.shape:
-                self._ema = hm.copy()
-            else:
-                self._ema *= self.smooth
-                self._ema += (1.0 - self.smooth) * hm
-            hm = self._ema.copy()
-        H, W = int(frame_size[0]), int(frame_size[1])
-        min_area = self.min_area * H * W
-        boxes, scores, labels = [], [], []
-        for k in range(hm.shape[0]):
-            b, s, _ = heatmap_to_boxes(hm[k], (H, W), self.threshold, multi=self.multi, min_area=min_area)
-            boxes.append(b)
-            scores.append(s)
-            labels.append(np.full(len(b), k, dtype=np.int32))
-        if len(boxes) == 1:
-            boxes_a, scores_a, labels_a = boxes[0], scores[0], labels[0]
-        else:
-            boxes_a, scores_a, labels_a = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
-        timings = dict(timings or {})
-        timings["post"] = _ms(t0)
-        return LocalizationResult(boxes=boxes_a, scores=scores_a, heatmap=hm, frame_size=(H, W),
-                                  frame_index=int(frame_index), timestamp=float(timestamp), labels=labels_a,
-                                  timings=timings)
+        return self._post(heatmap, frame_size, frame_index, timestamp, timings)
 
     # ---- whole frames ---------------------------------------------------------------------------------
     def __call__(self, frame_bgr: np.ndarray | str | Path, frame_index: int = 0,
@@ -161,17 +156,14 @@ class Localizer:
         if step <= 0:
             raise UserError(f"batch_size must be a positive int, but got {batch_size}")
         out = []
-        for start in range(0, n, step):
-            chunk = [self.preprocess(f) for f in frames_bgr[start:start + step]]
-            k = len(chunk)
-            if fixed and k % fixed:
-                chunk += [chunk[-1]] * (fixed - k % fixed)
-            out.append(self.infer(np.stack(chunk))[:k])
+        for start, stop in chunk_ranges(n, step):
+            chunk = np.stack([self.preprocess(f) for f in frames_bgr[start:stop]])
+            out.append(run_batched(self.infer, chunk, fixed, fixed=bool(fixed)) if fixed else self.infer(chunk))
         return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 
     def reset(self) -> None:
         """Forget the smoothing state (start of a new, unrelated video)."""
-        self._ema = None
+        self._post.reset()
 
     def close(self) -> None:
         self.backend.close()

@@ -26,6 +26,8 @@ class LocalizationResult:
     - ``heatmap``: float32 C x h x w, the model's map on its feature grid (after ``smooth``, if any).
     - ``frame_index``: 0-based index of the frame in its source; ``timestamp``: source time in seconds.
     - ``frame_size``: (H, W) of the frame; ``timings``: milliseconds per stage (see ``STAGES``).
+    - ``stream``: the stream's name (multi-stream runs), ``path``: the file of a file-based source,
+      ``latency_ms``: capture-to-result latency (streaming runs); None where not applicable.
     """
 
     boxes: np.ndarray
@@ -36,6 +38,9 @@ class LocalizationResult:
     timestamp: float = 0.0
     labels: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stream: str | None = None
+    path: str | None = None
+    latency_ms: float | None = None
 
     def __post_init__(self) -> None:
         b, s = self.boxes, self.scores
@@ -70,14 +75,20 @@ class LocalizationResult:
         return self.boxes[0] if len(self.boxes) else None
 
     def to_record(self, labels: bool = False) -> dict:
-        """The JSONL record: frame, t, boxes, scores, ms (and labels when asked, for multi-class models)."""
-        rec = {
+        """The JSONL record: (stream,) frame, (path,) t, boxes, scores, (labels,) ms, (latency_ms): labels when
+        asked (multi-class models), the others when set."""
+        rec = {} if self.stream is None else {"stream": self.stream}
+        rec.update({
             "frame": int(self.frame_index),
             "t": round(float(self.timestamp), 4),
             "boxes": [[round(float(v), 2) for v in box] for box in self.boxes],
             "scores": [round(float(v), 4) for v in self.scores],
-        }
+        })
+        if self.path is not None:
+            rec["path"] = self.path
         if labels:
             rec["labels"] = [int(v) for v in self.labels]
         rec["ms"] = {k: round(float(self.timings.get(k, 0.0)), 3) for k in STAGES}
+        if self.latency_ms is not None:
+            rec["latency_ms"] = round(float(self.latency_ms), 2)
         return rec

@@ -1,8 +1,9 @@
-"""``run(RunConfig)``: what ``uolrps run`` does: the streaming pipeline plus its outputs and summary.
+"""``run(RunConfig)``: what ``uolrps run`` does: the multi-stream engine plus its outputs and summary.
 
-Inputs are checked before the model loads; outputs are finalised on every exit path. Ctrl-C (SIGINT) ends
-the run cleanly: the annotated video is closed (playable), the JSONL file holds whole lines only, and the
-returned :class:`RunStats` says ``interrupted``. A second Ctrl-C during that short cleanup is ignored.
+Inputs and outputs are checked before the model loads; outputs are finalised on every exit path. Ctrl-C
+(SIGINT) or SIGTERM ends the run cleanly: every recording is closed (playable), the JSONL file holds whole
+lines only, and the returned :class:`RunStats` says ``interrupted``. A second Ctrl-C during that short
+cleanup is ignored. With ``serve``, an HTTP server (:mod:`uolrps.serve`) watches and steers the run.
 """
 
 from __future__ import annotations
@@ -10,25 +11,31 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.errors import UserError
 from uolrps.runtime.backends import BACKENDS
+from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
+from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
-from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
-from uolrps.runtime.pipeline import localize_stream
-from uolrps.runtime.sources import log, open_source, parse_source
+from uolrps.runtime.recording import Recorders, check_save, parse_serve
+from uolrps.runtime.sourcelist import SourceEntry, check_names, read_sources_file
+from uolrps.runtime.sources import parse_source
 from uolrps.runtime.stats import RunStats
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Every option of ``uolrps run`` (see docs/run.md); validated on creation."""
+    """Every option of ``uolrps run`` (see docs/run.md); validated on creation.
 
-    source: str
-    model: str | Path
+    ``source``: one source string or several; ``sources_file``: a file of ``[NAME=]SOURCE`` lines (both may
+    be given). ``capture``: capture options for every source given by ``source``.
+    """
+
+    source: str | tuple[str, ...] = ()
+    model: str | Path = ""
     threshold: float | None = None
     multi: bool = False
     smooth: float = 0.0
@@ -42,6 +49,13 @@ class RunConfig:
     providers: str | None = None
     threads: int | None = None
     progress: bool = True
+    sources_file: str | Path | None = None
+    batch_wait_ms: float = 5.0
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    reopen_limit: int = 10
+    capture: CaptureOptions = field(default_factory=CaptureOptions)
+    serve: str | None = None
+    serve_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -52,17 +66,25 @@ class RunConfig:
             raise UserError(f"--max-frames must be a positive number of frames, but got {self.max_frames}")
         if self.backend != "auto" and self.backend not in BACKENDS:
             raise UserError(f"--backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}")
+        if not self.stall_timeout > 0:
+            raise UserError(f"--stall-timeout must be a positive number of seconds, but got {self.stall_timeout}")
+        if self.reopen_limit < 1:
+            raise UserError(f"--reopen-limit must be a positive number of attempts, but got {self.reopen_limit}")
+        if not 0 <= self.batch_wait_ms <= 10_000:
+            raise UserError(f"--batch-wait-ms must be between 0 and 10000, but got {self.batch_wait_ms}")
+        if self.serve is not None:
+            parse_serve(self.serve)
 
-
-def _input_files(config: RunConfig, spec) -> list[Path]:
-    """The model, its engine sidecar and the source's files."""
-    from uolrps.runtime.sidecar import sidecar_path
-
-    model = Path(config.model)
-    files = [model, sidecar_path(model)]
-    targets = spec.target if isinstance(spec.target, (list, tuple)) else [spec.target]
-    files += [Path(t) for t in targets if isinstance(t, (str, Path)) and spec.kind in ("video", "image", "folder", "glob")]
-    return files
+    def entries(self) -> list[SourceEntry]:
+        """The sources in order: ``source`` first, then the lines of ``sources_file``."""
+        given = (self.source,) if isinstance(self.source, (str, Path)) else tuple(self.source)
+        out = [SourceEntry(None, str(s), self.capture) for s in given if str(s)]
+        if self.sources_file is not None:
+            out += read_sources_file(self.sources_file, self.capture)
+        if not out:
+            raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
+        check_names(out)
+        return out
 
 
 @contextlib.contextmanager
@@ -95,56 +117,64 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) -> RunStats:
+def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
+        say=None) -> RunStats:
     """See :func:`_run`; SIGTERM is handled like Ctrl-C while it runs."""
     with _sigterm_as_interrupt():
-        return _run(config, capture_factory, stats)
+        return _run(config, capture_factory, stats, on_start, say)
 
 
-def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None) -> RunStats:
-    """Run the pipeline with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
+def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
+         say=None) -> RunStats:
+    """Run the engine with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
 
-    ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it runs.
+    ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it
+    runs; ``on_start(engine, server)`` is called once the streams run (tests, embedding); ``say(text)``
+    receives what the user should see at the start (the threshold in effect and where it came from; the
+    server's address); by default it is logged.
     """
-    spec = parse_source(config.source)
-    inputs = _input_files(config, spec)  # an output must never overwrite one of these
-    if config.save is not None:
-        VideoOutput(config.save, inputs=inputs)  # checks the path; opens nothing
-    if config.jsonl is not None:
-        JsonlOutput(config.jsonl, inputs=inputs)
+    say = say or log.warning
+    from uolrps.runtime.engine import StreamEngine
+
+    entries = config.entries()
+    specs = [parse_source(e.source, e.options) for e in entries]  # bad sources fail before the model loads
+    single = len(entries) == 1
+    check_save(config, specs, [e.name for e in entries], single)
     stats = stats if stats is not None else RunStats()
     closers: list = []
+    engine = None
     try:
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
                         smooth=config.smooth, providers=config.providers, threads=config.threads)
         closers.append(loc)
-        src = open_source(spec, loop=config.loop, capture_factory=capture_factory)
-        closers.append(src)
+        say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
         multi_class = len(loc.meta.classes) > 1
-        video = VideoOutput(config.save, fps=src.fps, inputs=inputs) if config.save is not None else None
-        jsonl = JsonlOutput(config.jsonl, labels=multi_class, inputs=inputs) if config.jsonl is not None else None
-        window = WindowOutput() if config.show else None
-        total = None if (src.live or config.loop) else src.total
-        if config.max_frames is not None:
-            total = config.max_frames if total is None else min(total, config.max_frames)
-        progress = Progress(total, label=Path(str(spec.text)).name or "run",
-                            enabled=config.progress and not src.live and not config.show)
-        closers.extend(o for o in (video, jsonl, window, progress) if o is not None)
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
-        meter = FpsMeter()
-        stream = localize_stream(src, localizer=loc, max_frames=config.max_frames, with_frames=True, stats=stats)
-        with contextlib.closing(stream):
-            for image, result in stream:
-                fps = meter.tick()
-                if jsonl is not None:
-                    jsonl.write(result)
-                if video is not None:
-                    video.write(annotator.annotate(image, result))
-                if window is not None and not window.show(annotator.annotate(image, result, fps)):
-                    break
-                progress.update(fps)
-        if jsonl is not None:
-            jsonl.finish()
+        outputs = Recorders(config, annotator, labels=multi_class, single=single)
+        closers.append(outputs)
+        engine = StreamEngine(loc, batch_wait_ms=config.batch_wait_ms, loop=config.loop,
+                              max_frames=config.max_frames, stall_timeout=config.stall_timeout,
+                              reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
+                              labels=multi_class, keep_running=config.serve is not None,
+                              capture_options=config.capture)
+        engine.on_add = outputs.add
+        closers.append(engine)
+        for entry, spec in zip(entries, specs):
+            engine.add_source(spec, entry.name, open_now=single)
+        server = None
+        if config.serve is not None:
+            from uolrps.serve import start_server
+
+            host, port = parse_serve(config.serve)
+            server = start_server(engine, host=host, port=port, token=config.serve_token)
+            closers.append(server)
+            say(f"serving the streams at {getattr(server, 'url', f'http://{host}:{port}/')}")
+        if on_start is not None:
+            on_start(engine, server)
+        for name, image, result in engine.results():
+            if not outputs.write(name, image, result):
+                break
+        outputs.finish()
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
@@ -154,4 +184,5 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None)
                     closer.close()
                 except Exception as e:  # one failing output must not leave the others unfinalised
                     log.warning("closing %r failed: %s", closer, e)
+        stats.stop()
     return stats

@@ -1,0 +1,319 @@
+"""The multi-stream engine: many sources, one model, one inference stage batched across streams.
+
+Each stream is isolated (:class:`uolrps.runtime.stream.Stream`: its own capture, feeder and post threads,
+so its stalls, reopenings and failure are its own). One inference thread takes the newest ready input of
+every stream (files: the next one in order) and runs them as one batch, up to the model's largest batch;
+when only some streams are ready it waits at most ``batch_wait_ms`` for the others, so a stalled camera
+never holds the rest back. Results come out of :meth:`StreamEngine.results` as ``(name, frame, result)``
+in the order they were produced. The engine implements :class:`uolrps.runtime.control.StreamControl`, so
+an HTTP server can watch it and add or remove streams while it runs.
+
+Every exit path (all streams ended, the consumer stopping, a stage raising, Ctrl-C) goes through
+:meth:`StreamEngine.close`, which stops every thread without leaving one blocked; an exception raised in a
+worker is re-raised in the consumer's thread after the results produced before it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from uolrps.errors import UserError
+from uolrps.runtime.batching import run_batched
+from uolrps.runtime.capture import Source, SourceSpec, log
+from uolrps.runtime.control import Latest, StreamStatus
+from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
+from uolrps.runtime.localizer import Localizer
+from uolrps.runtime.sources import open_source, parse_source
+from uolrps.runtime.stats import RunStats
+from uolrps.runtime.stream import Stream
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DYNAMIC_BATCH_CAP = 32  # a dynamic ONNX batch axis has no limit of its own
+
+
+def default_name(spec: SourceSpec, index: int) -> str:
+    """``cam<index>`` for live sources, the file's stem (as an identifier) for files."""
+    if spec.kind in ("video", "image", "folder", "glob"):
+        stem = Path(str(spec.text).rstrip("/")).stem if spec.kind != "glob" else "images"
+        name = re.sub(r"\W", "_", stem)
+        if name and not name[0].isdigit():
+            return name
+    return f"cam{index}"
+
+
+class StreamEngine:
+    def __init__(self, localizer: Localizer, *, batch_wait_ms: float = 5.0, max_batch: int | None = None,
+                 queue_size: int = 4, loop: bool = False, max_frames: int | None = None,
+                 stall_timeout: float = DEFAULT_STALL_TIMEOUT, reopen_limit: int | None = None,
+                 backoff: tuple[float, float] = (0.5, 8.0), capture_factory: Callable | None = None,
+                 stats: RunStats | None = None, labels: bool = False, keep_running: bool = False,
+                 capture_options=None) -> None:
+        if not 0 <= batch_wait_ms <= 10_000:
+            raise UserError(f"--batch-wait-ms must be between 0 and 10000, but got {batch_wait_ms}")
+        if max_frames is not None and max_frames <= 0:
+            raise UserError(f"--max-frames must be a positive number of frames, but got {max_frames}")
+        if queue_size < 1:
+            raise UserError(f"queue_size must be >= 1, but got {queue_size}")
+        self.localizer = localizer
+        self.queue_size = int(queue_size)
+        self.batch_wait = batch_wait_ms / 1000.0
+        model_max = localizer.max_batch
+        self.fixed = bool(localizer.backend.input_spec.shape[0])
+        self.step = model_max  # None: any batch size
+        cap = model_max or DYNAMIC_BATCH_CAP
+        self.max_batch = min(cap, max_batch) if max_batch else cap
+        if self.fixed:
+            self.max_batch = max(self.max_batch, 1)
+        self.loop, self.max_frames = loop, max_frames
+        self.stall_timeout, self.reopen_limit, self.backoff = stall_timeout, reopen_limit, backoff
+        self.capture_factory = capture_factory
+        self.capture_options = capture_options
+        self.stats = stats if stats is not None else RunStats()
+        self.labels = labels
+        self.keep_running = keep_running
+        self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
+        self._streams: dict[str, Stream] = {}
+        self._removed: set[str] = set()
+        self._lock = threading.RLock()
+        self._work = threading.Condition()
+        self._out = threading.Condition()
+        self._stats_lock = threading.Lock()
+        self._seq = itertools.count()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._added = 0
+        self._infer_thread: threading.Thread | None = None
+        self.batches: list[int] = []  # batch sizes, for tests and benchmarks (bounded)
+
+    # ---- streams -----------------------------------------------------------------------------------------
+    def _unique(self, name: str | None, spec: SourceSpec) -> str:
+        if name is not None:
+            if not NAME.fullmatch(name):
+                raise UserError(f"stream name {name!r} must be a bare identifier (letters, digits, _; not "
+                                "starting with a digit)")
+            if name in self._streams:
+                raise UserError(f"a stream named {name!r} already exists: choose another name")
+            return name
+        base = default_name(spec, self._added)
+        name, k = base, 2
+        while name in self._streams:
+            name, k = f"{base}_{k}", k + 1
+        return name
+
+    def add_source(self, source: str | Path | Source | SourceSpec, name: str | None = None,
+                   open_now: bool = False, options=None) -> str:
+        """Start a stream on ``source`` (a source string, a parsed spec, or an open :class:`Source`, which
+        stays the caller's to close). ``open_now``: a live source that does not open is an immediate
+        :class:`UserError` (else it is retried like one that went down later). Returns the stream's name."""
+        own = not isinstance(source, Source)
+        if own:
+            spec = source if isinstance(source, SourceSpec) else parse_source(source, options or self.capture_options)
+        else:
+            spec = source.spec
+        with self._lock:
+            if self._stop.is_set():
+                raise UserError("the run is ending: no stream can be added")
+            name = self._unique(name, spec)
+            src = open_source(spec, loop=self.loop, capture_factory=self.capture_factory, backoff=self.backoff,
+                              reopen_limit=self.reopen_limit, stall_timeout=self.stall_timeout,
+                              open_now=open_now) if own else source
+            stream = Stream(name, spec, src, self, self.max_frames, own_source=own)
+            if self.on_add is not None:
+                try:
+                    self.on_add(stream)  # outputs of the stream (checked before it starts); may raise UserError
+                except BaseException:
+                    if own:
+                        src.close()
+                    raise
+            self._streams[name] = stream
+            self._added += 1
+            self.stats.start()
+            stream.start()
+            self._ensure_inference()
+        log.info("stream %s: %s", name, spec.text)
+        return name
+
+    def add_stream(self, source: str, name: str | None = None) -> str:
+        """StreamControl: start a stream while the run goes on."""
+        return self.add_source(source, name)
+
+    def remove_stream(self, name: str) -> None:
+        """StreamControl: stop stream ``name`` and forget it (its counters stay in the run's summary)."""
+        with self._lock:
+            stream = self._streams.pop(name)  # KeyError: unknown stream
+            self._removed.add(name)
+        stream.close()
+        stream.outbox.clear()
+        if stream.stats.state not in ("ended", "failed"):
+            stream.stats.state, stream.stats.reason = "ended", "removed"
+        self.notify_out()
+        self.notify_work()
+
+    def streams(self) -> list[Stream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def _get(self, name: str) -> Stream:
+        with self._lock:
+            return self._streams[name]  # KeyError: unknown stream
+
+    def statuses(self) -> list[StreamStatus]:
+        return [s.status() for s in self.streams()]
+
+    def latest(self, name: str) -> Latest | None:
+        return self._get(name).latest()
+
+    def wait_latest(self, name: str, after_seq: int, timeout: float) -> Latest | None:
+        return self._get(name).wait_latest(after_seq, timeout)
+
+    # ---- plumbing used by the streams --------------------------------------------------------------------
+    def notify_work(self) -> None:
+        with self._work:
+            self._work.notify_all()
+
+    def notify_out(self) -> None:
+        with self._out:
+            self._out.notify_all()
+
+    def next_seq(self) -> int:
+        return next(self._seq)
+
+    def record(self, stream: Stream, result) -> None:
+        with self._stats_lock:
+            stream.stats.add(result.latency_ms)
+            self.stats.add(result.timings)
+
+    def fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        self._stop.set()
+        for s in self.streams():
+            s.stop.set()
+        self.notify_work()
+        self.notify_out()
+
+    # ---- the inference stage -----------------------------------------------------------------------------
+    def _ensure_inference(self) -> None:
+        if self._infer_thread is None:
+            self._infer_thread = threading.Thread(target=self._infer_guard, name="uolrps-infer", daemon=True)
+            self._infer_thread.start()
+
+    def _infer_guard(self) -> None:
+        try:
+            self._infer_loop()
+        except BaseException as e:  # noqa: BLE001
+            self.fail(e)
+
+    def _gather(self, rr: int) -> list[Stream]:
+        """The streams to batch now: wait for one ready input, then at most ``batch_wait`` for the others."""
+        deadline = None
+        with self._work:
+            while not self._stop.is_set():
+                streams = self.streams()
+                ready = [s for s in streams if s.ready()]
+                if ready:
+                    want = min(self.max_batch, len([s for s in streams if s.ready() or s.expecting()]))
+                    now = time.perf_counter()
+                    if deadline is None:
+                        deadline = now + self.batch_wait
+                    if len(ready) >= want or now >= deadline:
+                        break
+                    self._work.wait(deadline - now)
+                else:
+                    self._work.wait(0.05)
+            else:
+                return []
+        k = rr % len(ready)
+        return (ready[k:] + ready[:k])[:self.max_batch]
+
+    def _infer_loop(self) -> None:
+        rr = 0
+        while not self._stop.is_set():
+            chosen = self._gather(rr)
+            rr += 1
+            items = []
+            for s in chosen:
+                s.pending += 1  # before the get: the post thread must never see an empty pipe in between
+                item = s.inbox.get()
+                if item is None:
+                    s.pending -= 1
+                else:
+                    items.append((s, item))
+            if not items:
+                continue
+            batch = np.stack([x for _, (_, x, _) in items])
+            t0 = time.perf_counter()
+            heatmaps = run_batched(self.localizer.infer, batch, self.step, fixed=self.fixed)
+            ms = (time.perf_counter() - t0) * 1000.0
+            if len(self.batches) < 100_000:
+                self.batches.append(len(items))
+            for (s, (frame, _, timings)), hm in zip(items, heatmaps):
+                timings["infer"] = ms
+                s.postbox.put((frame, hm, timings), s.stop)
+                s.pending -= 1
+
+    # ---- the consumer ------------------------------------------------------------------------------------
+    def _pick(self):
+        best = None
+        for s in self.streams():
+            head = s.outbox.peek()
+            if head is not None and (best is None or head[0] < best[1][0]):
+                best = (s, head)
+        if best is None:
+            return None
+        return best[0].outbox.get()
+
+    def _all_done(self) -> bool:
+        streams = self.streams()
+        return all(s.finished for s in streams)
+
+    def results(self) -> Iterator[tuple[str, np.ndarray, object]]:
+        """``(stream name, frame, result)`` as they are produced, until every stream has ended (or forever
+        with ``keep_running``, until :meth:`close`)."""
+        while True:
+            item = self._pick()
+            if item is None:
+                with self._out:
+                    if self._error is not None or (self._stop.is_set() and not self._error):
+                        break
+                    if self._all_done() and not self.keep_running:
+                        break
+                    self._out.wait(0.05)
+                continue
+            _, name, frame, result = item
+            yield name, frame.image, result
+        if self._error is not None:
+            for _, name, frame, result in self._drain():
+                yield name, frame.image, result
+            raise self._error
+
+    def _drain(self):
+        while True:
+            item = self._pick()
+            if item is None:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop every stage and stream, release the sources, join the threads."""
+        self._stop.set()
+        self.notify_work()
+        self.notify_out()
+        for s in self.streams():
+            s.close()
+        if self._infer_thread is not None and self._infer_thread is not threading.current_thread():
+            self._infer_thread.join(5.0)
+        self.stats.stop()
+
+    def __enter__(self) -> "StreamEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,194 @@
+"""One stream of a multi-stream run: its source, a feeder thread (read and preprocess), a post thread (heatmap
+to result, with its own smoothing state) and the hand-overs between the stages. The shared inference stage
+lives in :mod:`uolrps.runtime.engine`; a stream never waits for another one.
+
+Stages and hand-overs: source -> feeder -> ``inbox`` -> inference (shared) -> ``postbox`` -> post ->
+``outbox`` -> the consumer. Live streams drop their oldest item at every hand-over (counted per stage:
+``capture``, ``infer``, ``post``, ``output``); files are lossless and in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from uolrps.runtime.capture import Source, SourceSpec, Status, log
+from uolrps.runtime.control import Latest, StreamStatus
+from uolrps.runtime.handoff import Handoff
+from uolrps.runtime.stats import StreamStats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from uolrps.runtime.engine import StreamEngine
+
+
+class Stream:
+    def __init__(self, name: str, spec: SourceSpec, source: Source, engine: "StreamEngine",
+                 max_frames: int | None = None, own_source: bool = True) -> None:
+        self.name, self.spec, self.source, self.engine = name, spec, source, engine
+        self.own_source = own_source
+        self.lossless = not source.live
+        self.max_frames = max_frames
+        self.stats: StreamStats = engine.stats.stream(name, spec.text)
+        self.stats.state = source.state
+        self.post = engine.localizer.postprocessor()
+        self.stop = threading.Event()  # stop everything of this stream
+        self.feed_stop = threading.Event()  # stop reading (max_frames reached)
+        q = engine.queue_size
+        self.inbox = Handoff(self.lossless, q, lambda: self._drop("infer"), engine.notify_work)
+        self.postbox = Handoff(self.lossless, q, lambda: self._drop("post"), on_get=engine.notify_work)
+        self.outbox = Handoff(self.lossless, q, lambda: self._drop("output"), engine.notify_out)
+        self.pending = 0  # items taken by the inference stage and not yet in the postbox
+        self.feeding = True
+        self.posting = True
+        self.emitted = 0
+        self._seq = 0
+        self._latest: Latest | None = None
+        self._latest_cond = threading.Condition()
+        self.threads = [threading.Thread(target=self._guard, args=(self._feed,), name=f"uolrps-feed-{name}", daemon=True),
+                        threading.Thread(target=self._guard, args=(self._post_loop,), name=f"uolrps-post-{name}",
+                                         daemon=True)]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def _drop(self, stage: str) -> None:
+        self.stats.drops[stage] += 1
+
+    def _guard(self, stage) -> None:
+        try:
+            stage()
+        except BaseException as e:  # noqa: BLE001 - a stage that raises stops the run; re-raised to the consumer
+            self.engine.fail(e)
+
+    def _sync(self) -> None:
+        src, st = self.source, self.stats
+        st.drops["capture"], st.skipped, st.reopened = src.dropped, src.skipped, src.reopened
+        st.skipped_files = list(src.skipped_files)
+        if st.state not in ("ended", "failed"):
+            st.state = src.state
+
+    def _end(self, state: str, reason: str | None) -> None:
+        self.stats.state, self.stats.reason = state, reason
+        self.stats.t_end = time.monotonic()
+
+    # ---- feeder: read and preprocess -------------------------------------------------------------------
+    def _feed(self) -> None:
+        n = 0
+        loc = self.engine.localizer
+        try:
+            while not (self.stop.is_set() or self.feed_stop.is_set()):
+                if self.lossless and self.max_frames is not None and n >= self.max_frames:
+                    self._end("ended", f"--max-frames {self.max_frames} reached")
+                    break
+                r = self.source.read(timeout=0.1)
+                self._sync()
+                if r.status is Status.TIMEOUT:
+                    continue
+                if r.status is Status.END:
+                    self._end("ended", "end of the source")
+                    break
+                if r.status is Status.ERROR:
+                    self._end("failed", r.message or "the source failed")
+                    break
+                t0 = time.perf_counter()
+                x = loc.preprocess(r.frame.image)
+                timings = {"capture": r.frame.capture_ms, "pre": (time.perf_counter() - t0) * 1000.0}
+                r.frame.image.setflags(write=False)  # shared read-only from here on (outputs, viewers)
+                if not self.inbox.put((r.frame, x, timings), self.stop):
+                    break
+                n += 1
+        finally:
+            self._sync()
+            self.feeding = False
+            self.engine.notify_work()
+
+    def ready(self) -> bool:
+        """An input is waiting and its result has somewhere to go (files never overwrite a result)."""
+        return len(self.inbox) > 0 and self.postbox.has_room() and not self.stop.is_set()
+
+    def expecting(self) -> bool:
+        """Frames are coming soon (worth waiting a moment for, to fill a batch)."""
+        return self.feeding and self.stats.state == "running" and not self.stop.is_set()
+
+    # ---- post: heatmap to result ------------------------------------------------------------------------
+    def _drained(self) -> bool:
+        return not self.feeding and len(self.inbox) == 0 and self.pending == 0 and len(self.postbox) == 0
+
+    def _post_loop(self) -> None:
+        engine = self.engine
+        try:
+            while not self.stop.is_set():
+                item = self.postbox.get(timeout=0.05)
+                if item is None:
+                    if self._drained():
+                        break
+                    continue
+                if self.max_frames is not None and self.emitted >= self.max_frames:
+                    continue  # a live stream's frames after the last one asked for
+                frame, hm, timings = item
+                r = self.post(hm, frame.image.shape[:2], frame.index, frame.timestamp, timings, stream=self.name,
+                              path=frame.path)
+                latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
+                r = dataclasses.replace(r, latency_ms=latency)
+                self.emitted += 1
+                engine.record(self, r)
+                self._publish(frame, r)
+                if not self.outbox.put((engine.next_seq(), self.name, frame, r), self.stop):
+                    break
+                if self.max_frames is not None and self.emitted >= self.max_frames:
+                    self.feed_stop.set()
+                    if self.stats.state not in ("ended", "failed"):
+                        self._end("ended", f"--max-frames {self.max_frames} reached")
+        finally:
+            if self.stats.t_end is None:
+                self.stats.t_end = time.monotonic()
+            if self.stats.state not in ("ended", "failed"):
+                self._end("ended", "stopped")
+            self.posting = False
+            engine.notify_out()
+
+    # ---- what viewers see -------------------------------------------------------------------------------
+    def _publish(self, frame, result) -> None:
+        line = result.to_record(labels=self.engine.labels)
+        with self._latest_cond:
+            self._seq += 1
+            self._latest = Latest(self._seq, frame.image, result, line)
+            self._latest_cond.notify_all()
+
+    def latest(self) -> Latest | None:
+        return self._latest
+
+    def wait_latest(self, after_seq: int, timeout: float) -> Latest | None:
+        with self._latest_cond:
+            self._latest_cond.wait_for(lambda: (self._latest is not None and self._latest.seq > after_seq)
+                                       or not self.posting, timeout)
+            latest = self._latest
+        return latest if latest is not None and latest.seq > after_seq else None
+
+    def status(self) -> StreamStatus:
+        st = self.stats
+        p50, p95 = st.latency()
+        return StreamStatus(name=self.name, source=self.spec.text, state=st.state, reason=st.reason,
+                            frames=st.frames, drops=dict(st.drops), reopens=st.reopened, fps=round(st.fps, 2),
+                            latency_p50_ms=None if p50 != p50 else round(p50, 2),
+                            latency_p95_ms=None if p95 != p95 else round(p95, 2))
+
+    @property
+    def finished(self) -> bool:
+        return not self.posting and len(self.outbox) == 0
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the stream's threads and release its source (the outbox keeps what was already produced)."""
+        self.stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:  # first: a file's capture must not be released while the feeder reads it
+            if t.is_alive() and t is not threading.current_thread():
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.own_source:
+            if self.threads[0].is_alive():
+                log.warning("stream %s: the feeder is blocked in a read; leaving its source open", self.name)
+            else:
+                self.source.close()

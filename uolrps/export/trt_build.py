@@ -142,8 +142,9 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     info = read_onnx_info(onnx_path)
     profile = batch_profile(info.input_shape, settings, source=str(info.path))
     engine_path = Path(engine_path) if engine_path else default_engine_path(info.path)
-    from uolrps.paths import check_output_path
+    from uolrps.paths import check_distinct_outputs, check_output_path
 
+    check_distinct_outputs({"-o": engine_path, "the sidecar": sidecar_path(engine_path), "--timing-cache": timing_cache})
     check_output_path(engine_path, "-o", (".engine", ".plan"), inputs=(info.path,))
     if timing_cache:
         check_output_path(timing_cache, "--timing-cache", inputs=(info.path,))

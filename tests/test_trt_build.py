@@ -272,3 +272,15 @@ def test_cli_bad_input_is_one_line(tiny_static, capsys):
     assert "fixed batch of 1" in err and err.count("\n") == 1
     assert main(["build", str(tiny_static.with_name("nope.onnx"))]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_dla_help_says_which_tensorrt_and_what_falls_back():
+    import re
+
+    from typer.testing import CliRunner
+
+    from uolrps.cli.main import app
+
+    text = re.sub(r"[\s│]+", " ", CliRunner().invoke(app, ["build", "--help"], env={"COLUMNS": "200"}).output)
+    for words in ("10.x up to 10.7", "11.4.1 with JetPack 7.2", "fall back to the GPU", "ViT"):
+        assert words in text, words

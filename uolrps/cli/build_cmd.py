@@ -12,7 +12,10 @@ def build(
     output: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
     workspace_gib: float = typer.Option(2.0, "--workspace-gib", help="Largest scratch memory a layer may use, GiB."),
     timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds)."),
-    dla: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson Orin), with GPU fallback."),
+    dla: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson AGX Orin / Orin NX; the Orin Nano has "
+                            "none), with GPU fallback. DLA builds need TensorRT 10.x up to 10.7 (JetPack 6); strongly "
+                            "typed DLA builds only from TensorRT 11.4.1 with JetPack 7.2. Layers DLA lacks (ViT "
+                            "LayerNorm, GELU, attention) fall back to the GPU."),
     min_batch: int = typer.Option(None, "--min-batch", help="Smallest batch of a --dynamic-batch model (default 1)."),
     opt_batch: int = typer.Option(None, "--opt-batch", help="Batch to tune for (default: the smallest)."),
     max_batch: int = typer.Option(None, "--max-batch", help="Largest batch (default 8)."),

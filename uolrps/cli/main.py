@@ -16,6 +16,8 @@ from uolrps import __version__
 from uolrps.errors import UserError
 
 COMMANDS = ["calib", "export", "build", "run", "demo", "eval", "explain"]  # modules uolrps/cli/<name>_cmd.py
+# commands that read or write images and video: without OpenCV they stop at once, naming the extra to install
+NEEDS_OPENCV = {"calib", "export", "run", "demo-data", "eval", "explain", "bench"}
 
 app = typer.Typer(
     name="uolrps", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -72,10 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         # The runtime's only BLAS call (heatmap upsampling, ~2 MFLOP a frame) is 5-70x slower in a
         # multi-threaded BLAS competing with the inference threads; it must be set before numpy loads.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
+        name = next((a for a in args if not a.startswith("-")), None)
+        if name in NEEDS_OPENCV and not {"--help", "-h"} & set(args):
+            from uolrps.opencv_info import import_cv2
+
+            import_cv2(f"`uolrps {name}`")
         command = typer.main.get_command(app)
         conventional_help(command)
-        command(args=argv, prog_name="uolrps")  # standalone: usage errors print themselves and exit
+        command(args=args, prog_name="uolrps")  # standalone: usage errors print themselves and exit
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2

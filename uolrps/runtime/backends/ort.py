@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +21,10 @@ PROVIDERS = {
     "cuda": "CUDAExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
-GPU_HINT = "install onnxruntime-gpu (or the Jetson Zoo wheel) with matching CUDA/TensorRT libraries"
+GPU_HINT = ("install onnxruntime-gpu with matching CUDA/cuDNN/TensorRT libraries (pip install 'uolrps[ort-gpu]' after "
+            "pip uninstall -y onnxruntime; on a Jetson the Jetson wheel, docs/jetson.md); `uolrps doctor` lists the "
+            "providers this onnxruntime has")
+log = logging.getLogger("uolrps.ort")
 
 
 def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
@@ -89,6 +93,11 @@ class OrtBackend(Backend):
             raise UserError(f"execution provider {', '.join(lost)} failed to start for {self.path.name} "
                             f"(the session fell back to {', '.join(active)}): {GPU_HINT}")
         self.providers = [k for k, v in PROVIDERS.items() if v in active]
+        # the first active provider takes every node it supports; the rest fall to the next ones (CPU last)
+        self.provider = next(k for k, v in PROVIDERS.items() if v == active[0]) if active[0] in PROVIDERS.values() \
+            else active[0]
+        log.info("%s: ONNX Runtime %s runs it on %s (session providers: %s)", self.path.name, ort.__version__,
+                 active[0], ", ".join(active))
         self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
         self._spec, self._output = self._io_spec()
 

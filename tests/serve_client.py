@@ -78,6 +78,7 @@ class MjpegReader:
         return out
 
     def close(self) -> None:
+        self.resp.close()  # the response holds the socket too
         self.conn.close()
 
 

@@ -175,3 +175,34 @@ def test_frames_of_a_real_video(served):
     x1, y1, x2, y2 = W // 4, H // 4, W - W // 4 - 1, H - H // 4 - 1
     mask = green(image)
     assert mask[y2, x1:x2 + 1].mean() > 0.6 and mask[y1:y2 + 1, x1].mean() > 0.6
+
+
+def test_a_vanished_viewer_gives_its_slot_back_and_does_not_delay_closing(monkeypatch, caplog):
+    import uolrps.serve.server as server
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.setattr(server, "STALL_TIMEOUT_S", 1.0)
+    run = SyntheticRun()
+    run.add_stream(A, "a")
+    h = start_server(run, port=0, max_viewers=1)
+    try:
+        frozen = RawViewer(h.url, "/streams/a.mjpg")  # reads one part, then never again, never closes
+        assert frozen.read_seqs(2.0, stop_at=0)
+        assert request(h.url, path="/streams/a.mjpg")[0] == 503  # the one slot is taken
+        deadline = time.monotonic() + 10
+        while request(h.url, path="/api/streams")[2]["viewers"]:
+            assert time.monotonic() < deadline, "a frozen viewer kept its slot"
+            time.sleep(0.2)
+        frozen3 = RawViewer(h.url, "/streams/a.mjpg")  # the slot is free again
+        assert frozen3.read_seqs(2.0, stop_at=0)
+        time.sleep(0.5)  # it stops reading: its connection holds unsent data when the server closes
+        t0 = time.monotonic()
+        with caplog.at_level("ERROR"):
+            h.close()
+        assert time.monotonic() - t0 < 2.0
+        assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+        frozen.close()
+        frozen3.close()
+    finally:
+        h.close()
+        run.close()

@@ -29,6 +29,7 @@ class ServerState:
         self.hubs = Hubs(control, quality)
         self.viewers = 0  # changed on the event loop only
         self.closing = threading.Event()
+        self.loop = None  # the server's event loop, once it runs
 
 
 def _part(frame: Encoded) -> bytes:
@@ -192,7 +193,7 @@ def build_app(state: ServerState):
             while not state.closing.is_set():
                 frame = await hub.next_after(seq, KEEPALIVE_S)
                 if frame is None:
-                    if hub.gone:
+                    if hub.gone or state.closing.is_set():
                         return
                     frame = hub.current
                     if frame is None:

@@ -65,8 +65,10 @@ class FrameHub:
         self._thread.start()
 
     def stop(self) -> None:
+        """End the thread and wake every viewer waiting on this hub (they see it stopped and end)."""
         self._stop.set()
         self._wanted.set()
+        self._publish(None)
 
     def join(self, timeout: float) -> None:
         if self._thread.is_alive() and self._thread is not threading.current_thread():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_VIEWERS = 8
 SNDBUF = 256 * 1024  # per connection: a viewer that stops reading holds about one frame, not seconds of video
+STALL_TIMEOUT_S = 15.0  # a connection whose peer takes nothing for this long is dropped by the kernel (Linux)
 
 
 class ServerHandle:
@@ -38,12 +40,25 @@ class ServerHandle:
     def close(self, timeout: float = 5.0) -> None:
         """Stop serving: viewers' responses end, the port is released; safe to call twice."""
         self._state.closing.set()
+        self._state.hubs.close()  # wakes the viewers, whose responses then end
+        loop = self._state.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._abort_stuck)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
         self._server.should_exit = True
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._server.force_exit = True
             self._thread.join(timeout)
-        self._state.hubs.close()
+
+    def _abort_stuck(self) -> None:
+        """On the loop: drop connections that still hold unsent data (viewers that stopped reading)."""
+        for conn in list(getattr(self._server.server_state, "connections", ())):
+            transport = getattr(conn, "transport", None)
+            if transport is not None and transport.get_write_buffer_size() > 0:
+                transport.abort()
 
     def __enter__(self) -> "ServerHandle":
         return self
@@ -82,13 +97,17 @@ def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 80
     bound = sock.getsockname()[1]
     state = ServerState(control, token, max_viewers, jpeg_quality)
     config = uvicorn.Config(build_app(state), log_config=None, log_level="warning", access_log=False,
-                            lifespan="off", ws="none", timeout_graceful_shutdown=1)
+                            lifespan="off", ws="none", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 
+    async def main() -> None:
+        state.loop = asyncio.get_running_loop()
+        await server.serve(sockets=[sock])
+
     def serve() -> None:
         try:
-            server.run(sockets=[sock])
+            asyncio.run(main())
         except BaseException as e:  # SystemExit included: uvicorn exits on startup failures
             failure.append(e)
         finally:
@@ -122,7 +141,10 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)  # accepted sockets inherit it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)  # accepted sockets inherit these
+        if hasattr(socket, "TCP_USER_TIMEOUT") and family in (socket.AF_INET, socket.AF_INET6):
+            # a vanished or frozen viewer (no acks, or a zero window) is cut off instead of holding its slot
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALL_TIMEOUT_S * 1000))
         sock.bind(addr)
         sock.listen(128)
     except OSError as e:

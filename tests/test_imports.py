@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime")
+HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime", "tritonclient", "grpc", "gevent")
 
 PROBE = r"""
 import importlib, json, pkgutil, sys
@@ -32,7 +32,8 @@ def test_runtime_imports_nothing_heavy():
     assert report["loaded"] == [], f"heavy modules loaded at import: {report['loaded']}"
     for expected in ("uolrps.runtime.localizer", "uolrps.runtime.pipeline", "uolrps.runtime.sources",
                      "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.runtime.draw",
-                     "uolrps.runtime.backends.ort", "uolrps.runtime.runner", "uolrps.runtime.control"):
+                     "uolrps.runtime.backends.ort", "uolrps.runtime.runner",
+                     "uolrps.runtime.control", "uolrps.runtime.backends.triton"):
         assert expected in report["names"]
 
 

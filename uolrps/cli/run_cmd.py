@@ -17,7 +17,8 @@ def run(
     video: List[str] = typer.Option(None, "--video", "-v", help="Source: cam0 / 0 / /dev/video0, a video file, an "
                                     "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
                                     "Give it several times for several streams."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
+                              "or a Triton model URL grpc://HOST:8001/NAME (--backend triton)."),
     sources: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
                                  "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
@@ -31,7 +32,7 @@ def run(
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (by file suffix), ort or trt."),
+    backend: str = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, trt or triton."),
     providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
     threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md)."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "

@@ -8,6 +8,7 @@ the module itself is imported only when that backend is asked for. A missing lib
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class BackendEntry:
     extra: str  # pip extra that installs them
     options: tuple[str, ...] = ()  # keyword options the loader accepts
     what: str = ""
+    url: bool = False  # the model is a server URL (SCHEME://...), not a file
 
 
 BACKENDS: dict[str, BackendEntry] = {
@@ -30,15 +32,35 @@ BACKENDS: dict[str, BackendEntry] = {
                         options=("providers", "threads"), what="ONNX Runtime"),
     "trt": BackendEntry("trt", (".engine", ".plan"), "uolrps.runtime.backends.trt:TensorRTBackend",
                         ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT"),
+    "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
+                           ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",
+                           options=("timeout", "retry_s"), what="Triton Inference Server", url=True),
 }
+URL_FORM = "grpc://HOST:8001/NAME or http://HOST:8000/NAME"
+
+
+def is_url(model) -> bool:
+    """True when ``model`` names a server (``grpc://...``, ``http://...``) rather than a file."""
+    return isinstance(model, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", model) is not None
 
 
 def backend_name(path: str | Path, backend: str = "auto") -> str:
-    """The registry name for ``path``: ``backend`` itself, or the one whose suffix matches (``auto``)."""
+    """The registry name for ``path``: ``backend`` itself, or the one whose suffix matches (``auto``).
+
+    A URL model (``grpc://``, ``http://``) belongs to the backend that takes URLs (``triton``).
+    """
+    url = is_url(path)
     if backend != "auto":
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}: use one of auto, {', '.join(BACKENDS)}")
+        if url != BACKENDS[backend].url:
+            if url:
+                raise UserError(f"--model {path!r} is a server URL, which only --backend "
+                                f"{' or '.join(e.name for e in BACKENDS.values() if e.url)} takes")
+            raise UserError(f"--backend {backend} takes a server URL as --model ({URL_FORM}), but got {str(path)!r}")
         return backend
+    if url:
+        return next(e.name for e in BACKENDS.values() if e.url)
     suffix = Path(path).suffix.lower()
     for entry in BACKENDS.values():
         if suffix in entry.suffixes:
@@ -55,8 +77,8 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
     take, a missing model file and a missing library are refused with a :class:`UserError`.
     """
     entry = BACKENDS[backend_name(path, backend)]
-    path = Path(path)
-    if not path.is_file():
+    path = str(path) if entry.url else Path(path)
+    if not entry.url and not path.is_file():
         raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
                         "`uolrps export` or an .engine from `uolrps build`")
     given = {k: v for k, v in options.items() if v is not None}

@@ -1,0 +1,293 @@
+"""A Triton Inference Server model repository for an exported uolrps model (``uolrps triton-repo``).
+
+``write_triton_repo(model, out)`` writes ``out/<name>/config.pbtxt`` and ``out/<name>/1/model.onnx``
+(platform ``onnxruntime_onnx``); given an engine (with its sidecar) also ``out/<name>_trt/`` with
+``1/model.plan`` (platform ``tensorrt_plan``). With ``platform="python"`` the entry runs the same ONNX file in
+ONNX Runtime inside Triton's Python backend instead (``1/model.py``), for servers built without the
+onnxruntime backend, such as the one bundled in the ``nvidia-pytriton`` wheel.
+
+Every config carries the model metadata as ``parameters`` (the ``uolrps.*`` keys of
+:meth:`uolrps.meta.ModelMeta.to_props`), so a client (``--backend triton``) reads the threshold and the input
+contract from the server. The written text is parsed with Triton's own ``ModelConfig`` protobuf when
+``tritonclient`` is installed. Nothing is written unless every entry could be prepared.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from uolrps.errors import UserError
+from uolrps.meta import ModelMeta
+
+DEFAULT_MAX_BATCH = 8  # max_batch_size of a dynamic-batch model unless told otherwise
+DEFAULT_QUEUE_DELAY_US = 1000  # how long the dynamic batcher may hold a request to fill a batch
+PLATFORMS = ("onnxruntime", "python")
+KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# model.py of a python-backend entry: ONNX Runtime on the model.onnx beside it; all the requests the dynamic
+# batcher hands over in one execute() call run as one batch, and each gets its own slice back.
+PYTHON_MODEL = '''"""uolrps model served through Triton's Python backend: ONNX Runtime on model.onnx (written by uolrps)."""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.input = config["input"][0]["name"]
+        self.output = config["output"][0]["name"]
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.onnx")
+        options = ort.SessionOptions()
+        threads = config.get("parameters", {}).get("ort_threads", {}).get("string_value", "")
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        arrays = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
+        out = self.session.run([self.output], {self.input: np.concatenate(arrays, axis=0)})[0]
+        responses, start = [], 0
+        for a in arrays:
+            part = out[start:start + len(a)]
+            start += len(a)
+            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.output, part)]))
+        return responses
+'''
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    """How the server should batch and place the model (validated on creation)."""
+
+    name: str | None = None  # the model's name on the server (default: the file's stem)
+    max_batch: int | None = None  # max_batch_size for a dynamic-batch model (default 8)
+    preferred: tuple[int, ...] | None = None  # preferred batch sizes (default: half and all of max_batch)
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+    kind: str = "gpu"  # instance_group kind: gpu or cpu
+    count: int = 1  # model instances per device
+    platform: str = "onnxruntime"  # onnxruntime (onnxruntime_onnx) or python (ONNX Runtime in the Python backend)
+
+    def __post_init__(self) -> None:
+        if self.name is not None and not NAME_RE.match(self.name):
+            raise UserError(f"--name {self.name!r}: a Triton model name may use letters, digits, '_', '-' and '.'")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise UserError(f"--max-batch must be at least 1, but got {self.max_batch}")
+        if self.queue_delay_us < 0:
+            raise UserError(f"--queue-delay-us must be >= 0 microseconds, but got {self.queue_delay_us}")
+        if self.kind not in KINDS:
+            raise UserError(f"--kind must be {' or '.join(KINDS)}, but got {self.kind!r}")
+        if self.count < 1:
+            raise UserError(f"--count must be at least 1 instance, but got {self.count}")
+        if self.platform not in PLATFORMS:
+            raise UserError(f"--platform must be {' or '.join(PLATFORMS)}, but got {self.platform!r}")
+        if self.preferred is not None and any(int(p) < 1 for p in self.preferred):
+            raise UserError(f"--preferred-batch sizes must be positive, but got {list(self.preferred)}")
+
+
+@dataclass(frozen=True)
+class RepoEntry:
+    name: str
+    folder: Path
+    config: Path
+    files: tuple[Path, ...]
+    max_batch_size: int
+
+
+# ---- the config text ----------------------------------------------------------------------------------
+def _quote(text: str) -> str:
+    """A protobuf text-format string literal (non-ASCII as octal-escaped UTF-8 bytes)."""
+    out = []
+    for b in str(text).encode("utf-8"):
+        c = chr(b)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif 32 <= b < 127:
+            out.append(c)
+        else:
+            out.append("\\%03o" % b)
+    return '"' + "".join(out) + '"'
+
+
+def _dims(dims) -> str:
+    return "[ " + ", ".join(str(int(d)) for d in dims) + " ]"
+
+
+def batch_layout(meta: ModelMeta, settings: RepoSettings, engine_max: int | None = None) -> tuple[int, tuple, tuple]:
+    """``(max_batch_size, input dims, output dims)`` for the config.
+
+    A dynamic batch axis is Triton's to fill (``max_batch_size`` = the option, capped by an engine's profile);
+    a fixed batch of 1 is ``max_batch_size: 1``; a fixed batch b > 1 cannot be split by Triton, so it is
+    ``max_batch_size: 0`` with b in the dims and the client sends exactly b images per request.
+    """
+    H, W = meta.input_size
+    per_image_in, per_image_out = (H, W, 3), (len(meta.classes), *meta.grid)
+    if meta.dynamic_batch:
+        mb = settings.max_batch or DEFAULT_MAX_BATCH
+        if engine_max is not None and mb > engine_max:
+            raise UserError(f"--max-batch {mb} is larger than the engine's optimisation profile allows "
+                            f"({engine_max}): rebuild with `uolrps build --max-batch {mb}` or lower --max-batch")
+        return mb, per_image_in, per_image_out
+    if settings.max_batch is not None and settings.max_batch != meta.batch:
+        raise UserError(f"--max-batch {settings.max_batch}: the model has a fixed batch of {meta.batch}; "
+                        "export it with --dynamic-batch to let Triton batch requests")
+    if meta.batch == 1:
+        return 1, per_image_in, per_image_out
+    return 0, (meta.batch, *per_image_in), (meta.batch, *per_image_out)
+
+
+def config_text(name: str, meta: ModelMeta, settings: RepoSettings, platform: str,
+                engine_max: int | None = None) -> str:
+    """The config.pbtxt of one entry; ``platform`` is onnxruntime_onnx, tensorrt_plan or python."""
+    mb, in_dims, out_dims = batch_layout(meta, settings, engine_max)
+    lines = [f"name: {_quote(name)}"]
+    lines.append('backend: "python"' if platform == "python" else f"platform: {_quote(platform)}")
+    lines.append(f"max_batch_size: {mb}")
+    lines += ["input [", "  {", f"    name: {_quote(meta.input_name)}", "    data_type: TYPE_UINT8",
+              *(["    format: FORMAT_NHWC"] if len(in_dims) == 3 else []), f"    dims: {_dims(in_dims)}", "  }", "]"]
+    lines += ["output [", "  {", f"    name: {_quote(meta.output_name)}", "    data_type: TYPE_FP32",
+              f"    dims: {_dims(out_dims)}", "  }", "]"]
+    if mb > 1:
+        preferred = settings.preferred if settings.preferred is not None else sorted({max(1, mb // 2), mb})
+        too_big = [p for p in preferred if int(p) > mb]
+        if too_big:
+            raise UserError(f"--preferred-batch {too_big} is larger than max_batch_size {mb}")
+        lines += ["dynamic_batching {"]
+        if preferred:
+            lines.append(f"  preferred_batch_size: {_dims(preferred)}")
+        lines += [f"  max_queue_delay_microseconds: {int(settings.queue_delay_us)}", "}"]
+    kind = "KIND_CPU" if platform == "python" else KINDS[settings.kind]
+    lines += ["instance_group [", "  {", f"    count: {int(settings.count)}", f"    kind: {kind}", "  }", "]"]
+    for key, value in sorted(meta.to_props().items()):
+        lines += ["parameters {", f"  key: {_quote(key)}", f"  value: {{ string_value: {_quote(value)} }}", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def validate_config(text: str, source: str = "config.pbtxt"):
+    """Parse ``text`` with Triton's ``ModelConfig`` protobuf; returns the message, or None without tritonclient."""
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        return None
+    config = model_config_pb2.ModelConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as e:
+        raise UserError(f"{source} does not parse as a Triton ModelConfig ({e}): please report this") from None
+    return config
+
+
+# ---- reading the model ----------------------------------------------------------------------------------
+def onnx_meta(path: Path) -> ModelMeta:
+    """The uolrps metadata of an ONNX file, checked against its graph's uint8 NHWC input."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and others for a damaged file
+        raise UserError(f"{path} is not a readable ONNX model ({type(e).__name__}): pass a .onnx from `uolrps export`") from None
+    meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}, source=str(path))
+    inputs = {i.name: i for i in model.graph.input}
+    node = inputs.get(meta.input_name)
+    if node is None or node.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
+        raise UserError(f"{path}: the graph has no uint8 input {meta.input_name!r}: export it with `uolrps export`")
+    if meta.output_name not in {o.name for o in model.graph.output}:
+        raise UserError(f"{path}: the graph has no output {meta.output_name!r}: export it with `uolrps export`")
+    return meta
+
+
+def engine_info(engine: Path) -> tuple[ModelMeta, int | None]:
+    """An engine's metadata (from its sidecar) and the largest batch its optimisation profile takes."""
+    from uolrps.runtime.sidecar import read_sidecar
+
+    if not engine.is_file():
+        raise UserError(f"engine {str(engine)!r} does not exist: build it with `uolrps build MODEL.fp16.onnx`")
+    side = read_sidecar(engine)
+    profile = (side.build or {}).get("profile")
+    engine_max = int(profile["max"][0]) if profile and profile.get("max") else None
+    return side.meta, engine_max
+
+
+# ---- writing --------------------------------------------------------------------------------------------
+def _check_target(folder: Path, force: bool) -> None:
+    if folder.exists() and not force:
+        raise UserError(f"{folder} already exists: remove it, choose another --name, or pass --force to replace it")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a model folder: choose another -o or --name")
+
+
+def _stage(out: Path, name: str, config: str, files: dict[str, Path | str]) -> Path:
+    """Write one entry into a hidden staging folder inside ``out``; returns it."""
+    stage = out / f".{name}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "1").mkdir(parents=True)
+    (stage / "config.pbtxt").write_text(config, encoding="utf-8")
+    for rel, src in files.items():
+        dst = stage / "1" / rel
+        if isinstance(src, str):
+            dst.write_text(src, encoding="utf-8")
+        else:
+            shutil.copyfile(src, dst)
+    return stage
+
+
+def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings | None = None,
+                      engine: str | Path | None = None, force: bool = False, log=print) -> list[RepoEntry]:
+    """Write the repository entries for ``model`` (and ``engine``) into ``out``; see the module docstring."""
+    settings = settings or RepoSettings()
+    model, out = Path(model), Path(out)
+    if not model.is_file():
+        raise UserError(f"model file {str(model)!r} does not exist: pass the .onnx from `uolrps export`")
+    if model.suffix.lower() != ".onnx":
+        raise UserError(f"{model.name}: the repository is made from the exported .onnx (give an engine with --engine)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {str(out)!r} is a file: give a folder for the model repository")
+    meta = onnx_meta(model)
+    name = settings.name or re.sub(r"[^A-Za-z0-9_.-]", "_", model.stem)
+    platform = "python" if settings.platform == "python" else "onnxruntime_onnx"
+    files: dict[str, Path | str] = {"model.onnx": model}
+    if platform == "python":
+        files["model.py"] = PYTHON_MODEL
+    plans = [(name, config_text(name, meta, settings, platform), files)]
+    if engine is not None:
+        emeta, engine_max = engine_info(Path(engine))
+        plans.append((f"{name}_trt", config_text(f"{name}_trt", emeta, settings, "tensorrt_plan", engine_max),
+                      {"model.plan": Path(engine)}))
+    for entry_name, text, _ in plans:
+        validate_config(text, f"{entry_name}/config.pbtxt")
+        _check_target(out / entry_name, force)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"-o {str(out)!r}: cannot create the folder ({e.strerror}): choose another place") from None
+    staged: list[tuple[str, Path]] = []
+    try:
+        for entry_name, text, entry_files in plans:
+            staged.append((entry_name, _stage(out, entry_name, text, entry_files)))
+    except OSError as e:
+        for _, stage in staged:
+            shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(out / f".{plans[len(staged)][0]}.tmp", ignore_errors=True)
+        raise UserError(f"cannot write the model repository in {out} ({e.strerror}): check the space and "
+                        "permissions there") from None
+    entries = []
+    for (entry_name, text, entry_files), (_, stage) in zip(plans, staged):
+        target = out / entry_name
+        if target.exists():
+            shutil.rmtree(target)
+        stage.rename(target)
+        mb = batch_layout(meta if entry_name == name else emeta, settings,
+                          None if entry_name == name else engine_max)[0]
+        entries.append(RepoEntry(entry_name, target, target / "config.pbtxt",
+                                 tuple(target / "1" / f for f in entry_files), mb))
+        log(f"wrote {target}/ (config.pbtxt, {', '.join('1/' + f for f in entry_files)}; max_batch_size {mb})")
+    return entries

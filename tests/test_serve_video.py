@@ -150,6 +150,8 @@ def test_removing_a_stream_ends_its_viewers(served):
         assert time.monotonic() < deadline, "the viewer of a removed stream was kept open"
     viewer.close()
     assert request(h.url, path="/streams/b.mjpg")[0] == 404
+    metrics = request(h.url, path="/metrics")[2].decode()
+    assert 'stream="a"' in metrics and 'stream="b"' not in metrics  # its series went with it
 
 
 def test_closing_the_server_ends_open_viewers(served):

@@ -175,10 +175,11 @@ def build_app(state: ServerState):
         if state.viewers >= state.max_viewers:
             return error(503, f"{state.viewers} viewers are already watching (the limit is {state.max_viewers}): "
                               "close one, or start the server with a higher max_viewers", **{"Retry-After": "5"})
-        if state.closing.is_set():
+        try:
+            hub = state.hubs.subscribe(name, heatmap)
+        except RuntimeError:
             return error(503, "the server is shutting down")
         state.viewers += 1
-        hub = state.hubs.subscribe(name, heatmap)
         released = False
 
         def release() -> None:
@@ -208,7 +209,10 @@ def build_app(state: ServerState):
     async def snapshot(name: str, heatmap: bool = False):
         if not known(name):
             return unknown(name)
-        hub = state.hubs.subscribe(name, heatmap)
+        try:
+            hub = state.hubs.subscribe(name, heatmap)
+        except RuntimeError:
+            return error(503, "the server is shutting down")
         try:
             cur = hub.current
             frame = await hub.next_after(cur.seq if cur is not None else -1, 1.0) or hub.current

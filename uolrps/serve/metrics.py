@@ -41,7 +41,8 @@ class _Collector:
                                     "Capture-to-result latency over a recent window", labels=["stream", "quantile"])
         state = GaugeMetricFamily("uolrps_stream_state", "1 for the stream's current state, 0 for the others",
                                   labels=["stream", "state"])
-        for st in self.control.statuses():
+        statuses = self.control.statuses()
+        for st in statuses:
             frames.add_metric([st.name], st.frames)
             for stage, n in sorted(st.drops.items()):
                 drops.add_metric([st.name, stage], n)
@@ -56,6 +57,8 @@ class _Collector:
         viewers.add_metric([], self.viewers())
         encoded = CounterMetricFamily("uolrps_serve_frames_encoded", "Frames drawn and encoded as JPEG for viewers",
                                       labels=["stream", "heatmap"])
+        names = {st.name for st in statuses}
         for (name, heat), n in sorted(self.encoded().items()):
-            encoded.add_metric([name, "1" if heat else "0"], n)
+            if name in names:  # a removed stream's series go with it
+                encoded.add_metric([name, "1" if heat else "0"], n)
         yield from (frames, drops, reopens, fps, latency, state, viewers, encoded)

@@ -51,7 +51,9 @@ def test_ort_is_loaded_only_when_a_model_is_opened(tmp_path):
 def test_build_side_and_gpu_helpers_import_nothing_heavy():
     mods = ["uolrps.gpu", "uolrps.onnx_header", "uolrps.export.trt_build", "uolrps.export.trt_exec",
             "uolrps.export.trt_onnx", "uolrps.export.trt_profile", "uolrps.export.trt_support",
-            "uolrps.export.fileset", "uolrps.cli.build_cmd"]
+            "uolrps.export.fileset", "uolrps.cli.build_cmd", "uolrps.bench", "uolrps.bench.targets",
+            "uolrps.bench.measure", "uolrps.bench.report", "uolrps.doctor", "uolrps.opencv_info",
+            "uolrps.cli.bench_cmd", "uolrps.cli.doctor_cmd"]
     code = (f"import importlib, json, sys\nfor m in {mods!r}: importlib.import_module(m)\n"
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,0 +1,141 @@
+"""What `uolrps bench MODEL` measures: every precision twin beside MODEL on every backend that can run it here.
+
+Twins share a base name: ``model.onnx`` (FP32), ``model.fp16.onnx``, ``model.int8.onnx`` and their engines
+``model[.fp16|.int8].engine``. Each model file goes to the backend the registry
+(:data:`uolrps.runtime.backends.BACKENDS`) picks for it; a backend with several ways to run (ONNX Runtime's
+execution providers) is expanded by :data:`VARIANTS`, any other backend (a URL model of a server backend, say)
+is measured once with its defaults, so a new row in the backends table is benchmarked without changes here.
+What cannot run here is listed with the reason and the fix, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from uolrps.errors import UserError
+from uolrps.runtime.backends import BACKENDS, backend_name
+
+TWINS = (("fp32", ""), ("fp16", ".fp16"), ("int8", ".int8"))
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str  # e.g. "model.fp16.onnx ort:cuda"
+    model: str  # file path or URL
+    backend: str  # registry name
+    precision: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    label: str
+    reason: str  # why not measured here, and what would make it run
+
+
+def base_of(path: Path) -> tuple[Path, str]:
+    """``dir/model.fp16.onnx`` -> (``dir/model``, "fp16")."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    for precision, tag in TWINS[1:]:
+        if stem.endswith(tag):
+            return path.with_name(stem[: -len(tag)]), precision
+    return path.with_name(stem), "fp32"
+
+
+def reference_of(model: str | Path) -> Path | None:
+    """The FP32 ONNX twin that agreement is measured against, when it exists."""
+    if "://" in str(model):
+        return None
+    base, _ = base_of(Path(model))
+    ref = base.with_name(base.name + ".onnx")
+    return ref if ref.is_file() else None
+
+
+def importable(name: str) -> bool:
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def ort_variants(path: Path, precision: str, threads: int | None) -> tuple[list[Target], list[Skipped]]:
+    if not importable("onnxruntime"):
+        return [], [Skipped(f"{path.name} ort", "onnxruntime is not installed: pip install 'uolrps[ort]'")]
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    targets, skipped = [], []
+    for short, full, fix in (("cpu", "CPUExecutionProvider", ""),
+                             ("cuda", "CUDAExecutionProvider", "pip install 'uolrps[ort-gpu]' on a CUDA machine"),
+                             ("tensorrt", "TensorrtExecutionProvider", "onnxruntime-gpu with TensorRT libraries")):
+        label = f"{path.name} ort:{short}"
+        if full in have:
+            opts = {"providers": short if short == "cpu" else f"{short},cpu"}
+            if threads is not None and short == "cpu":
+                opts["threads"] = threads
+            targets.append(Target(label, str(path), "ort", precision, opts))
+        else:
+            skipped.append(Skipped(label, f"this onnxruntime has no {full}: {fix}"))
+    return targets, skipped
+
+
+def trt_variants(path: Path, precision: str, threads: int | None, meta: str | None = None) -> tuple[list[Target], list[Skipped]]:
+    missing = [m for m in ("tensorrt", "pycuda") if not importable(m)]
+    label = f"{path.name} trt"
+    if missing:
+        return [], [Skipped(label, f"{' and '.join(missing)} not installed: TensorRT engines run on an NVIDIA GPU "
+                            "(pip install 'uolrps[trt]'; JetPack on a Jetson)")]
+    return [Target(label, str(path), "trt", precision, {"meta": meta} if meta else {})], []
+
+
+VARIANTS = {"ort": ort_variants, "trt": trt_variants}
+
+
+def discover(model: str | Path, backends: list[str] | None = None, threads: int | None = None,
+             meta: str | None = None) -> tuple[list[Target], list[Skipped]]:
+    """Targets for MODEL and its twins (``backends``: keep only labels containing one of these, e.g. "ort:cpu")."""
+    targets: list[Target] = []
+    skipped: list[Skipped] = []
+    if "://" in str(model):  # a served model: one target, the backend the registry names
+        name = backend_name(str(model))
+        targets.append(Target(f"{model} {name}", str(model), name, "?", {}))
+    else:
+        model = Path(model)
+        if not model.is_file():
+            raise UserError(f"model file {str(model)!r} does not exist: pass a .onnx from `uolrps export` or an "
+                            ".engine from `uolrps build`")
+        base, _ = base_of(model)
+        for precision, tag in TWINS:
+            onnx = base.with_name(base.name + tag + ".onnx")
+            engines = [base.with_name(base.name + tag + s) for s in ENGINE_SUFFIXES]
+            files = [p for p in [onnx, *engines] if p.is_file()]
+            for path in files:
+                name = backend_name(path)
+                expand = VARIANTS.get(name)
+                if expand is trt_variants:
+                    t, s = trt_variants(path, precision, threads, meta)
+                elif expand is not None:
+                    t, s = expand(path, precision, threads)
+                else:
+                    t, s = [Target(f"{path.name} {name}", str(path), name, precision, {})], []
+                targets += t
+                skipped += s
+            if onnx.is_file() and not any(e.is_file() for e in engines) and precision == "fp16":
+                skipped.append(Skipped(f"{engines[0].name} trt", f"no engine beside it: on the GPU machine run "
+                                       f"`uolrps build {onnx.name}`, then `uolrps bench {model.name}` again"))
+    if backends:
+        keep = [t for t in targets if any(b in t.label.split()[-1] for b in backends)]
+        if not keep:
+            raise UserError(f"--backends {','.join(backends)} matches none of: "
+                            f"{', '.join(t.label for t in targets) or 'nothing runnable here'}")
+        targets = keep
+    unknown = [t.backend for t in targets if t.backend not in BACKENDS]
+    if unknown:
+        raise UserError(f"unknown backend {unknown[0]!r}")
+    return targets, skipped

@@ -117,7 +117,11 @@ def test_uolrps_run_with_serve_two_streams_add_remove_and_a_browser(tmp_path):
             assert image.shape == (240, 320, 3)
             assert_box_over(image, where, f"MJPEG of {name}")
 
+        def frames_of(name):
+            return next(s["frames"] for s in request(url, path="/api/streams")[2]["streams"] if s["name"] == name)
+
         # steer it while it runs
+        before = frames_of("a")
         status, _, data = request(url, "POST", "/api/streams", {"name": "c", "source": str(c)})
         assert status == 201 and data["name"] == "c", data
         status, _, data = request(url, "POST", "/api/streams", {"name": "c", "source": str(c)})
@@ -135,6 +139,7 @@ def test_uolrps_run_with_serve_two_streams_add_remove_and_a_browser(tmp_path):
         assert line["stream"] == "c" and "latency_ms" in line and line["boxes"]
         names = [s["name"] for s in request(url, path="/api/streams")[2]["streams"]]
         assert "b" not in names and names[0] == "a" and "c" in names
+        assert frames_of("a") > before  # the run went on through the bad requests
 
         # the page in a real browser: a live frame with its box for each stream
         driver = open_browser(tmp_path)

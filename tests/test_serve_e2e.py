@@ -159,3 +159,26 @@ def test_uolrps_run_with_serve_two_streams_add_remove_and_a_browser(tmp_path):
         if driver is not None:
             driver.quit()
         run.kill()
+
+
+def test_uolrps_run_serve_on_a_port_in_use_is_one_line_error(tmp_path):
+    import socket
+
+    model = make_tiny_model(tmp_path / "m.onnx")
+    a = square_video(tmp_path / "a.avi", "left", frames=3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        run = RunProcess(["--video", str(a), "--model", str(model), "--quiet", "--serve", f"127.0.0.1:{port}"],
+                         tmp_path)
+        try:
+            run.proc.wait(timeout=90)
+        finally:
+            run.kill()
+    time.sleep(0.2)  # the stderr thread finishes reading
+    errors = [line for line in run.err if line.startswith("error:")]
+    assert run.proc.returncode == 2, run.err
+    assert errors == [f"error: port {port} on 127.0.0.1 is already in use: stop what uses it, or serve on another "
+                      "port (--serve HOST:PORT)\n"], run.err
+    assert "Traceback" not in "".join(run.err)

@@ -127,8 +127,8 @@ def test_a_stuck_viewer_holds_back_neither_the_run_nor_other_viewers_and_then_sk
     elapsed = time.monotonic() - t0
     seq1 = run.latest("a").seq
     assert seq1 - seq0 >= 0.6 * 30 * elapsed  # the run kept its pace
-    assert seen[-1] >= seq1 - 3  # the other viewer got fresh frames
-    assert max(run.publish_s) < 0.05  # publishing a result never waited on a viewer
+    assert seen[-1] >= seq1 - 8  # the other viewer got fresh frames (within a quarter second)
+    assert max(run.publish_s) < 0.5  # publishing a result never waited on a viewer (that would be seconds)
     time.sleep(1.0)
     target = run.latest("a").seq
     resumed = stuck.read_seqs(5.0, stop_at=target)

@@ -132,3 +132,33 @@ def test_registry_passes_meta_to_the_trt_backend(tmp_path):
 
     with pytest.raises(UserError, match="--meta does not apply to the ort backend"):
         load_backend(make_tiny_model(tmp_path / "m.onnx"), meta=tmp_path / "m.onnx")
+
+
+def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, capsys):
+    import sys
+    import types
+
+    import cv2
+
+    from uolrps.cli.main import main
+
+    trt, cuda = make_trt(), make_pycuda()
+    pkg = types.ModuleType("pycuda")
+    pkg.driver = cuda
+    for name, mod in (("tensorrt", trt), ("pycuda", pkg), ("pycuda.driver", cuda)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    onnx_path, engine = _engine(tmp_path, trt, max_batch=2)
+    sidecar_path(engine).unlink()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        img = np.full((48, 64, 3), 15, np.uint8)
+        img[10 + i:30, 20:40] = 240
+        cv2.imwrite(str(frames / f"f{i}.png"), img)
+    argv = ["run", "--video", str(frames), "--model", str(engine), "--quiet"]
+    assert main(argv) == 2
+    assert "--meta MODEL.onnx" in capsys.readouterr().err
+    assert main(argv + ["--meta", str(onnx_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("frames 3 |") and "from model metadata of model.fp16.onnx" in captured.err
+    assert cuda.stack() == []

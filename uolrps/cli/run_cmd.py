@@ -35,6 +35,8 @@ def run(
     backend: str = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, trt or triton."),
     providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
     threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md)."),
+    meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
+                              "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
                                         "streams to fill a batch."),
     stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without a frame before a live source "
@@ -67,7 +69,7 @@ def run(
                              rtsp_transport=rtsp_transport)
     config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
-                       providers=providers, threads=threads, progress=not quiet, sources_file=sources,
+                       providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token)
     stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True))

@@ -79,7 +79,7 @@ class Localizer:
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
-                 min_area: float = 0.01, threads: int | None = None) -> None:
+                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None) -> None:
         if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
             raise UserError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {threshold}")
         if not 0.0 <= float(smooth) < 1.0:
@@ -89,11 +89,13 @@ class Localizer:
         from uolrps.runtime.backends import load_backend
 
         limit_blas_threads()
-        self.backend = load_backend(model_path, backend, providers=providers, threads=threads)
+        # meta: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from
+        self.backend = load_backend(model_path, backend, providers=providers, threads=threads, meta=meta)
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
                                    smooth=smooth, min_area=min_area)
-        self.threshold_origin = threshold_origin(model_path, self.meta, threshold is not None)
+        self.threshold_origin = threshold_origin(meta if meta is not None and getattr(self.backend, "sidecar", 1) is None
+                                                 else model_path, self.meta, threshold is not None)
 
     threshold = property(lambda self: self._post.threshold, lambda self, v: setattr(self._post, "threshold", float(v)))
     multi = property(lambda self: self._post.multi, lambda self, v: setattr(self._post, "multi", bool(v)))

@@ -48,6 +48,7 @@ class RunConfig:
     backend: str = "auto"
     providers: str | None = None
     threads: int | None = None
+    meta: Path | None = None  # an engine without a sidecar (trtexec, Polygraphy): the ONNX file it was built from
     progress: bool = True
     sources_file: str | Path | None = None
     batch_wait_ms: float = 5.0
@@ -145,7 +146,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     engine = None
     try:
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
-                        smooth=config.smooth, providers=config.providers, threads=config.threads)
+                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta)
         closers.append(loc)
         say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
         multi_class = len(loc.meta.classes) > 1

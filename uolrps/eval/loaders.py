@@ -1,4 +1,4 @@
-"""One loader per annotation format; each returns a :class:`uolrps.eval.datasets.Dataset`.
+"""One loader per annotation format; each returns a :class:`uolrps.eval.items.Dataset`.
 
 Conventions (all boxes become 0-based inclusive corners in source pixels):
 - CSV ``image,x1,y1,x2,y2`` (+ any columns): taken as they are (already 0-based inclusive).
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from uolrps.errors import UserError
-from uolrps.eval.datasets import Dataset, Item, Problem, _coco_json_in, _csv_in, _wsol_splits, check_boxes, read_json
+from uolrps.eval.detect import _coco_json_in, _csv_in, _wsol_splits
+from uolrps.eval.items import Dataset, Item, Problem, check_boxes, read_json
 from uolrps.images import IMAGE_SUFFIXES
 
 CSV_COLUMNS = ("image", "x1", "y1", "x2", "y2")

@@ -13,7 +13,7 @@ import numpy as np
 
 from uolrps.errors import UserError
 from uolrps.eval.metrics import box_iou
-from uolrps.explain import draw
+from uolrps import canvas as draw
 from uolrps.images import read_bgr
 from uolrps.runtime.boxes import heatmap_to_boxes
 

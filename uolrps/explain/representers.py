@@ -173,7 +173,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     ``features_fn(images_rgb) -> N x C x h x w`` gives raw features; by default the calibration file's
     backbone and weights through ``uolrps.calib.features`` (``weights`` overrides the recorded path).
     """
-    from uolrps.eval.datasets import check_boxes
+    from uolrps.annotations import check_boxes
     from uolrps.images import read_bgr
     from uolrps.runtime import Localizer
     from uolrps.runtime.boxes import heatmap_to_boxes

@@ -5,7 +5,7 @@
 - on a terminal (stderr is a TTY): a rich progress bar (count, rate, time left) that rewrites itself;
 - elsewhere (a log file, CI, a pipe): at most one plain line per ``PLAIN_STEP`` of the work (and one at
   the end), never carriage returns, so a log of 3000 calibration images holds about ten lines;
-- ``enabled=False``: nothing at all.
+- ``enabled=False`` (or ``plain=False`` when not on a terminal): nothing at all.
 
 Extra text (e.g. the current FPS) goes through ``bar.advance(n, note="30.2 FPS")``. This module imports
 only the standard library at import time (rich is imported when a terminal bar is shown), so the runtime
@@ -99,7 +99,7 @@ class Bar:
             self._print()
 
 
-def _mode(enabled: bool, stream: IO[str]) -> str:
+def _mode(enabled: bool, plain: bool, stream: IO[str]) -> str:
     if not enabled:
         return "off"
     try:
@@ -107,7 +107,7 @@ def _mode(enabled: bool, stream: IO[str]) -> str:
     except (AttributeError, ValueError):
         tty = False
     if not tty:
-        return "plain"
+        return "plain" if plain else "off"
     try:
         import rich.progress  # noqa: F401
     except ImportError:
@@ -116,11 +116,12 @@ def _mode(enabled: bool, stream: IO[str]) -> str:
 
 
 @contextmanager
-def progress(total: int | None, label: str, *, unit: str = "items", enabled: bool = True,
+def progress(total: int | None, label: str, *, unit: str = "items", enabled: bool = True, plain: bool = True,
              stream: IO[str] | None = None) -> Iterator[Bar]:
-    """A progress display for ``total`` units of work (None: unknown); ``unit="B"`` shows byte sizes."""
+    """A progress display for ``total`` units of work (None: unknown) on ``stream`` (default: stderr);
+    ``unit="B"`` shows byte sizes; ``plain=False``: nothing when the stream is not a terminal."""
     out = sys.stderr if stream is None else stream
-    bar = Bar(total, label, unit, _mode(enabled, out), out)
+    bar = Bar(total, label, unit, _mode(enabled, plain, out), out)
     try:
         yield bar
     finally:

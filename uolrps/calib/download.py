@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -21,6 +19,7 @@ from urllib.parse import urlparse
 
 from uolrps.calib.checkpoints import sha256_file
 from uolrps.errors import UserError
+from uolrps.progress import progress as progress_bar
 
 log = logging.getLogger("uolrps.download")
 
@@ -105,21 +104,14 @@ def _accept(dest: Path, digest_file: Path, url: str, check: Callable[[Path], Non
 def _download(url: str, dest: Path, progress: bool, timeout: float) -> None:
     with urllib.request.urlopen(url, timeout=timeout) as r, open(dest, "wb") as f:
         total = int(r.headers.get("Content-Length") or 0)
-        done, t0, last = 0, time.monotonic(), 0.0
-        while True:
-            chunk = r.read(1 << 20)
-            if not chunk:
-                break
-            f.write(chunk)
-            done += len(chunk)
-            now = time.monotonic()
-            if progress and (now - last > 0.2 or (total and done == total)):
-                last = now
-                rate = done / max(now - t0, 1e-6) / 1e6
-                pct = f"{100 * done / total:5.1f}% " if total else ""
-                print(f"\rdownloading {dest.stem}: {pct}{done / 1e6:.1f} MB at {rate:.1f} MB/s",
-                      end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
+        done = 0
+        with progress_bar(total or None, f"downloading {dest.stem}", unit="B", enabled=progress) as bar:
+            while True:
+                chunk = r.read(1 << 20)
+                if not chunk:
+                    break
+                f.write(chunk)
+                done += len(chunk)
+                bar.advance(len(chunk))
         if total and done != total:
             raise OSError(f"connection closed after {done} of {total} bytes")

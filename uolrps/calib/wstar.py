@@ -10,8 +10,6 @@ s = |v| / |u| and c = 1 / |v - s u|: the representer contribution of image i (th
 from __future__ import annotations
 
 import json
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ import numpy as np
 from uolrps import __version__
 from uolrps.errors import UserError
 from uolrps.images import list_images, read_rgb, resize
+from uolrps.progress import progress as progress_bar
 
 EPS = 1e-12
 
@@ -135,15 +134,14 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     count_pos, count_img = np.zeros(K), np.zeros(K, dtype=np.int64)
     skipped: list[str] = []
     rep_paths, rep_a, rep_b, rep_norms = [], [], [], []
-    done, t0 = 0, time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool, torch.inference_mode():
+    with ThreadPoolExecutor(max_workers=2) as pool, torch.inference_mode(), \
+            progress_bar(total, "calib", unit="images", enabled=progress) as bar:
         for k, (_, paths) in enumerate(groups):
             for i in range(0, len(paths), batch):
                 chunk = paths[i:i + batch]
                 decoded = list(pool.map(load, chunk))
                 ok = [(p, im) for p, im in zip(chunk, decoded) if im is not None]
                 skipped += [str(p) for p, im in zip(chunk, decoded) if im is None]
-                done += len(chunk)
                 if ok:
                     x = torch.from_numpy(np.stack([im for _, im in ok]))
                     f = encoder(x).double().flatten(2)  # N x C x P
@@ -159,11 +157,7 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
                         rep_a.append(a.numpy())
                         rep_b.append(b.numpy())
                         rep_norms.append(norm[:, 0].numpy())
-                if progress:
-                    rate = done / max(time.monotonic() - t0, 1e-6)
-                    print(f"\rcalib {done}/{total} images, {rate:.1f} images/s", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+                bar.advance(len(chunk))
     empty = [groups[k][0] for k in range(K) if count_img[k] == 0]
     if empty:
         raise UserError(f"no readable images under {root}" + (f" for classes {empty}" if classwise else "")

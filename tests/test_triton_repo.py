@@ -130,7 +130,8 @@ def test_a_file_that_is_not_a_uolrps_model_is_refused(tmp_path, capsys):
     bad = tmp_path / "x.onnx"
     bad.write_bytes(b"not onnx")
     assert main(["triton-repo", str(bad), "-o", str(tmp_path / "r")]) == 2
-    assert "is not a readable ONNX model" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a readable ONNX" in err
 
 
 # ---- URL models in backend selection ---------------------------------------------------------------------
@@ -153,3 +154,21 @@ def test_malformed_urls_are_refused(url):
     pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed")
     with pytest.raises(UserError, match="is not a Triton model URL"):
         load_backend(url, "triton")
+
+
+# ---- uolrps export --triton-repo -----------------------------------------------------------------------------
+def test_export_refuses_a_taken_repository_entry_before_exporting(tmp_path, capsys):
+    (tmp_path / "repo" / "m").mkdir(parents=True)
+    assert main(["export", "-b", "efflite0", "-o", str(tmp_path / "m.onnx"), "--triton-repo", str(tmp_path / "repo")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_export_writes_the_model_and_its_repository_entry(tmp_path):
+    out, repo = tmp_path / "eff.onnx", tmp_path / "repo"
+    assert main(["export", "-b", "efflite0", "-o", str(out), "--dynamic-batch", "--triton-repo", str(repo)]) == 0
+    c = _parse(repo / "eff" / "config.pbtxt")
+    assert (c.platform, c.max_batch_size, list(c.input[0].dims)) == ("onnxruntime_onnx", 8, [224, 224, 3])
+    assert (repo / "eff" / "1" / "model.onnx").read_bytes() == out.read_bytes()
+    assert json.loads(_params(c)["uolrps.backbone"]) == "efflite0"

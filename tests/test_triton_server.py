@@ -213,3 +213,17 @@ def test_a_restarted_server_is_retried_and_a_dead_one_ends_with_one_line(triton,
                 b(x)
     finally:
         own.stop()
+
+
+# ---- uolrps eval through the server ---------------------------------------------------------------------------
+def test_eval_over_triton_gives_the_local_result(triton, tmp_path, capsys):
+    from evaldata import make_scenes, write_csv
+
+    csv = write_csv(tmp_path / "ds", make_scenes(6))
+    local, remote = tmp_path / "ort.json", tmp_path / "triton.json"
+    assert main(["eval", str(csv), "--model", str(triton.model), "--json", str(local), "-q"]) == 0
+    assert main(["eval", str(csv), "--model", f"{triton.http}/tiny", "--json", str(remote), "-q"]) == 0
+    a, b = json.loads(local.read_text()), json.loads(remote.read_text())
+    assert a["n_images"] == b["n_images"] == 6
+    for key in ("gt_known_loc", "gt_known_loc_threshold", "corloc", "threshold", "protocols"):
+        assert key in a and a[key] == b[key], key

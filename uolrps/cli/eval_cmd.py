@@ -9,7 +9,8 @@ import typer
 
 def eval_(
     dataset: Path = typer.Argument(..., help="Data set folder or annotation file (CSV, VOC, CUB, wsolevaluation, COCO)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model file (.onnx or TensorRT .engine)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model file (.onnx or TensorRT .engine), or a Triton model "
+                              "URL grpc://HOST:8001/NAME."),
     fmt: str = typer.Option("auto", "--format", help="auto, csv, voc, cub, wsol or coco."),
     protocol: str = typer.Option("both", "--protocol", help="both, authors or wsol: which threshold is reported first and written."),
     split: str = typer.Option(None, "--split", help="val, test or train, for data sets with splits."),
@@ -21,7 +22,7 @@ def eval_(
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
     caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
-    backend: str = typer.Option("auto", "--backend", help="auto, ort or trt."),
+    backend: str = typer.Option("auto", "--backend", help="auto, ort, trt or triton."),
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

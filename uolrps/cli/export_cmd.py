@@ -20,9 +20,16 @@ def export(
     class_index: int = typer.Option(None, "--class-index", help="Class-wise w*: export this row only (default: all rows)."),
     threshold: float = typer.Option(0.5, "--threshold", help="Default box threshold stored in the model."),
     dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16."),
+    triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write a Triton model repository entry "
+                                     "DIR/<output stem>/ (defaults of `uolrps triton-repo`, which has the options)."),
 ) -> None:
     """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
     from uolrps.export.onnx_export import export_model
+
+    if triton_repo is not None:  # before the export, so a taken name costs nothing
+        from uolrps.export.triton_repo import check_repo_target
+
+        check_repo_target(output, triton_repo)
 
     res = export_model(backbone=backbone, output=output, weights=weights, wstar=wstar, calib_images=calib_images,
                        size=size, batch=batch, dynamic_batch=dynamic_batch, fp16=fp16, class_index=class_index,
@@ -31,6 +38,10 @@ def export(
                f"heatmap {len(res.meta.classes)} x {res.meta.grid[0]} x {res.meta.grid[1]})")
     if res.fp16_path:
         typer.echo(f"wrote {res.fp16_path} (mixed precision; build it with `uolrps build {res.fp16_path}`)")
+    if triton_repo is not None:
+        from uolrps.export.triton_repo import write_triton_repo
+
+        write_triton_repo(res.path, triton_repo, log=lambda m: typer.echo(m, err=True))
 
 
 def register(app: typer.Typer) -> None:

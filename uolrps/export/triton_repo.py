@@ -188,20 +188,14 @@ def validate_config(text: str, source: str = "config.pbtxt"):
 
 # ---- reading the model ----------------------------------------------------------------------------------
 def onnx_meta(path: Path) -> ModelMeta:
-    """The uolrps metadata of an ONNX file, checked against its graph's uint8 NHWC input."""
-    import onnx
+    """The uolrps metadata of an ONNX file (read without the onnx package), checked against its graph input."""
+    from uolrps.onnx_header import read_onnx_meta
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and others for a damaged file
-        raise UserError(f"{path} is not a readable ONNX model ({type(e).__name__}): pass a .onnx from `uolrps export`") from None
-    meta = ModelMeta.from_props({p.key: p.value for p in model.metadata_props}, source=str(path))
-    inputs = {i.name: i for i in model.graph.input}
-    node = inputs.get(meta.input_name)
-    if node is None or node.type.tensor_type.elem_type != onnx.TensorProto.UINT8:
-        raise UserError(f"{path}: the graph has no uint8 input {meta.input_name!r}: export it with `uolrps export`")
-    if meta.output_name not in {o.name for o in model.graph.output}:
-        raise UserError(f"{path}: the graph has no output {meta.output_name!r}: export it with `uolrps export`")
+    meta, inputs = read_onnx_meta(path)
+    shape = inputs.get(meta.input_name, ())
+    if meta.input_name not in inputs or (shape is not None and len(shape) != 4):
+        raise UserError(f"{path}: the graph has no N x H x W x 3 input {meta.input_name!r} (inputs: "
+                        f"{', '.join(inputs) or 'none'}): export it with `uolrps export`")
     return meta
 
 
@@ -223,6 +217,20 @@ def _check_target(folder: Path, force: bool) -> None:
         raise UserError(f"{folder} already exists: remove it, choose another --name, or pass --force to replace it")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file, not a model folder: choose another -o or --name")
+
+
+def check_repo_target(model: str | Path, out: str | Path, settings: RepoSettings | None = None) -> Path:
+    """The entry folder ``model`` would get in ``out``; a UserError when it is taken or ``out`` is a file."""
+    settings, out = settings or RepoSettings(), Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--triton-repo {str(out)!r} is a file: give a folder for the model repository")
+    folder = out / (settings.name or default_name(Path(model)))
+    _check_target(folder, force=False)
+    return folder
+
+
+def default_name(model: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", model.stem)
 
 
 def _stage(out: Path, name: str, config: str, files: dict[str, Path | str]) -> Path:
@@ -252,7 +260,7 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {str(out)!r} is a file: give a folder for the model repository")
     meta = onnx_meta(model)
-    name = settings.name or re.sub(r"[^A-Za-z0-9_.-]", "_", model.stem)
+    name = settings.name or default_name(model)
     platform = "python" if settings.platform == "python" else "onnxruntime_onnx"
     files: dict[str, Path | str] = {"model.onnx": model}
     if platform == "python":

@@ -151,6 +151,14 @@ def test_four_run_processes_are_batched_by_the_server(triton, tmp_path):
     executions = after["executions"] - before["executions"]
     assert requests == images == 4 * 150  # each client sent one frame per request
     assert images / executions > 1.0, f"{images} images in {executions} executions: the server did not batch"
+    # the Prometheus endpoint (docs/triton.md) carries the same counters
+    import urllib.request
+
+    text = urllib.request.urlopen(triton.server.metrics_url, timeout=10).read().decode()
+    series = {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith("nv_inference_") and 'model="tiny_batched"' in line and "reason=" not in line}
+    assert series["nv_inference_count"] == after["images"]
+    assert series["nv_inference_exec_count"] == after["executions"]
 
 
 def test_statistics_need_the_access_token(triton):

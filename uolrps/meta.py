@@ -38,7 +38,7 @@ class ModelMeta:
     output_name: str = "heatmap"
     dynamic_batch: bool = False
     batch: int = 1  # the fixed batch size when not dynamic_batch
-    precision: str = "fp32"  # fp32 or fp16 (mixed precision graph)
+    precision: str = "fp32"  # fp32, fp16 (mixed precision graph) or int8 (quantized twin; recipe in extra["int8"])
     classes: tuple[str, ...] = ("object",)  # one name per heatmap channel
     weights_sha256: str = ""
     wstar_source: str = ""
@@ -59,8 +59,8 @@ class ModelMeta:
             raise UserError(f"model metadata: threshold must be in [0, 1], but got {self.threshold}")
         if self.layout != "NHWC" or self.color not in ("RGB", "BGR"):
             raise UserError(f"model metadata: unsupported layout/color {self.layout}/{self.color}")
-        if self.precision not in ("fp32", "fp16"):
-            raise UserError(f"model metadata: precision must be fp32 or fp16, but got {self.precision}")
+        if self.precision not in ("fp32", "fp16", "int8"):
+            raise UserError(f"model metadata: precision must be fp32, fp16 or int8, but got {self.precision}")
 
     # ---- serialisation -------------------------------------------------------------------------------
     def to_props(self) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`uolrps export`: one ONNX graph from uint8 frame to heatmap, plus its FP16 twin with --fp16."""
+"""`uolrps export`: one ONNX graph from uint8 frame to heatmap, plus its FP16 twin with --fp16 and INT8 twins
+with --int8."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def export(
     dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16."),
     triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write a Triton model repository entry "
                                      "DIR/<output stem>/ (defaults of `uolrps triton-repo`, which has the options)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write <output stem>.int8.onnx (Q/DQ, for TensorRT) and, "
+                              "for ViTs, <output stem>.int8.cpu.onnx (for ONNX Runtime on a CPU); see docs/int8.md."),
+    int8_calib: Path = typer.Option(None, "--int8-calib", help="INT8 calibration images (default: --calib-images, "
+                                    "else the folder the --wstar file was calibrated on)."),
+    int8_images: int = typer.Option(None, "--int8-images", help="How many calibration images to sample [default: 256]."),
 ) -> None:
     """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
     from uolrps.export.onnx_export import export_model
@@ -33,11 +39,15 @@ def export(
 
     res = export_model(backbone=backbone, output=output, weights=weights, wstar=wstar, calib_images=calib_images,
                        size=size, batch=batch, dynamic_batch=dynamic_batch, fp16=fp16, class_index=class_index,
-                       threshold=threshold, dilated=dilated, log=lambda m: typer.echo(m, err=True))
+                       threshold=threshold, dilated=dilated, log=lambda m: typer.echo(m, err=True), int8=int8,
+                       int8_calib=int8_calib, int8_images=int8_images)
     typer.echo(f"wrote {res.path} ({res.meta.backbone}, input {res.meta.input_size[0]}x{res.meta.input_size[1]}, "
                f"heatmap {len(res.meta.classes)} x {res.meta.grid[0]} x {res.meta.grid[1]})")
     if res.fp16_path:
         typer.echo(f"wrote {res.fp16_path} (mixed precision; build it with `uolrps build {res.fp16_path}`)")
+    for t in res.int8:
+        use = (f"for TensorRT: `uolrps build {t.path}`" if t.recipe.form == "QDQ" else "for ONNX Runtime on a CPU")
+        typer.echo(f"wrote {t.path} (int8 {t.recipe.form}, {len(t.recipe.nodes)} layers quantized; {use})")
     if triton_repo is not None:
         from uolrps.export.triton_repo import write_triton_repo
 

@@ -45,6 +45,7 @@ class ExportResult:
     fp16_path: Path | None = None
     fp16_max_abs_diff: float | None = None
     fp16_box_iou: list[float] = field(default_factory=list)
+    int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
 
 
 def default_wstar_path(backbone: str) -> Path | None:
@@ -176,8 +177,10 @@ def fp16_path_for(path: Path) -> Path:
 def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weights=None, wstar=None,
                  calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
                  fp16: bool = False, class_index: int | None = None, threshold: float = DEFAULT_THRESHOLD,
-                 dilated: bool = False, verify_images=None, progress: bool = True, log=print) -> ExportResult:
-    """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``); see the module docstring."""
+                 dilated: bool = False, verify_images=None, progress: bool = True, log=print, int8: bool = False,
+                 int8_calib=None, int8_images: int | None = None) -> ExportResult:
+    """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``, the INT8 twins of
+    :mod:`uolrps.export.int8` with ``int8``); see the module docstring."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
@@ -189,6 +192,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
     if fp16:
         check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))
+    int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
         raise UserError(f"--batch must be at least 1, but got {batch}")
     if wstar is None and calib_images is None and default_wstar_path(backbone) is None:
@@ -232,8 +236,36 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         log(twin.summary())
         result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = fp16_path_for(output), twin.max_abs_diff, list(twin.ious)
         files.append((result.fp16_path, half))
+    if int8:
+        from uolrps.export.int8 import DEFAULT_IMAGES, int8_twins
+
+        result.int8 = int8_twins(model, meta32, output, int8_folder, int8_images or DEFAULT_IMAGES, log=log)
+        files += [(t.path, t.model) for t in result.int8]
     write_set([(path, _onnx_writer(m)) for path, m in files], "-o")
     return result
+
+
+def _check_int8(int8: bool, int8_calib, int8_images, calib_images, wstar, output: Path, inputs) -> Path | None:
+    """Before any work: the INT8 options, the quantizer and the calibration folder (--calib-images, else
+    --int8-calib, else the folder the --wstar file was calibrated on). Raises UserError."""
+    if not int8:
+        if int8_calib is not None or int8_images is not None:
+            raise UserError("--int8-calib and --int8-images need --int8")
+        return None
+    from uolrps.export.int8 import check_quantizer, int8_cpu_path_for, int8_path_for, resolve_calib_folder
+    from uolrps.paths import check_output_path
+
+    if int8_images is not None and int8_images < 1:
+        raise UserError(f"--int8-images must be at least 1, but got {int8_images}")
+    for path, what in ((int8_path_for(output), "-o (INT8 twin)"), (int8_cpu_path_for(output), "-o (INT8 CPU twin)")):
+        check_output_path(path, what, (".onnx",), inputs=inputs)
+    check_quantizer()
+    wstar_images = None
+    if calib_images is None and int8_calib is None and wstar is not None:
+        from uolrps.calib.wstar import load_calibration
+
+        wstar_images = load_calibration(wstar)["meta"].get("images")
+    return resolve_calib_folder(calib_images, int8_calib, wstar_images)
 
 
 def _onnx_writer(model):

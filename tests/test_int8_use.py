@@ -1,0 +1,95 @@
+"""The INT8 twins in use: `uolrps build` builds the Q/DQ file strongly typed on TensorRT 10 and 11 (fake
+TensorRT, tests/fake_tensorrt.py, whose parser decides op support by itself), the TensorRT backend runs it,
+and the runtime opens both twins like any model (real ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime.quantization")
+
+from fake_seam import FakeCudaTensorRT  # noqa: E402
+from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
+from int8model import scenes, tiny_int8_model, write_scenes  # noqa: E402
+from uolrps.export import int8 as q8  # noqa: E402
+from uolrps.export.trt_build import build_engine, trt_api  # noqa: E402
+from uolrps.runtime.sidecar import read_sidecar  # noqa: E402
+
+GPU = ("Orin", (8, 7))
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("int8")
+    model, meta = tiny_int8_model()
+    made = q8.int8_twins(model, meta, tmp / "model.onnx", write_scenes(tmp / "calib", 40), n_images=8,
+                         log=lambda m: None)
+    for t in made:
+        onnx.save(t.model, str(t.path))
+    onnx.save(model, str(tmp / "model.onnx"))
+    return tmp / "model.onnx", made[0].path, made[1].path
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])
+def test_build_int8_strongly_typed(twins, version):
+    _, qdq, _ = twins
+    trt = make_trt(version)
+    engine, side = build_engine(qdq, trt=trt, gpu=GPU, log=lambda m: None, max_batch=4,
+                                engine_path=qdq.with_name(f"int8-{version}.engine"))
+    header = json.loads(engine.read_bytes()[len(PLAN_MAGIC):].split(b"\n", 1)[0])
+    assert header["flags"] == trt_api(trt).network_flags(trt)  # STRONGLY_TYPED on 10.x, 0 on 11.x
+    sc = read_sidecar(engine)
+    assert sc.build["strongly_typed"] is True
+    assert sc.meta.precision == "int8" and sc.meta.extra["int8"]["form"] == "QDQ"
+
+
+def test_tensorrt_backend_runs_the_int8_engine_like_ort(twins):
+    import onnxruntime as ort
+
+    from uolrps.runtime.backends.trt import TensorRTBackend
+
+    _, qdq, _ = twins
+    engine, _ = build_engine(qdq, trt=make_trt("10.3.0"), gpu=GPU, log=lambda m: None, max_batch=4)
+    x = np.stack(scenes(3, seed=9))
+    want = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"]).run(["heatmap"], {"image": x})[0]
+    with TensorRTBackend(engine, cuda=FakeCudaTensorRT()) as b:
+        np.testing.assert_array_equal(b(x), want)
+
+
+def test_runtime_opens_both_twins_and_finds_the_same_box(twins):
+    from uolrps.runtime import Localizer
+
+    ref, qdq, cpu = twins
+    frame = scenes(1, seed=3)[0][:, :, ::-1].copy()  # BGR, as the runtime reads frames
+    want = Localizer(str(ref))(frame)
+    for path in (qdq, cpu):
+        loc = Localizer(str(path))
+        assert loc.meta.precision == "int8"
+        got = loc(frame)
+        assert np.isfinite(got.heatmap).all()
+        assert got.boxes.shape == want.boxes.shape
+
+
+def test_cli_run_accepts_the_int8_model(twins, tmp_path):
+    _, qdq, _ = twins
+    images = write_scenes(tmp_path / "imgs", 3)
+    out = tmp_path / "r.jsonl"
+    p = subprocess.run([sys.executable, "-m", "uolrps.cli.main", "run", "--video", str(images), "--model", str(qdq),
+                        "--jsonl", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert len(lines) == 3
+
+
+def test_int8_module_imports_nothing_heavy():
+    code = ("import sys, uolrps.export.int8, uolrps.cli.export_cmd; "
+            "print([m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -235,3 +235,13 @@ def test_eval_over_triton_gives_the_local_result(triton, tmp_path, capsys):
     assert a["n_images"] == b["n_images"] == 6
     for key in ("gt_known_loc", "gt_known_loc_threshold", "corloc", "threshold", "protocols"):
         assert key in a and a[key] == b[key], key
+
+
+# ---- uolrps bench on a served model ---------------------------------------------------------------------------
+def test_bench_measures_a_served_model(triton, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", f"{triton.grpc}/tiny", "--batch", "1,4", "--warmup", "2", "--iters", "5",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["backend"], r["batch"]) for r in rows] == [("triton", 1), ("triton", 4)]
+    assert all(r["label"] == f"{triton.grpc}/tiny triton" and r["infer"]["images_per_s"] > 0 for r in rows)

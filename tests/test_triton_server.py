@@ -124,7 +124,7 @@ def test_run_over_grpc_writes_the_same_boxes_as_local_onnxruntime(triton, tmp_pa
 
 def test_http_heatmaps_equal_onnxruntime_on_batches_larger_than_max_batch(triton):
     rng = np.random.default_rng(0)
-    batch = rng.integers(0, 256, (11, 64, 64, 3), dtype=np.uint8)  # max_batch_size is 8: two requests
+    batch = rng.integers(0, 256, (27, 64, 64, 3), dtype=np.uint8)  # max_batch_size is 8: four requests at once
     with load_backend(triton.model) as ort, load_backend(f"{triton.http}/tiny") as remote:
         assert remote.meta == ort.meta  # read from the server's config parameters
         assert remote.max_batch_size == 8 and remote.input_spec.shape == (None, 64, 64, 3)

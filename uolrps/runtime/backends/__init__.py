@@ -34,7 +34,7 @@ BACKENDS: dict[str, BackendEntry] = {
                         ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT"),
     "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
                            ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",
-                           options=("timeout", "retry_s"), what="Triton Inference Server", url=True),
+                           options=("timeout", "retry_s", "in_flight"), what="Triton Inference Server", url=True),
 }
 URL_FORM = "grpc://HOST:8001/NAME or http://HOST:8000/NAME"
 

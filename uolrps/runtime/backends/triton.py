@@ -7,7 +7,9 @@ uolrps metadata (threshold, input size, colour order, ...) from the ``uolrps.*``
 most the model's ``max_batch_size`` (the server's dynamic batcher merges requests of many clients).
 ``tritonclient`` is imported inside the constructor.
 
-Each thread gets its own client (the HTTP client is not thread-safe), so several batches can be in flight.
+Each thread gets its own client (the HTTP client is not thread-safe), so several batches can be in flight:
+callers in several threads, and a batch larger than ``max_batch_size``, whose requests are sent together
+(at most ``in_flight`` at once).
 A server that stops answering mid-run (connection refused, unavailable, model being reloaded) is retried
 with a doubling back-off for up to ``retry_s`` seconds, then the call fails with a one-line error; errors
 that a retry cannot fix (a refused request) fail at once.
@@ -87,9 +89,14 @@ def transient(e: BaseException) -> bool:
 class TritonBackend(Backend):
     """The :class:`Backend` of a model served by Triton; see the module docstring."""
 
-    def __init__(self, url: str, timeout: float = 30.0, retry_s: float = 30.0, headers: dict | None = None) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, retry_s: float = 30.0, headers: dict | None = None,
+                 in_flight: int = 4) -> None:
         self.target = parse_url(url)
         self.timeout, self.retry_s = float(timeout), float(retry_s)
+        if int(in_flight) < 1:
+            raise UserError(f"in_flight must be at least 1 request, but got {in_flight}")
+        self.in_flight = int(in_flight)
+        self._pool = None
         self.headers = dict(headers or {})
         self._lib = importlib.import_module(f"tritonclient.{self.target.protocol}")
         self._local = threading.local()
@@ -216,8 +223,20 @@ class TritonBackend(Backend):
             part = batch[start:start + step]
             if fixed is not None and len(part) < fixed:  # a fixed-batch model: pad, drop the extra outputs
                 part = np.concatenate([part, np.repeat(part[-1:], fixed - len(part), axis=0)])
-            parts.append(self._infer(np.ascontiguousarray(part)))
-        return np.concatenate(parts, axis=0)[:n]
+            parts.append(np.ascontiguousarray(part))
+        if len(parts) == 1 or self.in_flight == 1:
+            outs = [self._infer(p) for p in parts]
+        else:  # several requests in flight at once, each thread with its own client
+            outs = list(self._executor().map(self._infer, parts))
+        return np.concatenate(outs, axis=0)[:n]
+
+    def _executor(self):
+        with self._lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="uolrps-triton")
+            return self._pool
 
     def _request(self, x: np.ndarray) -> np.ndarray:
         lib, client = self._lib, self._client()
@@ -272,6 +291,9 @@ class TritonBackend(Backend):
         self._closed = True
         with self._lock:
             clients, self._clients = self._clients, []
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         for c in clients:
             try:
                 c.close()

@@ -30,7 +30,7 @@ from uolrps.export.triton_repo import RepoSettings, write_triton_repo  # noqa: E
 from uolrps.runtime.backends import load_backend  # noqa: E402
 
 TOKEN = "test-token-123"
-MODELS = ("tiny", "tiny_batched", "plain", "nchw")
+MODELS = ("tiny", "tiny_batched", "tiny4", "plain", "nchw")
 
 # a model whose input is float32 NCHW, as a generic classifier's would be
 NCHW_CONFIG = """name: "nchw"
@@ -77,6 +77,8 @@ def triton(tmp_path_factory):
     write_triton_repo(model, repo, RepoSettings(platform="python", queue_delay_us=500), **quiet)
     write_triton_repo(model, repo, RepoSettings(name="tiny_batched", platform="python", queue_delay_us=20000,
                                                 preferred=(4,)), **quiet)
+    write_triton_repo(make_tiny_model(root / "tiny4.onnx", dynamic_batch=False, batch=4), repo,
+                      RepoSettings(platform="python"), **quiet)  # max_batch_size 0, dims [4, ...]
     write_triton_repo(model, repo, RepoSettings(name="plain", platform="python"), **quiet)
     plain = repo / "plain" / "config.pbtxt"  # the same model without its uolrps.* parameters
     plain.write_text(plain.read_text().split("parameters {")[0])
@@ -132,6 +134,12 @@ def test_http_heatmaps_equal_onnxruntime_on_batches_larger_than_max_batch(triton
         assert remote(batch[:0]).shape == (0, 1, 8, 8)
         with pytest.raises(ValueError, match="must be uint8"):
             remote(batch.astype(np.float32))
+        with pytest.raises(ValueError, match=r"must have shape \(N, 64, 64, 3\)"):
+            remote(batch[:, :32])
+        with load_backend(f"{triton.grpc}/tiny4") as four:  # a fixed batch of 4: padded requests of exactly 4
+            assert four.max_batch_size == 0 and four.input_spec.shape == (4, 64, 64, 3)
+            np.testing.assert_allclose(four(batch[:6]), ort(batch[:6]), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(four(batch[:1]), ort(batch[:1]), rtol=0, atol=1e-6)
 
 
 # ---- acceptance: four clients, one frame per request, batched by the server -----------------------------
@@ -171,7 +179,7 @@ def test_statistics_need_the_access_token(triton):
 
 # ---- bad input: one line, exit 2 ---------------------------------------------------------------------------
 @pytest.mark.parametrize("model, expected", [
-    ("{grpc}/nope", "has no model 'nope' (it serves: broken, nchw, plain, tiny, tiny_batched)"),
+    ("{grpc}/nope", "has no model 'nope' (it serves: broken, nchw, plain, tiny, tiny4, tiny_batched)"),
     ("{http}/nope", "has no model 'nope'"),
     ("{grpc}/nchw", "input 'input' is FP32 [-1, 3, 64, 64], but a uolrps model has one UINT8 input"),
     ("{http}/nchw", "input 'input' is FP32 [-1, 3, 64, 64], but a uolrps model has one UINT8 input"),

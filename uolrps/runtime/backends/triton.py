@@ -212,11 +212,12 @@ class TritonBackend(Backend):
             raise RuntimeError(f"{self.target}: the backend is closed")
         if batch.ndim == 4 and batch.shape[0] == 0:
             return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
-        fixed = self._spec.shape[0]
-        if fixed is not None and batch.shape[0] == fixed:
-            self.check_batch(batch)
-            return self._infer(np.ascontiguousarray(batch))
-        self.check_batch(np.ascontiguousarray(batch[:1]) if fixed is not None else batch)
+        fixed, spec = self._spec.shape[0], self._spec
+        if batch.dtype != np.uint8:
+            raise ValueError(f"input {spec.name} must be uint8, but got {batch.dtype}")
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(spec.shape[1:]):
+            raise ValueError(f"input {spec.name} must have shape (N, {', '.join(map(str, spec.shape[1:]))}), but got "
+                             f"{batch.shape}")
         step = fixed or self.max_batch_size
         n, parts = batch.shape[0], []
         for start in range(0, n, step):

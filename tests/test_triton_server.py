@@ -159,6 +159,7 @@ def test_four_run_processes_are_batched_by_the_server(triton, tmp_path):
     executions = after["executions"] - before["executions"]
     assert requests == images == 4 * 150  # each client sent one frame per request
     assert images / executions > 1.0, f"{images} images in {executions} executions: the server did not batch"
+    print(f"4 clients: {requests} requests of one image, {executions} executions, server batch {images / executions:.2f}")
     # the Prometheus endpoint (docs/triton.md) carries the same counters
     import urllib.request
 

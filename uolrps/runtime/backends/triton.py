@@ -106,7 +106,7 @@ class TritonBackend(Backend):
         where = str(self.target)
         client = self._client()
         try:
-            live = client.is_server_live(headers=self.headers or None)
+            live = self._call(client.is_server_live)
         except Exception as e:  # noqa: BLE001 - socket errors (http) and InferenceServerException (grpc)
             raise UserError(f"cannot reach the Triton server at {self.target.protocol}://{self.target.address} "
                             f"({_message(e)}): start it, or check the host and port in --model") from None

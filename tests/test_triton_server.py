@@ -204,32 +204,40 @@ def test_bad_servers_and_models_are_one_line_errors(triton, tmp_path, capsys, mo
 
 # ---- a server that goes away mid-run -------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_restarted_server_is_retried_and_a_dead_one_ends_with_one_line(triton, tmp_path):
-    import threading
+def test_a_run_outlives_a_server_restart_and_a_dead_server_ends_with_one_line(triton, tmp_path):
+    import os
+    import time
 
+    video = shared("video", "raccoon_pan.mp4")
     repo = tmp_path / "repo"
     shutil.copytree(triton.server.repository / "tiny", repo / "tiny")
     own = TritonServer(repo, tmp_path / "ws", models=("tiny",)).start()
-    ports = (own.http_port, own.grpc_port, own.metrics_port)
-    x = np.zeros((2, 64, 64, 3), np.uint8)
-    x[:, 10:30, 20:40] = 200
+    again = TritonServer(repo, tmp_path / "ws2", ports=(own.http_port, own.grpc_port, own.metrics_port),
+                         models=("tiny",))
+    out, reference = tmp_path / "run.jsonl", tmp_path / "ort.jsonl"
+    argv = [sys.executable, "-m", "uolrps.cli.main", "run", "--video", str(video), "--max-frames", "400", "-q"]
     try:
-        with load_backend(f"grpc://{own.grpc_url}/tiny", retry_s=60) as b:
-            expected = b(x)
-            own.stop()
-            again = TritonServer(repo, tmp_path / "ws2", ports=ports, models=("tiny",))
-            starter = threading.Timer(1.0, again.start)
-            starter.start()
-            try:
-                np.testing.assert_array_equal(b(x), expected)  # waits through the restart
-            finally:
-                starter.join()
+        run = subprocess.Popen([*argv, "--model", f"grpc://{own.grpc_url}/tiny", "--jsonl", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 60
+        while (not out.exists() or len(out.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        own.stop()  # mid-run: the backend retries with back-off while the server is down
+        time.sleep(1.0)
+        again.start()
+        _, err = run.communicate(timeout=180)
+        assert run.returncode == 0, err[-500:]
+        assert "does not answer" in err and "answers again" in err
+        assert main([*argv[3:], "--model", str(triton.model), "--jsonl", str(reference)]) == 0
+        assert _jsonl_boxes(out) == _jsonl_boxes(reference)  # every frame, none lost or repeated
+        with load_backend(f"grpc://{again.grpc_url}/tiny", retry_s=1.0) as b:
             again.stop()
-            b.retry_s = 1.0
             with pytest.raises(UserError, match=r"has not answered for 1 s .*is it still running\?"):
-                b(x)
+                b(np.zeros((1, 64, 64, 3), np.uint8))
     finally:
         own.stop()
+        again.stop()
 
 
 # ---- uolrps eval through the server ---------------------------------------------------------------------------

@@ -87,6 +87,12 @@ def test_an_engine_gets_a_tensorrt_plan_entry_capped_by_its_profile(tiny, tmp_pa
                                                                            "opt": [4, 64, 96, 3], "max": [8, 64, 96, 3]}})
     write_sidecar(engine, side)
     out = tmp_path / "repo"
+    other = tmp_path / "other.engine"
+    other.write_bytes(b"plan")
+    write_sidecar(other, Sidecar(tensorrt_version="10.3.0", gpu_name="Orin", compute_capability=(8, 7),
+                                 meta=meta.replace(input_size=(224, 224))))
+    with pytest.raises(UserError, match=r"was not built from tiny.onnx: its input_size is \(224, 224\)"):
+        write_triton_repo(tiny, out, engine=other, log=lambda m: None)
     with pytest.raises(UserError, match="larger than the engine's optimisation profile allows"):
         write_triton_repo(tiny, out, RepoSettings(max_batch=16), engine=engine, log=lambda m: None)
     assert not (out / "tiny").exists()  # nothing half-written

@@ -150,9 +150,9 @@ class TritonServer:
         env.pop("PYTHONPATH", None)
         argv = [str(dist / "bin" / "tritonserver"), f"--model-repository={self.repository}",
                 f"--backend-directory={self.workspace / 'backends'}",
-                f"--http-address=127.0.0.1", f"--http-port={self.http_port}",
-                f"--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
-                f"--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
+                "--http-address=127.0.0.1", f"--http-port={self.http_port}",
+                "--grpc-address=127.0.0.1", f"--grpc-port={self.grpc_port}",
+                "--metrics-address=127.0.0.1", f"--metrics-port={self.metrics_port}",
                 f"--backend-config=python,shm-region-prefix-name=uolrps{os.getpid()}x{next(_ids)}",
                 "--exit-timeout-secs=5", "--log-verbose=0",
                 # a model that fails to load stays in the repository as UNAVAILABLE instead of ending the server

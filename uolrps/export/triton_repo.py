@@ -265,12 +265,16 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
     files: dict[str, Path | str] = {"model.onnx": model}
     if platform == "python":
         files["model.py"] = PYTHON_MODEL
-    plans = [(name, config_text(name, meta, settings, platform), files)]
+    plans = [(name, config_text(name, meta, settings, platform), files, batch_layout(meta, settings)[0])]
     if engine is not None:
         emeta, engine_max = engine_info(Path(engine))
+        for field in ("backbone", "input_size", "grid", "classes", "input_name", "output_name"):
+            if getattr(emeta, field) != getattr(meta, field):
+                raise UserError(f"--engine {Path(engine).name} was not built from {model.name}: its {field} is "
+                                f"{getattr(emeta, field)}, the model's {getattr(meta, field)}")
         plans.append((f"{name}_trt", config_text(f"{name}_trt", emeta, settings, "tensorrt_plan", engine_max),
-                      {"model.plan": Path(engine)}))
-    for entry_name, text, _ in plans:
+                      {"model.plan": Path(engine)}, batch_layout(emeta, settings, engine_max)[0]))
+    for entry_name, text, *_ in plans:
         validate_config(text, f"{entry_name}/config.pbtxt")
         _check_target(out / entry_name, force)
     try:
@@ -279,7 +283,7 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         raise UserError(f"-o {str(out)!r}: cannot create the folder ({e.strerror}): choose another place") from None
     staged: list[tuple[str, Path]] = []
     try:
-        for entry_name, text, entry_files in plans:
+        for entry_name, text, entry_files, _ in plans:
             staged.append((entry_name, _stage(out, entry_name, text, entry_files)))
     except OSError as e:
         for _, stage in staged:
@@ -288,13 +292,11 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         raise UserError(f"cannot write the model repository in {out} ({e.strerror}): check the space and "
                         "permissions there") from None
     entries = []
-    for (entry_name, text, entry_files), (_, stage) in zip(plans, staged):
+    for (entry_name, _, entry_files, mb), (_, stage) in zip(plans, staged):
         target = out / entry_name
         if target.exists():
             shutil.rmtree(target)
         stage.rename(target)
-        mb = batch_layout(meta if entry_name == name else emeta, settings,
-                          None if entry_name == name else engine_max)[0]
         entries.append(RepoEntry(entry_name, target, target / "config.pbtxt",
                                  tuple(target / "1" / f for f in entry_files), mb))
         log(f"wrote {target}/ (config.pbtxt, {', '.join('1/' + f for f in entry_files)}; max_batch_size {mb})")

@@ -178,3 +178,13 @@ def test_export_writes_the_model_and_its_repository_entry(tmp_path):
     assert (c.platform, c.max_batch_size, list(c.input[0].dims)) == ("onnxruntime_onnx", 8, [224, 224, 3])
     assert (repo / "eff" / "1" / "model.onnx").read_bytes() == out.read_bytes()
     assert json.loads(_params(c)["uolrps.backbone"]) == "efflite0"
+
+
+def test_doctor_says_whether_the_triton_client_is_there():
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed")
+    from importlib.metadata import version
+
+    from uolrps.doctor import diagnose
+
+    (line,) = [c for c in diagnose() if c.name.endswith("grpc://HOST:8001/NAME")]
+    assert line.ok is True and f"tritonclient {version('tritonclient')} (grpc, http)" == line.detail

@@ -170,6 +170,17 @@ def check_export_side() -> list[Check]:
     return out
 
 
+def _check_triton() -> Check:
+    """The triton backend's client library; informational, since a Triton server is optional."""
+    grpc_mod, version = _version("tritonclient.grpc")
+    http_mod, _ = _version("tritonclient.http")
+    have = [p for p, m in (("grpc", grpc_mod), ("http", http_mod)) if m is not None]
+    what = "uolrps run --model grpc://HOST:8001/NAME"
+    if not have:
+        return Check(what, None, "tritonclient not installed: pip install 'uolrps[triton]' to use a Triton server")
+    return Check(what, True, f"tritonclient {_installed('tritonclient') or version} ({', '.join(have)})")
+
+
 def diagnose() -> list[Check]:
     """Every check, in the order printed."""
     jetson = jetson_model()
@@ -187,6 +198,7 @@ def diagnose() -> list[Check]:
         Check("uolrps run --model model.engine", has_cv and trt_ok and bool(gpus),
               "TensorRT + pycuda + GPU" if trt_ok and gpus else "needs TensorRT, pycuda and a visible GPU",
               "see the TensorRT and pycuda lines above; build engines with `uolrps build` on this machine"),
+        _check_triton(),
         Check("sources: files, image folders", has_cv, "yes" if has_cv else "no", "install OpenCV (above)"),
         Check("sources: cam0, /dev/video0", has_cv and cv.v4l2, "V4L2" if has_cv and cv.v4l2 else "no", "OpenCV with V4L2"),
         Check("sources: rtsp://, http(s)://", has_cv and (cv.ffmpeg or cv.gstreamer),

@@ -81,7 +81,8 @@ def ensure_venv(venv: Path = VENV, create: bool = True, log=print) -> Path:
     venv.parent.mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)
     steps = [[base, "-m", "venv", "--clear", str(venv)],
-             [str(_python(venv)), "-m", "pip", "install", "-q", *REQUIREMENTS]]
+             [str(_python(venv)), "-m", "pip", "install", "-q", "--retries", "2", "--timeout", "30",
+              *REQUIREMENTS]]
     for argv in steps:
         try:
             res = subprocess.run(argv, capture_output=True, text=True, timeout=900)

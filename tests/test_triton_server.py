@@ -262,3 +262,27 @@ def test_bench_measures_a_served_model(triton, tmp_path, capsys):
     rows = json.loads(out.read_text())["rows"]
     assert [(r["backend"], r["batch"]) for r in rows] == [("triton", 1), ("triton", 4)]
     assert all(r["label"] == f"{triton.grpc}/tiny triton" and r["infer"]["images_per_s"] > 0 for r in rows)
+
+
+def test_which_failures_are_retried(triton):
+    """Real exceptions of both clients: an unreachable server is retried, a refused request is not."""
+    import tritonclient.grpc as g
+    import tritonclient.http as h
+    from tritonserver import free_port
+
+    from uolrps.runtime.backends.triton import transient
+
+    caught = []
+    for lib in (g, h):
+        dead = lib.InferenceServerClient(f"127.0.0.1:{free_port()}")
+        with pytest.raises(Exception) as e:
+            dead.is_server_live()
+        caught.append(e.value)
+    assert all(transient(e) for e in caught), [repr(e) for e in caught]
+    x = np.zeros((1, 32, 32, 3), np.uint8)  # the model takes 64 x 64
+    for lib, url in ((g, triton.server.grpc_url), (h, triton.server.http_url)):
+        inp = lib.InferInput("image", list(x.shape), "UINT8")
+        inp.set_data_from_numpy(x)
+        with lib.InferenceServerClient(url) as c, pytest.raises(Exception) as e:
+            c.infer("tiny", [inp])
+        assert not transient(e.value), repr(e.value)

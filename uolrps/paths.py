@@ -82,15 +82,25 @@ def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "output") -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The temporary name is unique to this call (process, thread and a random part), so two writers of the same
+    file never write into each other's temporary file: the last rename wins, whole. The file is flushed to
+    disk before the rename and the folder after it, so a crash leaves the old file or the new one.
+    """
+    import secrets
+    import threading
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keeps the suffix, for writers that need it
+    unique = f"{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}"
+    tmp = path.with_name(f".{path.stem}.{unique}.tmp{path.suffix}")  # keeps the suffix, for writers that need it
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
-        with open(tmp, "rb") as f:  # on disk before the rename, so a crash leaves the old or the new file
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
@@ -98,3 +108,17 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "o
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder: the rename itself has happened
+        pass
+    finally:
+        os.close(fd)

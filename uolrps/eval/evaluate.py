@@ -17,6 +17,7 @@ from uolrps.eval import metrics as M
 from uolrps.eval.datasets import load_dataset, summarise
 from uolrps.eval.inference import run_heatmaps
 from uolrps.eval.sweep import summarise_sweep, sweep
+from uolrps.options import check_at_least
 
 PROTOCOLS = ("both", "authors", "wsol")
 
@@ -36,10 +37,9 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
-    if n_vis < 1:
-        raise UserError(f"the number of visualised cases must be at least 1, but got {n_vis}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1, but got {workers}")
+    check_at_least(n_vis, 1, "n_vis (the number of worst and best cases to draw)")
+    if workers is not None:
+        check_at_least(workers, 1, "workers")
     _check_outputs(model_path, json_path, save_vis, write_threshold)  # before any work, so a bad path costs nothing
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)

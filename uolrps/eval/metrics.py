@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from uolrps.maps import minmax
 from uolrps.runtime.boxes import box_iou, boxes_from_map8, map8  # noqa: F401 (box_iou is part of this API)
 
 IOUS = (0.3, 0.5, 0.7)
@@ -157,10 +158,7 @@ class PixelAccumulator:
 # ---- baselines ------------------------------------------------------------------------------------------
 def _minmax_maps(n: np.ndarray) -> np.ndarray:
     """N x h x w scores -> clamped at 0, min-max normalised per image (constant -> zeros), N x 1 x h x w."""
-    n = np.maximum(n, 0.0)
-    lo = n.min(axis=(1, 2), keepdims=True)
-    rng = n.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(rng > 0, (n - lo) / np.where(rng > 0, rng, 1.0), 0.0)[:, None].astype(np.float32)
+    return minmax(n, axes=(1, 2), clamp=True)[:, None].astype(np.float32)
 
 
 def _check_features(features: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ representer values ``<m, r_i>`` of the calibration images, which :func:`explain`
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,10 @@ from typing import Callable
 
 import numpy as np
 
+from uolrps.digest import sha256_wstar
 from uolrps.errors import UserError
+from uolrps.maps import minmax
+from uolrps.options import check_at_least
 
 EPS = 1e-12
 IDENTITY_TOL = 1e-4
@@ -104,8 +106,7 @@ def projection_map(features: np.ndarray, w: np.ndarray) -> np.ndarray:
     """<normalize(f_p), w*> at every position (h x w), min-max normalised like the model's heatmap."""
     f = np.asarray(features, dtype=np.float64)
     s = np.tensordot(w.astype(np.float64), f / np.maximum(np.linalg.norm(f, axis=0, keepdims=True), EPS), axes=1)
-    rng = s.max() - s.min()
-    return ((s - s.min()) / rng if rng > 0 else np.zeros_like(s)).astype(np.float32)
+    return minmax(s).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,8 +179,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     from uolrps.runtime import Localizer
     from uolrps.runtime.boxes import heatmap_to_boxes
 
-    if k < 1:
-        raise UserError(f"-k must be at least 1, but got {k}")
+    check_at_least(k, 1, "k")
     reps = load_representers(calib_npz)
     bgr = read_bgr(image) if Path(image).is_file() else None
     if bgr is None:
@@ -213,7 +213,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     m = foreground_feature(f, positions)
     values = reps.r.astype(np.float64) @ m
     score = float(reps.w.astype(np.float64) @ m)
-    digest = hashlib.sha256(np.ascontiguousarray(reps.w, dtype=np.float32).tobytes()).hexdigest()
+    digest = sha256_wstar(reps.w)
     pos, neg = rank(values, k)
     return Explanation(Path(image), (H, W), box, source, positions, values, score, projection_map(f, reps.w), reps,
                        pos, neg, not meta.wstar_sha256 or meta.wstar_sha256 == digest)

@@ -11,7 +11,6 @@ a TracerWarning says the trace may not generalise, which the user must see.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from uolrps import __version__
+from uolrps.digest import sha256_wstar
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
 
@@ -73,7 +73,7 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
     if meta.get("backbone") not in (None, backbone):
         raise UserError(f"w* was calibrated with backbone {meta['backbone']!r}, not {backbone!r}: "
                         f"pass --backbone {meta['backbone']} or recalibrate")
-    digest = hashlib.sha256(np.ascontiguousarray(w, dtype=np.float32).tobytes()).hexdigest()
+    digest = sha256_wstar(w)
     return np.asarray(w, dtype=np.float32), meta, source, digest
 
 

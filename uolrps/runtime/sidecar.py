@@ -9,13 +9,13 @@ can say what differs before TensorRT fails with a less helpful message. Standard
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from uolrps.digest import sha256_file  # noqa: F401 (re-exported: the engine build and tests import it from here)
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
 from uolrps.paths import write_atomic
@@ -28,14 +28,6 @@ def sidecar_path(engine_path: str | Path) -> Path:
     """``model.engine`` -> ``model.engine.json`` (a path that already ends in .json is returned as is)."""
     p = Path(engine_path)
     return p if p.suffix == SIDECAR_SUFFIX else p.with_name(p.name + SIDECAR_SUFFIX)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ function field(text, cls, title) {
   return s;
 }
 
-function ms(v) { return v === null || v === undefined ? "-" : v.toFixed(0) + " ms"; }
+function ms(v) { return v === null || v === undefined ? "-" : v.toFixed(v < 10 ? 1 : 0) + " ms"; }
 
 function caption(c, st) {
   const drops = Object.entries(st.drops);

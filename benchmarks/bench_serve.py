@@ -6,8 +6,11 @@
     replay here, not a model: this measures the server alone), watched by 0, 1, 2 and 4 fast viewers plus one
     slow one (5 FPS): frames each viewer received per second, JPEG encodes per produced frame (at most 1
     however many viewers), and the process's CPU use (of one core) over the window.
+(c) With ``--model MODEL``: the real ``uolrps run`` pipeline (the library's ``run``, ``serve="127.0.0.1:0"``)
+    on 2 streams of the same video, with no viewer against 2 fast viewers + 1 slow one (each run alternated,
+    ``--rounds`` times): aggregate FPS, and the ratio. Viewers cost CPU (drawing, JPEG), never waiting.
 
-    python benchmarks/bench_serve.py [--video PATH] [--seconds 5]
+    python benchmarks/bench_serve.py [--video PATH] [--seconds 5] [--model eff.onnx --rounds 2]
 """
 
 from __future__ import annotations
@@ -145,16 +148,58 @@ def bench_viewers(frames, seconds: float) -> None:
               f"(replay at {produced / dt:.1f} FPS included)")
 
 
+def run_with_viewers(model: Path, video: Path, viewers: bool) -> tuple[float, int]:
+    """Aggregate FPS and frames of a 2-stream run of ``video`` with --serve, with or without viewers."""
+    from uolrps.runtime.runner import RunConfig, run
+
+    started: list[Viewer] = []
+
+    def on_start(engine, server) -> None:
+        if viewers:
+            a, b = (st.name for st in engine.statuses())
+            started.extend([Viewer(server.url, a), Viewer(server.url, b), Viewer(server.url, a, delay=0.2)])
+            for v in started:
+                v.start()
+
+        engine.keep_running = False  # with --serve a run waits for more streams; here it ends with its files
+
+    config = RunConfig(source=(str(video), str(video)), model=model, serve="127.0.0.1:0", progress=False)
+    stats = run(config, on_start=on_start, say=lambda text: None)
+    for v in started:
+        v.stop()
+    received = [v.frames for v in started]
+    if viewers and min(received) == 0:
+        sys.exit(f"error: a viewer received nothing: {[v.summary() for v in started]}")
+    return stats.fps, stats.frames
+
+
+def bench_run(model: Path, video: Path, rounds: int) -> None:
+    fps = {False: [], True: []}
+    for _ in range(rounds):
+        for with_viewers in (False, True):
+            f, frames = run_with_viewers(model, video, with_viewers)
+            fps[with_viewers].append(f)
+    bare, watched = np.median(fps[False]), np.median(fps[True])
+    print(f"(c) uolrps run, 2 streams of {video.name} ({frames} frames), {model.name}: no viewer {bare:.1f} FPS, "
+          f"2 fast + 1 slow viewers {watched:.1f} FPS (ratio {watched / bare:.2f}; rounds: "
+          f"{[round(x, 1) for x in fps[False]]} vs {[round(x, 1) for x in fps[True]]})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", type=Path, default=ROOT.parent / "shared" / "data" / "video" / "raccoon_pan.mp4")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--model", type=Path, help="a uolrps ONNX model for (c), e.g. from "
+                    "`uolrps export -b efflite0 -o eff.onnx --dynamic-batch`")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     if not args.video.exists():
         sys.exit(f"error: {args.video} not found: give --video PATH")
     frames = load_frames(args.video)
     bench_encode(frames)
     bench_viewers(frames, args.seconds)
+    if args.model is not None:
+        bench_run(args.model, args.video, args.rounds)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 
 from uolrps import __version__
 from uolrps.errors import UserError
+from uolrps.calib.stability import split_half_cosine
 from uolrps.images import list_images, read_rgb, resize
 from uolrps.progress import progress as progress_bar
 
@@ -36,6 +37,8 @@ class Calibration:
     meta: dict
     skipped: list[str] = field(default_factory=list)
     representers: dict | None = None
+    report: str = ""  # the stability line (uolrps.calib.stability.report)
+    warnings: list[str] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
         from uolrps.paths import check_output_path, write_atomic
@@ -99,9 +102,16 @@ def _groups(root: Path, classwise: bool) -> list[tuple[str, list[Path]]]:
 def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Path | None = None, size: int = 224,
                   classwise: bool = False, sampling_ratio: float = 1.0, batch: int = 32, seed: int = 0,
                   keep_representers: bool = False, top_k: int = 4, dilated: bool = False,
-                  progress: bool = True, encoder=None) -> Calibration:
-    """Compute w* (or K class-wise rows) from the images under ``images``; see the module docstring."""
+                  progress: bool = True, encoder=None, base=()) -> Calibration:
+    """Compute w* (or K class-wise rows) from the images under ``images``; see the module docstring.
+
+    ``base``: calibration files merged in exactly (uolrps.calib.merge). The result carries a stability
+    ``report`` (split-half cosine on these images) and ``warnings`` when they are too few (uolrps.calib.stability).
+    """
     import torch
+
+    from uolrps.calib import merge as M
+    from uolrps.calib.stability import report as stability_report
 
     if not 0.0 < sampling_ratio <= 1.0:
         raise UserError(f"--sampling-ratio must be in (0, 1], but got {sampling_ratio}")
@@ -118,6 +128,12 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
         raise UserError(f"no images (jpg, jpeg, png, bmp, webp) under {root}")
     if keep_representers and classwise:
         raise UserError("--keep-representers works with a single w*, not with --classwise")
+    bases = M.load_bases(base)  # before minutes of encoding
+    if bases and classwise:
+        raise UserError("--base merges single-w* calibrations, not --classwise ones")
+    if bases and keep_representers:
+        raise UserError("--keep-representers cannot be combined with --base: the base file holds only the means "
+                        "of its images, not each image's contribution that `uolrps explain` shows")
     if encoder is None:
         from uolrps.calib.encoder import build_encoder
 
@@ -132,6 +148,8 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     K = len(groups)
     sum_f, sum_n = np.zeros((K, C)), np.zeros((K, C))
     count_pos, count_img = np.zeros(K), np.zeros(K, dtype=np.int64)
+    half_f, half_n, half_pos = np.zeros((K, 2, C)), np.zeros((K, 2, C)), np.zeros((K, 2))
+    halves = [np.random.default_rng(seed + 1).permutation(len(ps)) % 2 for _, ps in groups]  # split-half
     skipped: list[str] = []
     rep_paths, rep_a, rep_b, rep_norms = [], [], [], []
     with ThreadPoolExecutor(max_workers=2) as pool, torch.inference_mode(), \
@@ -141,6 +159,7 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
                 chunk = paths[i:i + batch]
                 decoded = list(pool.map(load, chunk))
                 ok = [(p, im) for p, im in zip(chunk, decoded) if im is not None]
+                half = np.array([h for h, im in zip(halves[k][i:i + batch], decoded) if im is not None])
                 skipped += [str(p) for p, im in zip(chunk, decoded) if im is None]
                 if ok:
                     x = torch.from_numpy(np.stack([im for _, im in ok]))
@@ -152,6 +171,10 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
                     sum_n[k] += b.sum(0).numpy()
                     count_pos[k] += f.shape[0] * f.shape[2]
                     count_img[k] += f.shape[0]
+                    for h in (0, 1):
+                        half_f[k, h] += a.numpy()[half == h].sum(0)
+                        half_n[k, h] += b.numpy()[half == h].sum(0)
+                        half_pos[k, h] += (half == h).sum() * f.shape[2]
                     if keep_representers:
                         rep_paths += [str(p) for p, _ in ok]
                         rep_a.append(a.numpy())
@@ -164,7 +187,13 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
                         + f" ({len(skipped)} unreadable, e.g. {skipped[:3]})")
     v = sum_f / count_pos[:, None]
     u = sum_n / count_pos[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        split = [split_half_cosine(half_f[k] / half_pos[k][:, None], half_n[k] / half_pos[k][:, None])
+                 for k in range(K)]
+    n_own = int(count_img.min())
+    worst = min((s for s in split if s is not None), default=None)
     w = wstar_from_means(v, u)
+    n_total = None
     if not classwise:
         v, u, w, count_img = v[0], u[0], w[0], count_img[0]
     meta = dict(
@@ -174,13 +203,23 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
         sampling_ratio=sampling_ratio, seed=seed, images=str(root), n_skipped=len(skipped),
         dilated=encoder.info.dilated, version=__version__,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        split_half_cosine=worst,
     )
+    if bases:
+        M.check_compatible(bases, meta)
+        v, u, n_total = M.merge(v, u, int(count_img), bases)
+        w = wstar_from_means(v, u)
+        meta.update(n_own_images=int(count_img), bases=[b.record() for b in bases])
+        meta["images"] = " + ".join([str(root)] + [f"{b.meta.get('images', b.path)} (--base {b.path})" for b in bases])
+        count_img = np.int64(n_total)
+    line, warning = stability_report(n_own, worst, n_total)
     reps = None
     if keep_representers:
         reps = _representers(v, u, count_pos[0], rep_paths, np.concatenate(rep_a), np.concatenate(rep_b),
                              np.concatenate(rep_norms), encoder.info.grid, top_k)
     return Calibration(w=w.astype(np.float32), v=v.astype(np.float32), u=u.astype(np.float32),
-                       n_images=np.asarray(count_img), meta=meta, skipped=skipped, representers=reps)
+                       n_images=np.asarray(count_img), meta=meta, skipped=skipped, representers=reps,
+                       report=line, warnings=[warning] if warning else [])
 
 
 def _representers(v, u, n_pos, paths, A, B, norms, grid, top_k) -> dict:

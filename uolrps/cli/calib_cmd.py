@@ -19,19 +19,25 @@ def calib(
     seed: int = typer.Option(0, "--seed", help="Seed of the sampling."),
     dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16 (dilated layer4)."),
     keep_representers: bool = typer.Option(False, "--keep-representers", help="Store each image's representer contribution (for `uolrps explain`)."),
+    base: list[Path] = typer.Option(None, "--base", help="Merge this calibration (same backbone, weights and size) with "
+                                    "IMAGES, exactly, weighted by image counts; may be given several times. "
+                                    "See docs/calib.md."),
 ) -> None:
     """Compute the projection vector w* from unlabeled images."""
     from uolrps.calib.wstar import compute_wstar
     from uolrps.paths import check_output_path
 
-    check_output_path(output, "-o", (".npz",), inputs=(weights,))  # before minutes of calibration
+    check_output_path(output, "-o", (".npz",), inputs=(weights, *(base or ())))  # before minutes of calibration
     cal = compute_wstar(images, backbone=backbone, weights=weights, size=size, classwise=classwise,
                         sampling_ratio=sampling_ratio, batch=batch, seed=seed, dilated=dilated,
-                        keep_representers=keep_representers)
+                        keep_representers=keep_representers, base=base or ())
     if cal.skipped:
         typer.echo(f"skipped {len(cal.skipped)} unreadable files, e.g. {', '.join(cal.skipped[:3])}", err=True)
     path = cal.save(output)
     rows = f"{cal.w.shape[0]} class rows" if cal.w.ndim == 2 else "one row"
+    typer.echo(cal.report, err=True)
+    for warning in cal.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {path}: w* of {cal.w.shape[-1]} channels ({rows}) from {int(cal.n_images.sum())} images")
 
 

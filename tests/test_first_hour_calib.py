@@ -29,6 +29,7 @@ def folders(tmp_path_factory, calib_subset):
     return root
 
 
+@pytest.mark.slow
 def test_base_merge_equals_the_union(folders, tmp_path):
     compute_wstar(folders / "a", backbone="efflite0", size=SIZE, progress=False).save(tmp_path / "a.npz")
     merged = compute_wstar(folders / "b", backbone="efflite0", size=SIZE, progress=False, base=[tmp_path / "a.npz"])
@@ -44,6 +45,7 @@ def test_base_merge_equals_the_union(folders, tmp_path):
     assert int(load_calibration(path)["n_images"]) == 11
 
 
+@pytest.mark.slow
 def test_bases_that_cannot_merge_are_refused_before_any_work(folders, tmp_path):
     compute_wstar(folders / "a", backbone="efflite0", size=SIZE, progress=False).save(tmp_path / "a.npz")
     with pytest.raises(UserError, match="input_size"):
@@ -79,6 +81,7 @@ def test_warning_fires_below_the_measured_minimum_and_not_above(capsys, tmp_path
     assert 0 < meta["split_half_cosine"] <= 1
 
 
+@pytest.mark.slow
 def test_few_own_images_on_a_large_base_do_not_warn(folders, capsys, tmp_path):
     assert main(["calib", str(folders / "union"), "--backbone", "efflite0", "--size", str(SIZE),
                  "-o", str(tmp_path / "u.npz")]) == 0
@@ -90,3 +93,17 @@ def test_few_own_images_on_a_large_base_do_not_warn(folders, capsys, tmp_path):
                  str(tmp_path / "big.npz"), "-o", str(tmp_path / "m.npz")]) == 0
     err = capsys.readouterr().err
     assert "warning" not in err and f"merged with --base: {MIN_IMAGES + 6} images in all" in err
+
+
+def test_base_default_is_the_shipped_calibration_and_can_serve(tmp_path, monkeypatch):
+    from uolrps.calib.merge import load_bases, resolve_base
+    from uolrps.export.onnx_export import DEFAULT_WSTAR_DIR
+
+    assert resolve_base("default", "efflite0") == DEFAULT_WSTAR_DIR / "efflite0.npz"
+    (base,) = load_bases(["default"], "efflite0")  # it holds v, u and n_images, so it can be merged
+    assert base.n_images >= MIN_IMAGES and base.v.shape == base.u.shape == (1280,)
+    with pytest.raises(UserError, match="ships no calibration"):
+        resolve_base("default", "vits")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_bytes(b"x")  # a file of that name is the user's file
+    assert resolve_base("default", "efflite0") == tmp_path / "default" or str(resolve_base("default", "efflite0")) == "default"

@@ -6,6 +6,7 @@ from the merged v, u, exactly as if every image had been calibrated in one run. 
 backbone, weights (SHA-256), input size, input normalisation and feature options: anything else is refused.
 Per-image representers (``--keep-representers``, for `uolrps explain`) cannot cover a base's images (its file
 holds their means only), so the two are not combined. Class-wise calibrations are not merged.
+``--base default`` names the calibration that ships for the backbone (efflite0: 3000 ImageNet photos).
 """
 
 from __future__ import annotations
@@ -35,13 +36,28 @@ class Base:
                 "images": self.meta.get("images")}
 
 
-def load_bases(paths) -> list[Base]:
+def resolve_base(path, backbone: str) -> Path:
+    """``default`` (when no such file exists) is the shipped calibration of ``backbone``."""
+    p = Path(path)
+    if str(path) != "default" or p.exists():
+        return p
+    from uolrps.export.onnx_export import DEFAULT_WSTAR_DIR, default_wstar_path
+
+    shipped = default_wstar_path(backbone)
+    if shipped is None:
+        have = ", ".join(sorted(q.stem for q in DEFAULT_WSTAR_DIR.glob("*.npz"))) or "none"
+        raise UserError(f"--base default: backbone {backbone!r} ships no calibration (shipped: {have}); give a "
+                        "calibration file made with `uolrps calib`")
+    return shipped
+
+
+def load_bases(paths, backbone: str = "") -> list[Base]:
     """Read every ``--base`` file (before any image is encoded); a file that cannot serve is a UserError."""
     from uolrps.calib.wstar import load_calibration
 
     out = []
     for p in paths or ():
-        p = Path(p)
+        p = resolve_base(p, backbone)
         data = load_calibration(p)
         missing = [k for k in ("v", "u", "n_images") if k not in data]
         if missing:

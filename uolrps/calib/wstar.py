@@ -128,7 +128,7 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
         raise UserError(f"no images (jpg, jpeg, png, bmp, webp) under {root}")
     if keep_representers and classwise:
         raise UserError("--keep-representers works with a single w*, not with --classwise")
-    bases = M.load_bases(base)  # before minutes of encoding
+    bases = M.load_bases(base, encoder.info.backbone if encoder is not None else backbone)  # before minutes of encoding
     if bases and classwise:
         raise UserError("--base merges single-w* calibrations, not --classwise ones")
     if bases and keep_representers:

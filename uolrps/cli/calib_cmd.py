@@ -20,14 +20,16 @@ def calib(
     dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16 (dilated layer4)."),
     keep_representers: bool = typer.Option(False, "--keep-representers", help="Store each image's representer contribution (for `uolrps explain`)."),
     base: list[Path] = typer.Option(None, "--base", help="Merge this calibration (same backbone, weights and size) with "
-                                    "IMAGES, exactly, weighted by image counts; may be given several times. "
-                                    "See docs/calib.md."),
+                                    "IMAGES, exactly, weighted by image counts; may be given several times; "
+                                    "`default`: the calibration shipped for the backbone. See docs/calib.md."),
 ) -> None:
     """Compute the projection vector w* from unlabeled images."""
     from uolrps.calib.wstar import compute_wstar
     from uolrps.paths import check_output_path
 
-    check_output_path(output, "-o", (".npz",), inputs=(weights, *(base or ())))  # before minutes of calibration
+    from uolrps.calib.merge import resolve_base
+
+    check_output_path(output, "-o", (".npz",), inputs=(weights, *(resolve_base(b, backbone) for b in base or ())))  # before minutes of calibration
     cal = compute_wstar(images, backbone=backbone, weights=weights, size=size, classwise=classwise,
                         sampling_ratio=sampling_ratio, batch=batch, seed=seed, dilated=dilated,
                         keep_representers=keep_representers, base=base or ())

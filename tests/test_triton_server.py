@@ -143,6 +143,7 @@ def test_http_heatmaps_equal_onnxruntime_on_batches_larger_than_max_batch(triton
 
 
 # ---- acceptance: four clients, one frame per request, batched by the server -----------------------------
+@pytest.mark.slow
 def test_four_run_processes_are_batched_by_the_server(triton, tmp_path):
     video = shared("video", "raccoon_pan.mp4")
     before = _stats(triton.server, "tiny_batched")

@@ -68,3 +68,42 @@ def test_multi_returns_every_region_largest_first():
     assert boxes.tolist() == [[30, 20, 75, 45], [5, 5, 10, 10]]
     assert boxes_from_map8(m8, 0.5).tolist() == [[30, 20, 75, 45]]
     assert boxes_from_map8(m8, 0.5, multi=True, min_area=100).tolist() == [[30, 20, 75, 45]]
+
+
+def test_runtime_multi_boxes_come_from_outer_contours_eval_keeps_every_contour():
+    """A ring: the region has a hole. The runtime gives one box (holes are not objects); the wsolevaluation
+    protocol (eval) keeps the hole's contour too, as that protocol defines."""
+    from uolrps.runtime.boxes import boxes_from_map8
+
+    m = np.zeros((60, 80), np.uint8)
+    m[10:50, 10:70] = 250
+    m[20:40, 25:55] = 0  # the hole: 30 x 20 pixels, over 1% of the frame
+    runtime = boxes_from_map8(m, 0.5, multi=True, outer_only=True)
+    protocol = boxes_from_map8(m, 0.5, multi=True)
+    np.testing.assert_array_equal(runtime, [[10, 10, 70, 50]])  # the protocol's x2 = x + w
+    assert len(protocol) == 2 and [10, 10, 70, 50] in protocol.tolist()
+    hm = np.zeros((6, 8), np.float32)
+    hm[1:5, 1:7] = 1.0
+    hm[2:4, 3:5] = 0.0
+    b, _, _ = heatmap_to_boxes(hm, (60, 80), 0.5, multi=True, outer_only=True)
+    assert len(b) == 1
+
+
+def test_one_batching_helper_pads_fixed_batches_and_chunks():
+    from uolrps.runtime.batching import pad_batch, run_batched
+
+    calls = []
+
+    def fn(x):  # a "model" with a fixed batch of 4: doubles its input
+        calls.append(len(x))
+        assert len(x) == 4
+        return x * 2
+
+    x = np.arange(10, dtype=np.float32).reshape(10, 1)
+    np.testing.assert_array_equal(run_batched(fn, x, 4, fixed=True), x * 2)
+    assert calls == [4, 4, 4]  # 4 + 4 + (2 padded to 4)
+    np.testing.assert_array_equal(pad_batch(x[:1], 3), [[0], [0], [0]])
+    seen = []
+    run_batched(lambda b: seen.append(len(b)) or b, x, 4)  # any size up to 4: no padding
+    assert seen == [4, 4, 2]
+    assert run_batched(lambda b: b + 1, x, None).shape == (10, 1)

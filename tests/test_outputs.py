@@ -11,6 +11,7 @@ import pytest
 
 from uolrps.errors import UserError
 from uolrps.runtime.draw import Annotator
+from uolrps.runtime.outputs import meter as outputs_meter
 from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
 from uolrps.runtime.result import LocalizationResult
 from uolrps.runtime.stats import RunStats
@@ -128,11 +129,39 @@ def test_progress_is_silent_when_stderr_is_not_a_terminal(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_fps_meter():
+def test_fps_meter(monkeypatch):
+    clock = iter(np.arange(0.0, 10.0, 0.04))  # a frame every 40 ms: 25 FPS by definition
+    monkeypatch.setattr(outputs_meter.time, "monotonic", lambda: float(next(clock)))
     m = FpsMeter(window=5)
-    assert m.tick() is None
+    assert m.tick() is None  # one frame: no rate yet
     values = [m.tick() for _ in range(10)]
-    assert all(v is None or v > 0 for v in values) and values[-1] is not None
+    assert values == pytest.approx([25.0] * 10)
+
+
+def test_heatmap_overlay_is_upsampled_like_the_boxes_map():
+    from uolrps.runtime.boxes import map8
+
+    hm = np.zeros((1, 4, 5), np.float32)
+    hm[0, 1:3, 2:4] = 1.0
+    hm[0, 0, 0] = 0.4
+    frame = np.zeros((37, 61, 3), np.uint8)
+    r = LocalizationResult(boxes=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32), heatmap=hm,
+                           frame_size=(37, 61))
+    got = Annotator(heatmap=True, alpha=1.0).annotate(frame, r)
+    expected = cv2.applyColorMap(map8(hm[0], (37, 61))[0], cv2.COLORMAP_JET)  # the map the boxes come from
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_live_recording_is_written_by_timestamp(tmp_path):
+    out = VideoOutput(tmp_path / "live.avi", fps=10.0, by_time=True)
+    img = np.zeros((48, 64, 3), np.uint8)
+    for t in (5.0, 5.1, 5.12, 5.6, 5.7):  # 5.12 comes sooner than 10 FPS allows; 5.1 -> 5.6 is a gap of 5 frames
+        out.write(img, t)
+    out.close()
+    # frames at 0.0, 0.1, (0.12 left out), 0.6 fills 0.2 .. 0.6, 0.7: round(0.7 * 10) + 1 frames in all
+    assert out.frames == 8
+    cap = cv2.VideoCapture(str(tmp_path / "live.avi"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 8 and cap.get(cv2.CAP_PROP_FPS) == 10.0
 
 
 def test_summary_counts_and_percentiles():

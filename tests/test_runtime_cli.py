@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import shared
+from conftest import ROOT, shared
 from tinymodel import make_tiny_model
 
 from uolrps.runtime import Localizer
@@ -34,8 +35,10 @@ def demo(tmp_path_factory):
     return root
 
 
-def uolrps(*args, timeout=300):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+def uolrps(*args, timeout=300, cwd=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=env)
 
 
 def read_jsonl(path):
@@ -105,7 +108,7 @@ def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     (["--video", "{clip}", "--model", "{model}", "--smooth", "1"], "error: --smooth must be in [0, 1)"),
     (["--video", "{clip}", "--model", "{model}", "--max-frames", "0"], "error: --max-frames must be a positive"),
     (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif' must end in .mp4"),
-    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: "),
+    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: no sidecar tiny.onnx.json beside tiny.onnx"),
     (["--video", "{clip}", "--model", "{model}", "--providers", "gpu"], "error: unknown execution provider gpu"),
 ])
 def test_clear_errors_exit_2_without_traceback(demo, model, tmp_path, args, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,3 +173,27 @@ def test_heatmaps_pads_a_partial_batch_of_a_fixed_batch_model(tmp_path):
     got = fixed4.heatmaps(frames)  # one whole batch of 4, then 2 frames padded to 4
     assert got.shape == (6, 1, 8, 8)
     np.testing.assert_allclose(got, dyn.heatmaps(frames), atol=1e-6)
+
+
+def test_blas_is_limited_to_one_thread_when_the_runtime_is_used_from_python(tmp_path):
+    """The CLI sets OPENBLAS_NUM_THREADS before numpy loads; from Python the Localizer sets the limit."""
+    import os
+    import subprocess
+    import sys
+
+    from tinymodel import make_tiny_model
+
+    model = make_tiny_model(tmp_path / "m.onnx")
+    code = ("import numpy, threadpoolctl\n"
+            "before = max(i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas')\n"
+            "from uolrps.runtime import Localizer\n"
+            f"Localizer({str(model)!r})\n"
+            "after = max(i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas')\n"
+            "print(before, after)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                            "UOLRPS_BLAS_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "2"  # what numpy would take on a 2-core machine, whatever this one has
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "1"]

@@ -92,12 +92,17 @@ _OPEN_LOCK = threading.Lock()  # OpenCV's log level and FFmpeg's capture options
 
 @contextlib.contextmanager
 def quiet_opencv():
-    """Silence OpenCV's ``[ WARN ...]`` / ``[ERROR ...]`` lines (we report failures ourselves)."""
+    """Silence OpenCV's ``[ WARN ...]`` / ``[ERROR ...]`` lines while a capture opens (we report failures
+    ourselves, in one line), and from then on keep OpenCV's warnings and FFmpeg's own messages (``[http @
+    0x...] ...``, read timeouts) quiet: a live source's stalls and reopenings are logged by uolrps. FFmpeg's
+    level is read once per process, so ``OPENCV_FFMPEG_LOGLEVEL`` is set (if unset) before the first capture;
+    set it yourself (e.g. 24 = warnings) to see FFmpeg's messages again."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         import cv2
 
         logging_api = cv2.utils.logging
-        previous = logging_api.getLogLevel()
+        previous = min(logging_api.getLogLevel(), logging_api.LOG_LEVEL_ERROR)
         logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
     except (ImportError, AttributeError):
         yield

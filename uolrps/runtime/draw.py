@@ -51,11 +51,13 @@ class Annotator:
         return out
 
     def _overlay(self, frame: np.ndarray, result: LocalizationResult) -> np.ndarray:
-        """Blend a colour-mapped heatmap (the maximum over channels, resized for display) into a new image."""
+        """Blend a colour-mapped heatmap (the maximum over channels) into a new image; it is upsampled exactly
+        as the map the boxes come from (:func:`uolrps.runtime.boxes.map8`), so the overlay and the boxes agree."""
         import cv2
+
+        from uolrps.runtime.boxes import map8
 
         hm = result.heatmap.max(axis=0) if result.heatmap.shape[0] > 1 else result.heatmap[0]
         H, W = frame.shape[:2]
-        up = cv2.resize(np.clip(hm, 0.0, 1.0), (W, H), interpolation=cv2.INTER_LINEAR)
-        colour = cv2.applyColorMap((up * 255).astype(np.uint8), cv2.COLORMAP_JET)
+        colour = cv2.applyColorMap(map8(hm, (H, W))[0], cv2.COLORMAP_JET)
         return cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)

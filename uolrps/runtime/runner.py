@@ -148,7 +148,6 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
                         smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta)
         closers.append(loc)
-        say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
         outputs = Recorders(config, annotator, labels=multi_class, single=single)
@@ -162,6 +161,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
+        say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
         server = None
         if config.serve is not None:
             from uolrps.serve import start_server

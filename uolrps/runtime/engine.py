@@ -149,10 +149,9 @@ class StreamEngine:
         with self._lock:
             stream = self._streams.pop(name)  # KeyError: unknown stream
             self._removed.add(name)
+        stream._end("ended", "removed")
         stream.close()
         stream.outbox.clear()
-        if stream.stats.state not in ("ended", "failed"):
-            stream.stats.state, stream.stats.reason = "ended", "removed"
         self.notify_out()
         self.notify_work()
 
@@ -268,7 +267,10 @@ class StreamEngine:
                 best = (s, head)
         if best is None:
             return None
-        return best[0].outbox.get()
+        item = best[0].outbox.get()
+        if item is None or not best[0].take():
+            return self._pick()
+        return item
 
     def _all_done(self) -> bool:
         streams = self.streams()

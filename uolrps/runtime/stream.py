@@ -42,7 +42,9 @@ class Stream:
         self.pending = 0  # items taken by the inference stage and not yet in the postbox
         self.feeding = True
         self.posting = True
-        self.emitted = 0
+        self.emitted = 0  # results made
+        self.delivered = 0  # results the consumer took (a live stream drops results a slow consumer missed)
+        self._final: tuple[str, str | None] | None = None
         self._seq = 0
         self._latest: Latest | None = None
         self._latest_cond = threading.Condition()
@@ -67,12 +69,13 @@ class Stream:
         src, st = self.source, self.stats
         st.drops["capture"], st.skipped, st.reopened = src.dropped, src.skipped, src.reopened
         st.skipped_files = list(src.skipped_files)
-        if st.state not in ("ended", "failed"):
-            st.state = src.state
+        if st.state not in ("ended", "failed") and src.state not in ("ended", "failed"):
+            st.state = src.state  # the end is recorded by the post thread, once the last result is out
 
     def _end(self, state: str, reason: str | None) -> None:
-        self.stats.state, self.stats.reason = state, reason
-        self.stats.t_end = time.monotonic()
+        """How the stream ends; it shows in the status once its last result is out (see :meth:`_post_loop`)."""
+        if self._final is None:
+            self._final = (state, reason)
 
     # ---- feeder: read and preprocess -------------------------------------------------------------------
     def _feed(self) -> None:
@@ -126,7 +129,7 @@ class Stream:
                     if self._drained():
                         break
                     continue
-                if self.max_frames is not None and self.emitted >= self.max_frames:
+                if self.max_frames is not None and self.delivered >= self.max_frames:
                     continue  # a live stream's frames after the last one asked for
                 frame, hm, timings = item
                 r = self.post(hm, frame.image.shape[:2], frame.index, frame.timestamp, timings, stream=self.name,
@@ -138,17 +141,23 @@ class Stream:
                 self._publish(frame, r)
                 if not self.outbox.put((engine.next_seq(), self.name, frame, r), self.stop):
                     break
-                if self.max_frames is not None and self.emitted >= self.max_frames:
-                    self.feed_stop.set()
-                    if self.stats.state not in ("ended", "failed"):
-                        self._end("ended", f"--max-frames {self.max_frames} reached")
         finally:
-            if self.stats.t_end is None:
-                self.stats.t_end = time.monotonic()
-            if self.stats.state not in ("ended", "failed"):
-                self._end("ended", "stopped")
+            self._end("ended", "stopped")
+            self.stats.state, self.stats.reason = self._final
+            self.stats.t_end = time.monotonic()
             self.posting = False
             engine.notify_out()
+
+    def take(self) -> bool:
+        """The consumer takes one result; False if it comes after the last one asked for (``max_frames``)."""
+        if self.max_frames is not None and self.delivered >= self.max_frames:
+            return False
+        self.delivered += 1
+        if self.max_frames is not None and self.delivered >= self.max_frames:
+            self._end("ended", f"--max-frames {self.max_frames} reached")
+            self.feed_stop.set()
+            self.outbox.clear()
+        return True
 
     # ---- what viewers see -------------------------------------------------------------------------------
     def _publish(self, frame, result) -> None:

@@ -85,7 +85,7 @@ class MjpegReader:
 class RawViewer:
     """A viewer on a bare socket with a tiny receive buffer, that can stop reading (a slow or stuck client)."""
 
-    SEQ = re.compile(rb"X-Seq: (\d+)\r\n")
+    FRAME = re.compile(rb"X-Frame: (\d+)\r\n")
 
     def __init__(self, url: str, path: str, rcvbuf: int = 4096) -> None:
         u = urlsplit(url)
@@ -96,8 +96,8 @@ class RawViewer:
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n\r\n".encode())
         self.buf = b""
 
-    def read_seqs(self, seconds: float, stop_at: int | None = None) -> list[int]:
-        """Read for up to ``seconds`` (or until a seq >= stop_at); the X-Seq of every part seen."""
+    def read_frames(self, seconds: float, stop_at: int | None = None) -> list[int]:
+        """Read for up to ``seconds`` (or until a frame index >= stop_at); the X-Frame of every part seen."""
         seqs: list[int] = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -105,7 +105,7 @@ class RawViewer:
             if not chunk:
                 break
             data, end = self.buf + chunk, 0
-            for m in self.SEQ.finditer(data):
+            for m in self.FRAME.finditer(data):
                 seqs.append(int(m.group(1)))
                 end = m.end()
             self.buf = data[end:][-200:]  # keeps a part header split across two reads

@@ -83,6 +83,7 @@ class SyntheticRun:
         self._cond = threading.Condition(self._lock)
         self._streams: dict[str, _Stream] = {}
         self._count = 0
+        self._seq = 0
         self.publish_s: list[float] = []  # time each publish held the producer thread
 
     # -- StreamControl -------------------------------------------------------------------------------------
@@ -194,7 +195,8 @@ class SyntheticRun:
             line = {**result.to_record(), "stream": s.name, "latency_ms": round(latency, 2)}
             t0 = time.perf_counter()
             with self._cond:
-                s.latest = Latest(i + 1, frame, result, line)
+                self._seq += 1  # one counter for the run: a stream added again never goes back in seq
+                s.latest = Latest(self._seq, frame, result, line)
                 s.frames += 1
                 s.times.append(time.monotonic())
                 s.latencies.append(latency)

@@ -210,7 +210,7 @@ def test_metrics_are_prometheus_text_with_per_stream_counters(served):
     from prometheus_client.parser import text_string_to_metric_families
 
     run, h = served
-    wait_for(lambda: frames_of(run, "a") > 2)
+    wait_for(lambda: frames_of(run, "a") > 2 and frames_of(run, "b") > 2)
     before = {st.name: st.frames for st in run.statuses()}
     status, headers, body = request(h.url, path="/metrics")
     after = {st.name: st.frames for st in run.statuses()}

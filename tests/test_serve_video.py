@@ -33,6 +33,12 @@ def served(monkeypatch):
     run.close()
 
 
+def frame_of(run, name: str) -> int:
+    """The frame index of the newest result of a stream (its per-stream count, unlike ``seq``)."""
+    latest = run.latest(name)
+    return latest.result.frame_index if latest is not None else -1
+
+
 def green(image: np.ndarray) -> np.ndarray:
     """Pixels of the box colour (BGR 0, 255, 0) after JPEG compression."""
     b, g, r = (image[..., i].astype(int) for i in range(3))
@@ -79,10 +85,10 @@ def test_each_frame_is_encoded_once_however_many_viewers(served):
     from prometheus_client.parser import text_string_to_metric_families
 
     run, h = served
-    frames_before = run.latest("a").seq if run.latest("a") else 0
+    frames_before = frame_of(run, "a")
     viewers = [MjpegReader(h.url, "/streams/a.mjpg") for _ in range(3)]
-    got = [[int(hd["x-seq"]) for hd, _ in v.frames(15)] for v in viewers]
-    frames_after = run.latest("a").seq
+    got = [[int(hd["x-frame"]) for hd, _ in v.frames(15)] for v in viewers]
+    frames_after = frame_of(run, "a")
     status, _, data = request(h.url, path="/api/streams")
     assert data["viewers"] == 3
     body = request(h.url, path="/metrics")[2].decode()
@@ -118,20 +124,20 @@ def test_the_viewer_cap_answers_503_and_frees_slots(served):
 def test_a_stuck_viewer_holds_back_neither_the_run_nor_other_viewers_and_then_skips(served):
     run, h = served
     stuck = RawViewer(h.url, "/streams/a.mjpg")
-    first = stuck.read_seqs(2.0, stop_at=0)
+    first = stuck.read_frames(2.0, stop_at=0)
     assert first
     fast = MjpegReader(h.url, "/streams/a.mjpg")
-    seq0 = run.latest("a").seq
+    seq0 = frame_of(run, "a")
     t0 = time.monotonic()
-    seen = [int(hd["x-seq"]) for hd, _ in fast.frames(30)]  # about a second at 30 FPS; `stuck` reads nothing
+    seen = [int(hd["x-frame"]) for hd, _ in fast.frames(30)]  # about a second at 30 FPS; `stuck` reads nothing
     elapsed = time.monotonic() - t0
-    seq1 = run.latest("a").seq
+    seq1 = frame_of(run, "a")
     assert seq1 - seq0 >= 0.6 * 30 * elapsed  # the run kept its pace
     assert seen[-1] >= seq1 - 8  # the other viewer got fresh frames (within a quarter second)
     assert max(run.publish_s) < 0.5  # publishing a result never waited on a viewer (that would be seconds)
     time.sleep(1.0)
-    target = run.latest("a").seq
-    resumed = stuck.read_seqs(5.0, stop_at=target)
+    target = frame_of(run, "a")
+    resumed = stuck.read_frames(5.0, stop_at=target)
     stuck.close()
     fast.close()
     assert resumed and resumed[-1] >= target, "the stuck viewer did not catch up with the newest frame"
@@ -189,14 +195,14 @@ def test_a_vanished_viewer_gives_its_slot_back_and_does_not_delay_closing(monkey
     h = start_server(run, port=0, max_viewers=1)
     try:
         frozen = RawViewer(h.url, "/streams/a.mjpg")  # reads one part, then never again, never closes
-        assert frozen.read_seqs(2.0, stop_at=0)
+        assert frozen.read_frames(2.0, stop_at=0)
         assert request(h.url, path="/streams/a.mjpg")[0] == 503  # the one slot is taken
         deadline = time.monotonic() + 10
         while request(h.url, path="/api/streams")[2]["viewers"]:
             assert time.monotonic() < deadline, "a frozen viewer kept its slot"
             time.sleep(0.2)
         frozen3 = RawViewer(h.url, "/streams/a.mjpg")  # the slot is free again
-        assert frozen3.read_seqs(2.0, stop_at=0)
+        assert frozen3.read_frames(2.0, stop_at=0)
         time.sleep(0.5)  # it stops reading: its connection holds unsent data when the server closes
         t0 = time.monotonic()
         with caplog.at_level("ERROR"):
@@ -208,3 +214,16 @@ def test_a_vanished_viewer_gives_its_slot_back_and_does_not_delay_closing(monkey
     finally:
         h.close()
         run.close()
+
+
+def test_a_stream_removed_and_added_again_under_its_name_is_shown_anew(served):
+    run, h = served
+    viewer = MjpegReader(h.url, "/streams/b.mjpg")
+    assert viewer.next() is not None
+    assert request(h.url, "DELETE", "/api/streams/b")[0] == 200
+    assert request(h.url, "POST", "/api/streams", {"name": "b", "source": A})[0] == 201  # at once, new size
+    viewer.close()
+    again = MjpegReader(h.url, "/streams/b.mjpg")
+    (headers, image), = again.frames(1)
+    again.close()
+    assert_box_drawn(image, pattern_box(A, int(headers["x-frame"])))  # the new stream's box, not the old one's

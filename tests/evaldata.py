@@ -111,18 +111,36 @@ def write_wsol(root: Path, scenes, split: str = "test", masks: bool = False) -> 
     return root / "metadata" / "TOY"
 
 
+def rle_counts(mask: np.ndarray) -> list[int]:
+    """COCO's uncompressed RLE of a bool mask: run lengths of the column-major pixels, zeros first."""
+    flat = np.asarray(mask, bool).flatten(order="F")
+    counts, current, run = [], False, 0
+    for v in flat:
+        if v != current:
+            counts.append(run)
+            current, run = v, 0
+        run += 1
+    counts.append(run)
+    return counts
+
+
 def write_coco(root: Path, scenes) -> Path:
-    """COCO JSON with rectangle polygons as segmentations (so PxAP applies) and one crowd annotation."""
+    """COCO JSON with rectangle polygons as segmentations (so PxAP applies) and one crowd annotation (an
+    uncompressed RLE over the top-left 5 x 5 pixels of the first image). Polygons are outlines in COCO's
+    continuous coordinates: the inclusive box x1..x2 is the outline x1 .. x2 + 1."""
     images, anns = [], []
     for i, (name, img, boxes) in enumerate(scenes, start=1):
         _jpg(root / "images" / f"{name}.jpg", img)
         images.append({"id": i, "file_name": f"{name}.jpg", "height": img.shape[0], "width": img.shape[1]})
         for x1, y1, x2, y2 in boxes:
-            poly = [x1, y1, x2, y1, x2, y2, x1, y2]
+            poly = [x1, y1, x2 + 1, y1, x2 + 1, y2 + 1, x1, y2 + 1]
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
                          "bbox": [x1, y1, x2 - x1 + 1, y2 - y1 + 1], "segmentation": [poly]})
+    H, W = scenes[0][1].shape[:2]
+    crowd = np.zeros((H, W), bool)
+    crowd[:5, :5] = True
     anns.append({"id": len(anns) + 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 5, 5],
-                 "segmentation": {"counts": [0, 25], "size": [5, 5]}})
+                 "segmentation": {"counts": rle_counts(crowd), "size": [H, W]}})
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     data = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "thing"}]}
     path = root / "annotations" / "instances_val.json"

@@ -24,7 +24,8 @@ from uolrps.errors import UserError
 class Item:
     """One evaluation image: ``boxes`` N x 4 float64 (inclusive, source pixels); ``size`` (H, W) if the
     annotation states it; ``masks`` foreground mask files and ``polygons`` (COCO, each K x 2 x/y) for PxAP;
-    ``ignore`` a mask of pixels to leave out of PxAP."""
+    ``ignore`` a mask of pixels to leave out of PxAP; ``coco_segments`` / ``coco_ignore`` COCO segmentations
+    (polygons or RLE, decoded by pycocotools) of the foreground and of crowd regions to leave out."""
 
     path: Path
     boxes: np.ndarray
@@ -33,10 +34,12 @@ class Item:
     masks: tuple[Path, ...] = ()
     polygons: tuple = ()
     ignore: Path | None = None
+    coco_segments: tuple = ()
+    coco_ignore: tuple = ()
 
     @property
     def has_mask(self) -> bool:
-        return bool(self.masks or self.polygons)
+        return bool(self.masks or self.polygons or self.coco_segments)
 
 
 @dataclass
@@ -99,4 +102,12 @@ def load_mask(item: Item, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
         canvas = np.zeros((H, W), dtype=np.uint8)
         cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in item.polygons], 1)
         mask |= canvas > 0
-    return mask, (read(item.ignore) if item.ignore is not None else None)
+    ignore = read(item.ignore) if item.ignore is not None else None
+    if item.coco_segments or item.coco_ignore:
+        from uolrps.eval.coco import decode_segmentations
+
+        mask |= decode_segmentations(item.coco_segments, size)
+        if item.coco_ignore:
+            crowd = decode_segmentations(item.coco_ignore, size)
+            ignore = crowd if ignore is None else ignore | crowd
+    return mask, ignore

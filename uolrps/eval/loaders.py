@@ -10,14 +10,16 @@ Conventions (all boxes become 0-based inclusive corners in source pixels):
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
 from uolrps.errors import UserError
-from uolrps.eval.detect import _coco_json_in, _csv_in, _wsol_splits
-from uolrps.eval.items import Dataset, Item, Problem, check_boxes, read_json
+from uolrps.eval.coco import load_coco  # noqa: F401 (COCO has its own module; load_dataset finds it here)
+from uolrps.eval.detect import _csv_in, _wsol_splits
+from uolrps.eval.items import Dataset, Item, Problem, check_boxes
 from uolrps.images import IMAGE_SUFFIXES
 
 CSV_COLUMNS = ("image", "x1", "y1", "x2", "y2")
@@ -33,7 +35,7 @@ def _finish(fmt: str, root: Path, items: list[Item], problems: list[Problem], wh
         if bad:
             problems.append(bad)
         else:
-            kept.append(Item(it.path, boxes, it.size, it.label, it.masks, it.polygons, it.ignore))
+            kept.append(replace(it, boxes=boxes))
     n_boxes = sum(len(it.boxes) for it in kept)
     desc = f"{len(kept)} images, {n_boxes} boxes, {where}"
     return Dataset(fmt, root, kept, problems, desc)
@@ -303,61 +305,3 @@ def _mask_boxes(masks: tuple[Path, ...]) -> np.ndarray:
         if len(xs):
             out.append([xs.min(), ys.min(), xs.max(), ys.max()])
     return np.array(out, dtype=np.float64).reshape(-1, 4)
-
-
-# ---- COCO -----------------------------------------------------------------------------------------------
-def load_coco(path: Path, split: str | None = None, images_root: Path | None = None) -> Dataset:
-    if path.is_dir():
-        files = _coco_json_in(path)
-        if split is not None:
-            files = [f for f in files if split in f.stem] or files
-        if len(files) != 1:
-            raise UserError(f"{path} holds {len(files)} COCO JSON files ({', '.join(f.name for f in files[:4])}): "
-                            "pass the JSON file itself (or --split to pick by name)")
-        path = files[0]
-    data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
-        raise UserError(f"{path} is not COCO JSON: it needs 'images' and 'annotations' lists")
-    if not data["images"]:
-        raise UserError(f"{path} lists no images")
-    cats = {c.get("id"): str(c.get("name", "")) for c in data.get("categories", []) if isinstance(c, dict)}
-    by_image: dict = {}
-    n_crowd = 0
-    for a in data["annotations"]:
-        if a.get("iscrowd"):
-            n_crowd += 1
-            continue
-        by_image.setdefault(a.get("image_id"), []).append(a)
-    first = str(data["images"][0].get("file_name", ""))
-    d, stem = path.parent, path.stem.split("_")[-1]
-    cands = [images_root] if images_root else [d, d / "images", d.parent / "images", d.parent / stem,
-                                               d.parent / "images" / stem, d / stem]
-    images = next((c for c in cands if (c / first).is_file()), None)
-    if images is None:
-        raise UserError(f"cannot find image {first} under {', '.join(str(c) for c in cands)}: pass --images-root")
-    items, problems = [], []
-    for im in data["images"]:
-        name = str(im.get("file_name", ""))
-        anns = by_image.get(im.get("id"), [])
-        if not anns:
-            problems.append(Problem("no boxes", name))
-            continue
-        img = images / name
-        if not img.is_file():
-            problems.append(Problem("missing image", str(img)))
-            continue
-        try:
-            b = np.array([[x, y, x + max(w - 1, 0), y + max(h - 1, 0)] for x, y, w, h in
-                          (map(float, a["bbox"]) for a in anns)], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            problems.append(Problem("bad annotation", name, "a bbox is not [x, y, width, height]"))
-            continue
-        segs = [a.get("segmentation") for a in anns]
-        polys = ()
-        if all(isinstance(s, list) and s for s in segs):
-            polys = tuple(np.array(p, dtype=np.float64).reshape(-1, 2) for s in segs for p in s if len(p) >= 6)
-        size = (int(im["height"]), int(im["width"])) if im.get("height") and im.get("width") else None
-        items.append(Item(img, b, size, cats.get(anns[0].get("category_id"), ""), (), polys))
-    where = f"images in {images}" + (f", {n_crowd} crowd annotations left out" if n_crowd else "")
-    return _finish("coco", path.parent, items, problems, where)

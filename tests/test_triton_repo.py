@@ -188,3 +188,13 @@ def test_doctor_says_whether_the_triton_client_is_there():
 
     (line,) = [c for c in diagnose() if c.name.endswith("grpc://HOST:8001/NAME")]
     assert line.ok is True and f"tritonclient {version('tritonclient')} (grpc, http)" == line.detail
+
+
+def test_onnx_runtime_options_do_not_apply_to_a_served_model(capsys):
+    with pytest.raises(UserError, match=r"--threads does not apply to the triton backend"):
+        load_backend("grpc://127.0.0.1:1/m", threads=2)
+    from conftest import shared
+
+    video = str(shared("video", "raccoon_pan.mp4"))
+    assert main(["run", "--video", video, "--model", "grpc://127.0.0.1:1/m", "--providers", "cuda"]) == 2
+    assert "--providers does not apply to the triton backend" in capsys.readouterr().err

@@ -11,17 +11,14 @@ missing files, annotations without a usable bbox or segmentation (that image the
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from uolrps.errors import UserError
+from uolrps.eval.coco_masks import INSTALL
 from uolrps.eval.detect import _coco_json_in
 from uolrps.eval.items import Dataset, Item, Problem, check_boxes, read_json
-
-INSTALL = "pip install 'uolrps[coco]' (pycocotools)"
-
 
 def _has_pycocotools() -> bool:
     try:
@@ -38,34 +35,6 @@ def _valid_segmentation(seg) -> bool:
         return isinstance(seg.get("counts"), (list, str)) and isinstance(seg.get("size"), list) \
             and len(seg["size"]) == 2
     return False
-
-
-def decode_segmentations(segs, size: tuple[int, int]) -> np.ndarray:
-    """The union (H x W bool) of COCO segmentations on an image of ``size`` = (H, W); ValueError when one
-    does not fit the image or cannot be decoded."""
-    try:
-        from pycocotools import mask as coco_mask
-    except ImportError:
-        raise ValueError(f"COCO masks need pycocotools: {INSTALL}") from None
-    H, W = size
-    out = np.zeros((H, W), dtype=bool)
-    for seg in segs:
-        try:
-            if isinstance(seg, list):  # polygons
-                rle = coco_mask.merge(coco_mask.frPyObjects(seg, H, W))
-            else:
-                if [int(v) for v in seg["size"]] != [H, W]:
-                    raise ValueError(f"an RLE of size {seg['size'][1]}x{seg['size'][0]} on a {W}x{H} image")
-                rle = coco_mask.frPyObjects(seg, H, W) if isinstance(seg["counts"], list) else \
-                    {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
-            with warnings.catch_warnings():  # pycocotools' own NumPy 2 copy-keyword DeprecationWarning
-                warnings.simplefilter("ignore", DeprecationWarning)
-                out |= coco_mask.decode(rle).astype(bool)
-        except ValueError:
-            raise
-        except Exception as e:  # pycocotools raises plain Exceptions and TypeErrors on malformed input
-            raise ValueError(f"cannot decode a segmentation ({type(e).__name__}: {e})") from None
-    return out
 
 
 def _pick_file(path: Path, split: str | None) -> Path:

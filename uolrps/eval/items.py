@@ -104,7 +104,7 @@ def load_mask(item: Item, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
         mask |= canvas > 0
     ignore = read(item.ignore) if item.ignore is not None else None
     if item.coco_segments or item.coco_ignore:
-        from uolrps.eval.coco import decode_segmentations
+        from uolrps.eval.coco_masks import decode_segmentations
 
         mask |= decode_segmentations(item.coco_segments, size)
         if item.coco_ignore:

@@ -25,6 +25,15 @@ def test_a_log_gets_a_line_per_tenth_and_no_carriage_returns():
     assert lines[-1].startswith("calib 3000/3000 images (100%), ") and lines[-1].endswith(" images/s")
 
 
+def test_no_line_twice_at_a_tenth_float_steps_would_repeat():
+    log = io.StringIO()
+    with progress(250, "sweep", unit="images", stream=log) as bar:
+        for _ in range(250):
+            bar.advance(1)
+    pcts = [line.split("(")[1].split("%")[0] for line in log.getvalue().splitlines()]
+    assert pcts == ["10", "20", "30", "40", "50", "60", "70", "80", "90", "100"]  # 75/250 once, not 76/250 again
+
+
 def test_bytes_of_unknown_total_and_off():
     log = io.StringIO()
     with progress(None, "downloading x", unit="B", stream=log) as bar:

@@ -41,7 +41,7 @@ class Bar:
         self.done = 0
         self.note = ""
         self._t0 = time.monotonic()
-        self._next_step = PLAIN_STEP
+        self._next_step = 1  # plain lines: the next tenth (an int, so no float drift repeats a line)
         self._next_time = self._t0 + PLAIN_EVERY_S
         self._rich = self._task = None
         if mode == "rich":
@@ -81,10 +81,11 @@ class Bar:
                               rate=f"{self.rate():.1f} {self.unit}/s")
         elif self.mode == "plain":
             if self.total:
-                if self.done / self.total + 1e-12 >= self._next_step and self.done < self.total:
+                steps = round(1 / PLAIN_STEP)
+                if self.done * steps >= self._next_step * self.total and self.done < self.total:
                     self._print()
-                    while self._next_step <= self.done / self.total:
-                        self._next_step += PLAIN_STEP
+                    while self._next_step * self.total <= self.done * steps:
+                        self._next_step += 1
             elif time.monotonic() >= self._next_time:
                 self._print()
                 self._next_time = time.monotonic() + PLAIN_EVERY_S

@@ -17,6 +17,7 @@ import numpy as np
 
 from uolrps.errors import UserError
 from uolrps.images import list_images, read_rgb, resize
+from uolrps.runtime.batching import run_batched  # the one batching helper: chunks of b, the last padded
 from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
 
 N_VERIFY = 32
@@ -98,15 +99,9 @@ def _run_session(sess, images: np.ndarray) -> np.ndarray:
     """Run ``images`` through a session; a fixed batch b runs in chunks of b, the last padded."""
     inp = sess.get_inputs()[0]
     out = sess.get_outputs()[0].name
-    b = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else len(images)
-    outs = []
-    for i in range(0, len(images), b):
-        chunk = images[i:i + b]
-        pad = b - len(chunk)
-        if pad:  # a fixed batch larger than what is left: pad with copies, drop their outputs
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        outs.append(sess.run([out], {inp.name: chunk})[0][: b - pad])
-    return np.concatenate(outs)
+    fixed = isinstance(inp.shape[0], int) and inp.shape[0] > 0
+    return run_batched(lambda chunk: sess.run([out], {inp.name: chunk})[0], images,
+                       inp.shape[0] if fixed else None, fixed=fixed)
 
 
 def run_onnx(model_or_path, images: np.ndarray, batch: int | None = None, dynamic_batch: bool | None = None) -> np.ndarray:

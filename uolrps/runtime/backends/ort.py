@@ -14,6 +14,7 @@ import numpy as np
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
 from uolrps.runtime.backends.base import Backend, InputSpec
+from uolrps.runtime.batching import run_batched
 
 # short name (--providers) -> ONNX Runtime execution provider, in the order a session should try them
 PROVIDERS = {
@@ -137,15 +138,7 @@ class OrtBackend(Backend):
         if b is None or batch.shape[0] == b:
             self.check_batch(batch)
             return self._session.run([self._output], {self._spec.name: batch})[0]
-        n = batch.shape[0]
-        chunks = []
-        for start in range(0, n, b):
-            part = batch[start:start + b]
-            if len(part) < b:
-                pad = np.repeat(part[-1:], b - len(part), axis=0)
-                part = np.concatenate([part, pad], axis=0)
-            chunks.append(self(np.ascontiguousarray(part)))
-        return np.concatenate(chunks, axis=0)[:n]
+        return run_batched(self, batch, b, fixed=True)  # chunks of b, the last padded (the one batching helper)
 
     def close(self) -> None:
         self._session = None

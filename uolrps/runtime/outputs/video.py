@@ -16,7 +16,7 @@ import numpy as np
 from uolrps.errors import UserError
 from uolrps.paths import check_output_path
 
-FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}  # .webm plays in browsers
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,210 @@
+"""Benchmark of many streams in one `uolrps run` (one model, batched across streams), side by side:
+
+(a) N = 1, 2, 4, 8 copies of ../shared/data/video/raccoon_pan.mp4 as streams of ONE `uolrps run` process
+    against N separate single-stream `uolrps run` processes started at the same time; aggregate FPS = all
+    frames / wall time of the streaming phase (start-up and model loading left out on both sides). Target:
+    batching wins from 2 streams up. Use a --dynamic-batch model (`uolrps export -b efflite0 --dynamic-batch`).
+(c) a live source simulated at 30 FPS (the clip's frames paced by a capture that delivers on the clock, as
+    a camera does): p50/p95 capture-to-result latency against the inference period (infer p50). Target:
+    both under 2 inference periods.
+(d) resident memory over 5000 frames with 4 looping streams and 2 browser viewers on --serve: RSS at
+    frame 500 and at frame 5000 (target: within 10%).
+
+    python benchmarks/bench_multistream.py MODEL.onnx [--parts a,c,d] [--frames 150] [--counts 1,2,4,8]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEO = ROOT.parent / "shared" / "data" / "video" / "raccoon_pan.mp4"
+CLI = [sys.executable, "-m", "uolrps.cli.main", "run"]
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: str | None) -> tuple[float, float]:
+    """(a) for N streams: (aggregate FPS of one batched process, of N separate processes at the same time).
+
+    Aggregate FPS counts the streaming phase (from the first stream opened to the end, from each run's
+    summary), not Python start-up and model loading: for the separate processes, all frames over the span
+    from the earliest start to the latest end."""
+    extra = ["--max-frames", str(frames), "--quiet"] + (["--threads", threads] if threads else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        args = CLI + sum((["--video", str(video)] for _ in range(n)), []) + ["--model", str(model),
+                                                                             "--summary-json", f"{tmp}/b.json"] + extra
+        subprocess.run(args, check=True, capture_output=True, env=_env())
+        s = json.load(open(f"{tmp}/b.json"))
+        one = s["frames"] / s["wall_s"]
+        procs = [subprocess.Popen(CLI + ["--video", str(video), "--model", str(model), "--summary-json",
+                                         f"{tmp}/s{i}.json"] + extra, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=_env()) for i in range(n)]
+        ends = [0.0] * n
+
+        def wait(i):
+            procs[i].wait()
+            ends[i] = time.monotonic()
+        waiters = [threading.Thread(target=wait, args=(i,)) for i in range(n)]
+        for w in waiters:
+            w.start()
+        for w in waiters:
+            w.join()
+        if any(p.returncode for p in procs):
+            raise RuntimeError("a single-stream process failed")
+        runs = [json.load(open(f"{tmp}/s{i}.json")) for i in range(n)]
+        span = max(ends) - min(e - r["wall_s"] for e, r in zip(ends, runs))
+        many = sum(r["frames"] for r in runs) / span
+    return one, many
+
+
+class PacedCamera:
+    """The camera we lack: the clip's frames delivered on a 30 FPS clock (a read blocks until the next one is
+    due, as a V4L2 capture does); the newest is taken, frames that came while nobody read are skipped."""
+
+    def __init__(self, frames: list, fps: float = 30.0) -> None:
+        self.frames, self.period, self.t0, self.last = frames, 1.0 / fps, time.monotonic(), -1
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        k = int((time.monotonic() - self.t0) / self.period) + 1
+        k = max(k, self.last + 1)
+        time.sleep(max(0.0, self.t0 + k * self.period - time.monotonic()))
+        self.last = k
+        return True, self.frames[k % len(self.frames)]
+
+    def get(self, prop):
+        return 30.0
+
+    def release(self):
+        pass
+
+
+def live_latency(model: Path, video: Path, seconds: float, threads: int | None) -> dict:
+    """(c): one live stream at 30 FPS for ``seconds``."""
+    from uolrps.runtime.runner import RunConfig, run
+    from uolrps.runtime.sources import open_source
+    from uolrps.runtime.stats import RunStats
+
+    with open_source(str(video)) as src:
+        frames = [f.image for _, f in zip(range(300), src)]
+    stats = RunStats()
+    stop = threading.Timer(seconds, lambda: engine_ref[0].close())
+    engine_ref: list = []
+    cfg = RunConfig(source="cam0", model=model, threads=threads, progress=False, serve=None)
+    stop.start()
+    run(cfg, capture_factory=lambda spec: PacedCamera(frames), stats=stats,
+        on_start=lambda engine, server: engine_ref.append(engine))
+    s = stats.summary()
+    st = s["streams"]["cam0"]
+    return {"frames": s["frames"], "fps": s["fps"], "infer_p50": s["ms"]["infer"]["p50"],
+            "latency": st["latency_ms"], "drops": st["drops"]}
+
+
+def memory(model: Path, video: Path, total: int, viewers: int, threads: int | None) -> dict:
+    """(d): 4 looping streams, ``viewers`` MJPEG viewers on --serve; RSS at 10% and at 100% of ``total``."""
+    from uolrps.runtime.runner import RunConfig, run
+    from uolrps.runtime.stats import RunStats
+
+    stats, rss, done = RunStats(), {}, threading.Event()
+    marks = (total // 10, total)
+
+    def viewer(url: str, name: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        conn.request("GET", f"/streams/{name}.mjpg")
+        resp = conn.getresponse()
+        while not done.is_set():
+            if not resp.read(65536):
+                break
+        conn.close()
+
+    def on_start(engine, server):
+        for status in engine.statuses()[:viewers]:
+            threading.Thread(target=viewer, args=(server.url, status.name), daemon=True).start()
+
+        def watch():
+            while not done.is_set():
+                for m in marks:
+                    if stats.frames >= m and m not in rss:
+                        rss[m] = (stats.frames, rss_mib())
+                if stats.frames >= total:
+                    engine.close()
+                    return
+                time.sleep(0.005)
+        threading.Thread(target=watch, daemon=True).start()
+
+    cfg = RunConfig(source=tuple(str(video) for _ in range(4)), model=model, loop=True, threads=threads,
+                    progress=False, serve="127.0.0.1:0" if viewers else None)
+    run(cfg, stats=stats, on_start=on_start)
+    done.set()
+    return {"rss": rss, "frames": stats.frames}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", type=Path, help="a --dynamic-batch uolrps model (.onnx)")
+    ap.add_argument("--video", type=Path, default=VIDEO)
+    ap.add_argument("--parts", default="a,c,d")
+    ap.add_argument("--counts", default="1,2,4,8")
+    ap.add_argument("--frames", type=int, default=150, help="(a): frames per stream")
+    ap.add_argument("--threads", default=None, help="ONNX Runtime threads for every run (default: uolrps's)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="(c): how long the live stream runs")
+    ap.add_argument("--total", type=int, default=5000, help="(d): frames over all streams")
+    args = ap.parse_args()
+    if not args.video.exists():
+        print(f"skipped: {args.video} is absent (the shared data lives in ../shared/data beside the repository)")
+        return 0
+    parts = set(args.parts.split(","))
+    threads = int(args.threads) if args.threads else None
+    print(f"model {args.model.name}; video {args.video.name}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    if "a" in parts:
+        for n in (int(c) for c in args.counts.split(",")):
+            one, many = batched_vs_separate(args.model, args.video, n, args.frames, args.threads)
+            print(f"(a) {n} stream(s) x {args.frames} frames: one batched process {one:6.1f} FPS | {n} separate "
+                  f"processes {many:6.1f} FPS | ratio {one / many:.2f}", flush=True)
+    if "c" in parts:
+        r = live_latency(args.model, args.video, args.seconds, threads)
+        period = r["infer_p50"]
+        lat = r["latency"]
+        print(f"(c) live 30 FPS source, {r['frames']} results at {r['fps']:.1f} FPS: latency p50 {lat['p50']:.1f} / "
+              f"p95 {lat['p95']:.1f} ms; inference period (infer p50) {period:.1f} ms -> p50 {lat['p50'] / period:.2f}"
+              f" / p95 {lat['p95'] / period:.2f} periods (target < 2); drops {r['drops']}", flush=True)
+    if "d" in parts:
+        r = memory(args.model, args.video, args.total, 2, threads)
+        (n1, r1), (n2, r2) = r["rss"][args.total // 10], r["rss"][args.total]
+        print(f"(d) 4 streams, 2 viewers: RSS {r1:.1f} MiB at frame {n1}, {r2:.1f} MiB at frame {n2}: "
+              f"{100 * (r2 - r1) / r1:+.1f}% (target within 10%)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

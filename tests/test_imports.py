@@ -33,7 +33,11 @@ def test_runtime_imports_nothing_heavy():
     for expected in ("uolrps.runtime.localizer", "uolrps.runtime.pipeline", "uolrps.runtime.sources",
                      "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.runtime.draw",
                      "uolrps.runtime.backends.ort", "uolrps.runtime.runner",
-                     "uolrps.runtime.control", "uolrps.runtime.backends.triton"):
+                     "uolrps.runtime.control", "uolrps.runtime.backends.triton", "uolrps.runtime.engine",
+                     "uolrps.runtime.stream", "uolrps.runtime.handoff", "uolrps.runtime.batching",
+                     "uolrps.runtime.capture", "uolrps.runtime.files", "uolrps.runtime.post",
+                     "uolrps.runtime.recording", "uolrps.runtime.sourcelist", "uolrps.runtime.blas",
+                     "uolrps.runtime.outputs.video", "uolrps.runtime.outputs.images"):
         assert expected in report["names"]
 
 

@@ -107,3 +107,14 @@ def test_base_default_is_the_shipped_calibration_and_can_serve(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "default").write_bytes(b"x")  # a file of that name is the user's file
     assert resolve_base("default", "efflite0") == tmp_path / "default" or str(resolve_base("default", "efflite0")) == "default"
+
+
+@pytest.mark.slow
+def test_export_calib_images_prints_the_same_warning(folders, tmp_path):
+    from uolrps.export.onnx_export import export_model
+
+    lines = []
+    export_model(backbone="efflite0", output=tmp_path / "m.onnx", calib_images=folders / "a", size=SIZE,
+                 progress=False, log=lines.append)
+    assert any(m.startswith("stability: split-half cosine") for m in lines), lines
+    assert f"warning: only 6 calibration images: fewer than {MIN_IMAGES}" in "\n".join(lines)

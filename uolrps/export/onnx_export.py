@@ -54,14 +54,17 @@ def default_wstar_path(backbone: str) -> Path | None:
 
 
 def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,
-                  encoder, progress: bool) -> tuple[np.ndarray, dict, str, str]:
-    """(w, calibration meta, source description, sha256 of w) from --wstar, --calib-images or the default."""
+                  encoder, progress: bool, log=None) -> tuple[np.ndarray, dict, str, str]:
+    """(w, calibration meta, source description, sha256 of w) from --wstar, --calib-images or the default;
+    ``log`` gets a --calib-images calibration's stability line and warnings, as `uolrps calib` prints them."""
     from uolrps.calib.wstar import compute_wstar, load_calibration
 
     if wstar is not None and calib_images is not None:
         raise UserError("give either --wstar or --calib-images, not both")
     if calib_images is not None:
         cal = compute_wstar(calib_images, encoder=encoder, progress=progress)
+        for line in ([cal.report] + [f"warning: {m}" for m in cal.warnings]) if log is not None else ():
+            log(line)
         w, meta, source = cal.w, cal.meta, f"calibrated from {calib_images}"
     else:
         path = Path(wstar) if wstar is not None else default_wstar_path(backbone)
@@ -198,7 +201,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     if wstar is None and calib_images is None and default_wstar_path(backbone) is None:
         raise UserError(missing_wstar_message(backbone, weights))  # before a download that could not help
     encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)
-    w, cal_meta, source, w_digest = resolve_wstar(backbone, wstar, calib_images, encoder, progress)
+    w, cal_meta, source, w_digest = resolve_wstar(backbone, wstar, calib_images, encoder, progress, log)
     cal_size = tuple(cal_meta.get("input_size", (size, size)))
     if cal_size != encoder.info.input_size:
         log(f"note: w* was calibrated at {cal_size[0]}x{cal_size[1]}, exporting at {size}x{size}")

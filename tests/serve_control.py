@@ -83,7 +83,6 @@ class SyntheticRun:
         self._cond = threading.Condition(self._lock)
         self._streams: dict[str, _Stream] = {}
         self._count = 0
-        self._seq = 0
         self.publish_s: list[float] = []  # time each publish held the producer thread
 
     # -- StreamControl -------------------------------------------------------------------------------------
@@ -108,8 +107,8 @@ class SyntheticRun:
     def wait_latest(self, name: str, after_seq: int, timeout: float) -> Latest | None:
         deadline = time.monotonic() + timeout
         with self._cond:
+            s = self._streams[name]  # like the real engine: the call waits on the stream it started with
             while True:
-                s = self._streams[name]
                 if s.latest is not None and s.latest.seq > after_seq:
                     return s.latest
                 left = deadline - time.monotonic()
@@ -195,8 +194,7 @@ class SyntheticRun:
             line = {**result.to_record(), "stream": s.name, "latency_ms": round(latency, 2)}
             t0 = time.perf_counter()
             with self._cond:
-                self._seq += 1  # one counter for the run: a stream added again never goes back in seq
-                s.latest = Latest(self._seq, frame, result, line)
+                s.latest = Latest(i + 1, frame, result, line)  # per stream: a stream added again starts at 1
                 s.frames += 1
                 s.times.append(time.monotonic())
                 s.latencies.append(latency)

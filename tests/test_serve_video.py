@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -218,12 +219,40 @@ def test_a_vanished_viewer_gives_its_slot_back_and_does_not_delay_closing(monkey
 
 def test_a_stream_removed_and_added_again_under_its_name_is_shown_anew(served):
     run, h = served
+    slow = "pattern:320x240@5/80x60"  # 5 FPS: its seq, restarting at 1, stays below the old one's for seconds
     viewer = MjpegReader(h.url, "/streams/b.mjpg")
-    assert viewer.next() is not None
+    while int(viewer.next()[0]["x-seq"]) < 40:
+        pass
     assert request(h.url, "DELETE", "/api/streams/b")[0] == 200
-    assert request(h.url, "POST", "/api/streams", {"name": "b", "source": A})[0] == 201  # at once, new size
+    assert request(h.url, "POST", "/api/streams", {"name": "b", "source": slow})[0] == 201  # at once
     viewer.close()
+    t0 = time.monotonic()
     again = MjpegReader(h.url, "/streams/b.mjpg")
     (headers, image), = again.frames(1)
     again.close()
-    assert_box_drawn(image, pattern_box(A, int(headers["x-frame"])))  # the new stream's box, not the old one's
+    assert time.monotonic() - t0 < 3.0, "the view waited for the new stream's seq to pass the old one's"
+    assert_box_drawn(image, pattern_box(slow, int(headers["x-frame"])))  # the new stream's box
+
+
+def test_a_stream_replaced_behind_the_servers_back_is_shown_anew(served):
+    """Removed and added again by the run's owner (not through the API): the seq restarts, the view follows."""
+    run, h = served
+    slow = "pattern:320x240@5/80x60"
+    viewer = MjpegReader(h.url, "/streams/b.mjpg")
+    while int(viewer.next()[0]["x-seq"]) < 40:
+        pass
+    run.remove_stream("b")
+    run.add_stream(slow, "b")
+    deadline = time.monotonic() + 3.0
+    while True:
+        assert time.monotonic() < deadline, "the view kept waiting for the new stream's seq to pass the old one's"
+        part = viewer.next()
+        if part is None:  # the server saw the removal: a new viewer
+            viewer.close()
+            viewer = MjpegReader(h.url, "/streams/b.mjpg")
+            continue
+        image = cv2.imdecode(np.frombuffer(part[1], np.uint8), cv2.IMREAD_COLOR)
+        box = pattern_box(slow, int(part[0]["x-frame"]))
+        if green(image)[box[1], box[0]:box[2] + 1].mean() > 0.6:
+            break
+    viewer.close()

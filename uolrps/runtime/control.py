@@ -60,9 +60,7 @@ class StreamStatus:
 class Latest:
     """The newest result of one stream.
 
-    - ``seq``: grows with every new result of this stream (compare with ``>`` to see that one is new), and
-      never goes back within a run, not even for a stream removed and added again under the same name
-      (one counter for the whole run does it).
+    - ``seq``: grows with every new result of this stream (compare with ``>`` to see that one is new).
     - ``frame``: the BGR uint8 frame the result is for (read-only; never modified by anyone).
     - ``result``: the :class:`~uolrps.runtime.result.LocalizationResult`.
     - ``line``: the JSONL line of this result as a dict (with ``"stream"`` and ``"latency_ms"``).

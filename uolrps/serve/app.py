@@ -166,6 +166,7 @@ def build_app(state: ServerState):
             await run_in_threadpool(control.remove_stream, name)
         except KeyError:
             return unknown(name)
+        state.hubs.forget(name)
         return {"removed": name}
 
     @app.get("/streams/{name}.mjpg")
@@ -190,9 +191,9 @@ def build_app(state: ServerState):
                 state.hubs.unsubscribe(hub)
 
         async def parts():
-            seq = -1
+            sent = -1
             while not state.closing.is_set():
-                frame = await hub.next_after(seq, KEEPALIVE_S)
+                frame = await hub.next_after(sent, KEEPALIVE_S)
                 if frame is None:
                     if hub.gone or state.closing.is_set():
                         return
@@ -200,7 +201,7 @@ def build_app(state: ServerState):
                     if frame is None:
                         continue
                 yield _part(frame)
-                seq = frame.seq
+                sent = frame.n
 
         return _ReleasingResponse(parts(), release, media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -215,7 +216,7 @@ def build_app(state: ServerState):
             return error(503, "the server is shutting down")
         try:
             cur = hub.current
-            frame = await hub.next_after(cur.seq if cur is not None else -1, 1.0) or hub.current
+            frame = await hub.next_after(cur.n if cur is not None else -1, 1.0) or hub.current
             if frame is None:
                 frame = await hub.next_after(-1, 2.0)
         finally:

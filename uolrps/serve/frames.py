@@ -26,8 +26,10 @@ LINGER_S = 3.0  # a hub with no viewers keeps its thread this long (a page reloa
 
 @dataclass(frozen=True)
 class Encoded:
-    """One encoded frame: ``seq`` of the result it shows, its frame index and the JPEG bytes."""
+    """One encoded frame: ``n`` counts the hub's frames (what viewers compare: it never goes back), ``seq``
+    of the result it shows, its frame index and the JPEG bytes."""
 
+    n: int
     seq: int
     frame_index: int
     jpeg: bytes
@@ -37,7 +39,7 @@ class FrameHub:
     """The newest encoded frame of one stream (with or without the heatmap overlay), shared by its viewers.
 
     Viewers run on the server's event loop: :meth:`next_after` returns the newest frame newer than the one
-    they hold. The encoding thread only ever touches the loop through ``call_soon_threadsafe``.
+    they hold (by ``Encoded.n``). The encoding thread only ever touches the loop through ``call_soon_threadsafe``.
     """
 
     def __init__(self, control: StreamControl, name: str, heatmap: bool, loop: asyncio.AbstractEventLoop,
@@ -64,11 +66,11 @@ class FrameHub:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, gone: bool = False) -> None:
         """End the thread and wake every viewer waiting on this hub (they see it stopped and end)."""
         self._stop.set()
         self._wanted.set()
-        self._publish(None)
+        self._publish(None, gone=gone)
 
     def join(self, timeout: float) -> None:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -78,12 +80,12 @@ class FrameHub:
     def current(self) -> Encoded | None:
         return self._current
 
-    async def next_after(self, seq: int, timeout: float) -> Encoded | None:
-        """The newest frame with a ``seq`` above ``seq``, waiting up to ``timeout`` s; None if none came."""
+    async def next_after(self, n: int, timeout: float) -> Encoded | None:
+        """The newest frame with ``Encoded.n`` above ``n``, waiting up to ``timeout`` s; None if none came."""
         deadline = self._loop.time() + timeout
         while True:
             cur = self._current
-            if cur is not None and cur.seq > seq:
+            if cur is not None and cur.n > n:
                 return cur
             if self.gone or self._stop.is_set():
                 return None
@@ -117,6 +119,11 @@ class FrameHub:
                     return
                 try:
                     latest = self.control.wait_latest(self.name, seq, WAIT_S)
+                    if latest is None:
+                        newest = self.control.latest(self.name)
+                        if newest is not None and newest.seq < seq:  # removed and added again: seq restarted
+                            seq = -1
+                            self._publish(None, forget=True)  # the old stream's picture is not this one's
                 except KeyError:
                     self._publish(None, gone=True)
                     return
@@ -132,7 +139,7 @@ class FrameHub:
                 seq = latest.seq
                 self.encoded += 1
                 self._wanted.clear()
-                self._publish(Encoded(seq, int(latest.result.frame_index), buf.tobytes()))
+                self._publish(Encoded(self.encoded, seq, int(latest.result.frame_index), buf.tobytes()))
         except Exception:  # a drawing bug must not pass silently, nor take the server down
             log.exception("the view of stream %s stopped", self.name)
             self._publish(None, gone=True)
@@ -142,9 +149,9 @@ class FrameHub:
     def _should_retire(self) -> bool:
         return self._retire(self)
 
-    def _publish(self, frame: Encoded | None, gone: bool = False) -> None:
+    def _publish(self, frame: Encoded | None, gone: bool = False, forget: bool = False) -> None:
         def apply() -> None:
-            if frame is not None:
+            if frame is not None or forget:
                 self._current = frame
             if gone:
                 self.gone = True
@@ -195,6 +202,16 @@ class Hubs:
             for key, hub in self._hubs.items():
                 out[key] = out.get(key, 0) + hub.encoded
             return out
+
+    def forget(self, name: str) -> None:
+        """Stream ``name`` was removed: its hubs stop and their viewers' responses end; a stream added again
+        under that name gets new hubs (never the old stream's picture)."""
+        with self._lock:
+            hubs = [self._hubs[key] for key in list(self._hubs) if key[0] == name]
+            for hub in hubs:
+                self._drop(hub)
+        for hub in hubs:
+            hub.stop(gone=True)
 
     def close(self, timeout: float = 2.0) -> None:
         with self._lock:

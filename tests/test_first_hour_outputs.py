@@ -117,3 +117,13 @@ def test_hard_links_are_one_file(tmp_path):
     with pytest.raises(UserError, match="--x and --y are the same file"):
         check_distinct_outputs({"--x": tmp_path / "a.json", "--y": tmp_path / "b.json"})
     check_distinct_outputs({"--x": tmp_path / "a.json", "--y": tmp_path / "c.json", "--z": None})
+
+
+def test_export_int8_twin_symlinked_to_the_fp16_twin(tmp_path):
+    (tmp_path / "model.fp16.onnx").write_bytes(b"an earlier export")
+    (tmp_path / "model.int8.onnx").symlink_to("model.fp16.onnx")
+    before = snapshot(tmp_path)
+    line = assert_refused(uolrps("export", "--backbone", "efflite0", "-o", "model.onnx", "--fp16", "--int8",
+                                 cwd=tmp_path))
+    assert "FP16 twin" in line and "INT8 twin" in line
+    assert snapshot(tmp_path) == before

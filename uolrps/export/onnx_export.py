@@ -191,7 +191,13 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.paths import check_distinct_outputs, check_output_path
 
-    check_distinct_outputs({"-o": output, "-o (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None})
+    outputs = {"-o": output, "-o (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None}
+    if int8:
+        from uolrps.export.int8 import int8_cpu_path_for, int8_path_for
+
+        outputs.update({"-o (INT8 twin)": int8_path_for(Path(output)),
+                        "-o (INT8 CPU twin)": int8_cpu_path_for(Path(output))})
+    check_distinct_outputs(outputs)
     output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
     if fp16:
         check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))

@@ -244,3 +244,16 @@ def test_importing_the_package_or_the_runtime_loads_no_web_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+def test_without_the_serve_extra_the_error_names_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['uvicorn'] = None\n"  # as if uvicorn were not installed
+            "from uolrps.errors import UserError\nfrom uolrps.serve import start_server\n"
+            "try:\n    start_server(object(), port=0)\nexcept UserError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("the browser view needs the [serve] extra (uvicorn is missing): "
+                                  "pip install 'uolrps[serve]'")

@@ -197,3 +197,16 @@ def test_blas_is_limited_to_one_thread_when_the_runtime_is_used_from_python(tmp_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "1"]
+
+
+def test_onnx_runtime_workers_do_not_spin_by_default(tmp_path):
+    """uolrps's CPU default (measured in benchmarks/bench_threads.py): ONNX Runtime's thread count, no spinning."""
+    from tinymodel import make_tiny_model
+
+    from uolrps.runtime.backends.ort import OrtBackend
+
+    backend = OrtBackend(make_tiny_model(tmp_path / "m.onnx"))
+    options = backend._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 0  # 0 = ONNX Runtime chooses the count (one per core)
+    assert OrtBackend(tmp_path / "m.onnx", threads=1)._session.get_session_options().intra_op_num_threads == 1

@@ -83,6 +83,10 @@ def test_single_network_source_that_does_not_open_is_one_clean_line(model):
     out = uolrps("run", "--video", f"rtsp://127.0.0.1:{port}/live", "--model", model, "--stall-timeout", "1")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "cannot open RTSP stream" in out.stderr and "another program" not in out.stderr and "WARN" not in out.stderr
+    out = uolrps("run", "--video", "cam9", "--model", model)  # no camera 9 here: our line only, no OpenCV WARN lines
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: cannot open camera cam9: check that it exists, is connected and not used by another program "
+        "(`ls /dev/video*`, `v4l2-ctl --list-devices`)"]
 
 
 def test_a_file_named_0_is_a_file(model, tmp_path):

@@ -300,3 +300,48 @@ def test_http_mjpeg_stream_on_loopback(mjpeg_server):
     assert all(f.image.shape == (48, 64, 3) for f in got)
     assert len({int(f.image.mean()) for f in got}) > 1  # real, changing content
     assert [f.index for f in got] == sorted({f.index for f in got})
+
+
+# ---- capture options reach OpenCV (a recorder stands in for cv2.VideoCapture: the camera we lack) --------
+def test_camera_and_rtsp_options_are_applied_when_opening(monkeypatch):
+    import os
+
+    from uolrps.runtime import capture as capture_module
+    from uolrps.runtime.capture import CaptureOptions, opencv_capture
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, target, api, params=None):
+            calls.append(("open", target, api, params, os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")))
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            calls.append(("set", prop, value))
+            return True
+
+    monkeypatch.setattr(cv2, "VideoCapture", Recorder)
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
+    opts = CaptureOptions(size=(1280, 720), fps=15.0, fourcc="MJPG")
+    opencv_capture(parse_source("cam2", opts))
+    sets = [c[1:] for c in calls if c[0] == "set"]
+    assert sets.index((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))) < sets.index((cv2.CAP_PROP_FRAME_WIDTH, 1280))
+    assert (cv2.CAP_PROP_FRAME_HEIGHT, 720) in sets and (cv2.CAP_PROP_FPS, 15.0) in sets
+    calls.clear()
+    opencv_capture(parse_source("rtsp://10.0.0.2/live", CaptureOptions(timeout_s=2.0)))
+    _, target, api, params, env = calls[0]
+    assert api == cv2.CAP_FFMPEG and env == "rtsp_transport;tcp"  # RTSP over TCP unless told otherwise
+    assert params == [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 2000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 2000]
+    calls.clear()
+    opencv_capture(parse_source("rtsp://10.0.0.2/live", CaptureOptions(rtsp_transport="udp")))
+    assert calls[0][4] == "rtsp_transport;udp" and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
+    assert capture_module.log is not None
+
+
+def test_a_file_named_like_a_camera_number(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_video(tmp_path / "clip.avi", n=2).rename(tmp_path / "0")
+    assert parse_source("0").kind == "video"  # an existing file wins over camera 0
+    assert parse_source("cam0").kind == "camera" and parse_source("1").kind == "camera"

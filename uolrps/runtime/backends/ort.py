@@ -60,8 +60,9 @@ class OrtBackend(Backend):
     """An ONNX Runtime session on a uolrps model file (metadata read from the file itself).
 
     A model with a fixed batch size ``b`` takes any N: the batch is run in chunks of ``b`` (the last one
-    padded). Intra-op threads are left at ONNX Runtime's default unless ``threads`` is given (fewer threads
-    leave CPU cores to decoding and box extraction when inference runs on the CPU).
+    padded). Intra-op threads are left at ONNX Runtime's default count unless ``threads`` is given (fewer
+    threads leave CPU cores to decoding and box extraction when inference runs on the CPU); its workers do
+    not spin between runs, which holds up when other jobs share the cores.
     """
 
     def __init__(self, path: str | Path, providers: str | Iterable[str] | None = None,
@@ -78,6 +79,10 @@ class OrtBackend(Backend):
                             f"{ort.__version__} (available: {have}): {GPU_HINT}, or use --providers cpu")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ONNX Runtime's workers spin between runs by default: a little faster on an idle machine, several
+        # times slower when another job shares the cores (benchmarks/bench_threads.py, docs/run.md)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads is not None:
             if int(threads) <= 0:
                 raise UserError(f"--threads must be a positive number of CPU threads, but got {threads}")

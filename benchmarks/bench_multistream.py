@@ -47,38 +47,51 @@ def _env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 
 
-def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: str | None) -> tuple[float, float]:
-    """(a) for N streams: (aggregate FPS of one batched process, of N separate processes at the same time).
+def _spawn(args: list) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
 
-    Aggregate FPS counts the streaming phase (from the first stream opened to the end, from each run's
-    summary), not Python start-up and model loading: for the separate processes, all frames over the span
-    from the earliest start to the latest end."""
-    extra = ["--max-frames", str(frames), "--quiet"] + (["--threads", threads] if threads else [])
+
+def _reap(procs: list) -> tuple[list[float], list[float]]:
+    """Wait for every process; (end times, CPU seconds user + system) per process, in order."""
+    ends, cpu = [0.0] * len(procs), [0.0] * len(procs)
+    left = {p.pid: i for i, p in enumerate(procs)}
+    while left:
+        pid, status, usage = os.wait4(-1, 0)
+        if pid in left:
+            i = left.pop(pid)
+            ends[i], cpu[i] = time.monotonic(), usage.ru_utime + usage.ru_stime
+            procs[i].returncode = os.waitstatus_to_exitcode(status)
+            if procs[i].returncode:
+                raise RuntimeError(f"uolrps run failed (exit {procs[i].returncode})")
+    return ends, cpu
+
+
+def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: str | None) -> dict:
+    """(a) for N streams: one batched process against N separate processes started together.
+
+    ``fps``: all frames over the streaming phase (from each run's summary: first stream opened to the end;
+    for the separate processes, from the earliest start to the latest end), start-up left out. ``per_cpu_s``:
+    frames per CPU-second of the processes (user + system, start-up of a 1-frame run subtracted per process),
+    which a machine shared with other jobs does not distort: the OS gives N processes more of a busy
+    machine than one."""
+    extra = ["--quiet"] + (["--threads", threads] if threads else [])
     with tempfile.TemporaryDirectory() as tmp:
-        args = CLI + sum((["--video", str(video)] for _ in range(n)), []) + ["--model", str(model),
-                                                                             "--summary-json", f"{tmp}/b.json"] + extra
-        subprocess.run(args, check=True, capture_output=True, env=_env())
-        s = json.load(open(f"{tmp}/b.json"))
-        one = s["frames"] / s["wall_s"]
-        procs = [subprocess.Popen(CLI + ["--video", str(video), "--model", str(model), "--summary-json",
-                                         f"{tmp}/s{i}.json"] + extra, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env=_env()) for i in range(n)]
-        ends = [0.0] * n
+        def cmd(k: int, tag: str, max_frames: int) -> list:
+            return CLI + sum((["--video", str(video)] for _ in range(k)), []) + [
+                "--model", str(model), "--summary-json", f"{tmp}/{tag}.json", "--max-frames", str(max_frames)] + extra
 
-        def wait(i):
-            procs[i].wait()
-            ends[i] = time.monotonic()
-        waiters = [threading.Thread(target=wait, args=(i,)) for i in range(n)]
-        for w in waiters:
-            w.start()
-        for w in waiters:
-            w.join()
-        if any(p.returncode for p in procs):
-            raise RuntimeError("a single-stream process failed")
+        _, (startup,) = _reap([_spawn(cmd(1, "startup", 1))])
+        p = _spawn(cmd(n, "b", frames))
+        _, (cpu_one,) = _reap([p])
+        s = json.load(open(f"{tmp}/b.json"))
+        one = {"fps": s["frames"] / s["wall_s"], "per_cpu_s": s["frames"] / max(1e-9, cpu_one - startup)}
+        procs = [_spawn(cmd(1, f"s{i}", frames)) for i in range(n)]
+        ends, cpus = _reap(procs)
         runs = [json.load(open(f"{tmp}/s{i}.json")) for i in range(n)]
         span = max(ends) - min(e - r["wall_s"] for e, r in zip(ends, runs))
-        many = sum(r["frames"] for r in runs) / span
-    return one, many
+        total = sum(r["frames"] for r in runs)
+        many = {"fps": total / span, "per_cpu_s": total / max(1e-9, sum(cpus) - n * startup)}
+    return {"one": one, "many": many, "startup_cpu_s": startup}
 
 
 class PacedCamera:
@@ -188,9 +201,13 @@ def main() -> int:
     print(f"model {args.model.name}; video {args.video.name}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     if "a" in parts:
         for n in (int(c) for c in args.counts.split(",")):
-            one, many = batched_vs_separate(args.model, args.video, n, args.frames, args.threads)
-            print(f"(a) {n} stream(s) x {args.frames} frames: one batched process {one:6.1f} FPS | {n} separate "
-                  f"processes {many:6.1f} FPS | ratio {one / many:.2f}", flush=True)
+            r = batched_vs_separate(args.model, args.video, n, args.frames, args.threads)
+            one, many = r["one"], r["many"]
+            print(f"(a) {n} stream(s) x {args.frames} frames: one batched process {one['fps']:6.1f} FPS, "
+                  f"{one['per_cpu_s']:5.1f} frames/CPU-s | {n} separate processes {many['fps']:6.1f} FPS, "
+                  f"{many['per_cpu_s']:5.1f} frames/CPU-s | ratio {one['fps'] / many['fps']:.2f} (wall), "
+                  f"{one['per_cpu_s'] / many['per_cpu_s']:.2f} (CPU); start-up {r['startup_cpu_s']:.1f} CPU-s",
+                  flush=True)
     if "c" in parts:
         r = live_latency(args.model, args.video, args.seconds, threads)
         period = r["infer_p50"]

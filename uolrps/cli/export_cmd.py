@@ -19,7 +19,8 @@ def export(
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Dynamic batch axis."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write <output stem>.fp16.onnx (mixed precision)."),
     class_index: int = typer.Option(None, "--class-index", help="Class-wise w*: export this row only (default: all rows)."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Default box threshold stored in the model."),
+    threshold: float = typer.Option(None, "--threshold", help="Default box threshold stored in the model "
+                                    "[default: the backbone's: 0.4 for efflite0, 0.5 for the others]."),
     dilated: bool = typer.Option(False, "--dilated", help="r50 only: output stride 16."),
     triton_repo: Path = typer.Option(None, "--triton-repo", help="Also write a Triton model repository entry "
                                      "DIR/<output stem>/ (defaults of `uolrps triton-repo`, which has the options)."),

@@ -179,11 +179,12 @@ def fp16_path_for(path: Path) -> Path:
 
 def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weights=None, wstar=None,
                  calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
-                 fp16: bool = False, class_index: int | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 fp16: bool = False, class_index: int | None = None, threshold: float | None = None,
                  dilated: bool = False, verify_images=None, progress: bool = True, log=print, int8: bool = False,
                  int8_calib=None, int8_images: int | None = None) -> ExportResult:
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``, the INT8 twins of
-    :mod:`uolrps.export.int8` with ``int8``); see the module docstring."""
+    :mod:`uolrps.export.int8` with ``int8``); see the module docstring. ``threshold`` None: the backbone's
+    default (``BackboneSpec.default_threshold``, chosen from measurements)."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
@@ -204,6 +205,10 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
         raise UserError(f"--batch must be at least 1, but got {batch}")
+    if threshold is None:
+        from uolrps.calib.backbones import get_spec
+
+        threshold = get_spec(backbone).default_threshold
     if wstar is None and calib_images is None and default_wstar_path(backbone) is None:
         raise UserError(missing_wstar_message(backbone, weights))  # before a download that could not help
     encoder = build_encoder(backbone, weights, size, dilated=dilated, progress=progress)

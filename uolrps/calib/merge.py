@@ -41,7 +41,7 @@ def resolve_base(path, backbone: str) -> Path:
     p = Path(path)
     if str(path) != "default" or p.exists():
         return p
-    from uolrps.export.onnx_export import DEFAULT_WSTAR_DIR, default_wstar_path
+    from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path
 
     shipped = default_wstar_path(backbone)
     if shipped is None:
@@ -53,7 +53,7 @@ def resolve_base(path, backbone: str) -> Path:
 
 def load_bases(paths, backbone: str = "") -> list[Base]:
     """Read every ``--base`` file (before any image is encoded); a file that cannot serve is a UserError."""
-    from uolrps.calib.wstar import load_calibration
+    from uolrps.calib.means import load_calibration
 
     out = []
     for p in paths or ():

@@ -22,7 +22,7 @@ MEASURED_ON = "efflite0, 3000 ImageNet photos"
 
 def split_half_cosine(v_halves: np.ndarray, u_halves: np.ndarray) -> float | None:
     """Cosine between the w* of the two halves (rows of ``v_halves``/``u_halves``: 2 x C means)."""
-    from uolrps.calib.wstar import wstar_from_means
+    from uolrps.calib.means import wstar_from_means
 
     if not np.all(np.isfinite(v_halves)) or not np.all(np.isfinite(u_halves)):
         return None

@@ -19,11 +19,11 @@ import numpy as np
 
 from uolrps import __version__
 from uolrps.errors import UserError
+from uolrps.calib.means import EPS, load_calibration, wstar_from_means  # noqa: F401  (their home; re-exported)
 from uolrps.calib.stability import split_half_cosine
 from uolrps.images import list_images, read_rgb, resize
 from uolrps.progress import progress as progress_bar
 
-EPS = 1e-12
 
 
 @dataclass
@@ -49,31 +49,6 @@ class Calibration:
         if self.representers:
             arrays.update(self.representers)
         return write_atomic(path, lambda tmp: np.savez(tmp, **arrays), "output")
-
-
-def wstar_from_means(v: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """w* = normalize(v - u |v| / |u|), row-wise for a K x C input."""
-    single = np.ndim(v) == 1
-    v, u = np.atleast_2d(v).astype(np.float64), np.atleast_2d(u).astype(np.float64)
-    s = np.linalg.norm(v, axis=1, keepdims=True) / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), EPS)
-    d = v - u * s
-    w = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), EPS)
-    return w[0] if single else w
-
-
-def load_calibration(path: str | Path) -> dict:
-    """Arrays of a calibration .npz (no pickle) with ``meta`` decoded; a bad file is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"calibration file {path} does not exist: make one with `uolrps calib IMAGES -o {path.name}`")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        data["meta"] = json.loads(str(data["meta"]))
-        data["w"]
-    except Exception as e:
-        raise UserError(f"{path} is not a uolrps calibration file ({type(e).__name__}: {e})") from None
-    return data
 
 
 def _sample(paths: list[Path], ratio: float, seed: int) -> list[Path]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from uolrps import __version__
+from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path  # noqa: F401  (their home, below calib and export)
 from uolrps.digest import sha256_wstar
 from uolrps.errors import UserError
 from uolrps.meta import ModelMeta
@@ -27,7 +28,6 @@ from uolrps.meta import ModelMeta
 OPSET = 17
 DEFAULT_THRESHOLD = 0.5
 TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
-DEFAULT_WSTAR_DIR = Path(__file__).with_name("default_wstar")
 # (message regex, why it is harmless here); everything else the exporter warns about is logged
 HARMLESS_WARNINGS = (
     (r"You are using the legacy TorchScript-based ONNX export", "we choose the TorchScript exporter (dynamo=False)"),
@@ -46,11 +46,6 @@ class ExportResult:
     fp16_max_abs_diff: float | None = None
     fp16_box_iou: list[float] = field(default_factory=list)
     int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
-
-
-def default_wstar_path(backbone: str) -> Path | None:
-    p = DEFAULT_WSTAR_DIR / f"{backbone}.npz"
-    return p if p.is_file() else None
 
 
 def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,

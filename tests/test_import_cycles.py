@@ -180,8 +180,6 @@ def test_checker_finds_function_level_and_lazy_cycles(tmp_path):
 # owner and the way out. The test removes them, then fails on any other cycle; it fails too once a listed
 # import is gone (delete its entry then), and xfails (strict) while any listed one remains.
 KNOWN_BACK_EDGES = {
-    ("uolrps.export.int8", "uolrps.export.onnx_export"): "int8: int8.py imports set_meta back from onnx_export, "
-    "which imports int8; set_meta belongs in a module below both",
     ("uolrps.runtime.runner", "uolrps.serve"): "multistream/webview: the runner imports uolrps.serve for --serve "
     "while serve imports runtime.control; cli/run_cmd.py could hand the server factory to the runner",
 }

@@ -308,7 +308,7 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
     Runtime (finite heatmaps, box IoU >= 0.7 on >= 90% of 32 images not used for calibration); a twin that
     fails raises :class:`UserError` naming the layers whose quantization costs the most.
     """
-    from uolrps.export.onnx_export import set_meta
+    from uolrps.export.onnx_props import set_meta
     from uolrps.export.trt_support import check_tensorrt_support
     from uolrps.export.verify import gate_twin
 

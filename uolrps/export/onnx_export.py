@@ -23,6 +23,7 @@ from uolrps import __version__
 from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path  # noqa: F401  (their home, below calib and export)
 from uolrps.digest import sha256_wstar
 from uolrps.errors import UserError
+from uolrps.export.onnx_props import set_meta
 from uolrps.meta import ModelMeta
 
 OPSET = 17
@@ -146,15 +147,6 @@ def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool,
     model = onnx.load_from_string(buf.getvalue())
     model = onnxslim.slim(model)
     onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def set_meta(model, meta: ModelMeta):
-    """Put ``meta`` in ``model``'s metadata_props (replacing what was there); returns ``model``."""
-    del model.metadata_props[:]
-    for k, v in meta.to_props().items():
-        model.metadata_props.add(key=k, value=v)
-    model.producer_name, model.producer_version = "uolrps", __version__
     return model
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,13 @@ def test_int8_module_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_bench_finds_both_int8_twins(twins):
+    from uolrps.bench.targets import base_of, discover
+
+    ref, qdq, cpu = twins
+    targets, _ = discover(ref, backends=["ort:cpu"])
+    assert {(Path(t.model).name, t.precision) for t in targets} == {
+        ("model.onnx", "fp32"), ("model.int8.onnx", "int8"), ("model.int8.cpu.onnx", "int8-cpu")}
+    assert base_of(cpu) == (ref.with_suffix(""), "int8-cpu")

@@ -1,6 +1,7 @@
 """What `uolrps bench MODEL` measures: every precision twin beside MODEL on every backend that can run it here.
 
-Twins share a base name: ``model.onnx`` (FP32), ``model.fp16.onnx``, ``model.int8.onnx`` and their engines
+Twins share a base name: ``model.onnx`` (FP32), ``model.fp16.onnx``, ``model.int8.onnx``, ``model.int8.cpu.onnx``
+(ONNX Runtime's CPU form, no engine) and their engines
 ``model[.fp16|.int8].engine``. Each model file goes to the backend the registry
 (:data:`uolrps.runtime.backends.BACKENDS`) picks for it; a backend with several ways to run (ONNX Runtime's
 execution providers) is expanded by :data:`VARIANTS`, any other backend (a URL model of a server backend, say)
@@ -18,7 +19,7 @@ from pathlib import Path
 from uolrps.errors import UserError
 from uolrps.runtime.backends import BACKENDS, backend_name
 
-TWINS = (("fp32", ""), ("fp16", ".fp16"), ("int8", ".int8"))
+TWINS = (("fp32", ""), ("fp16", ".fp16"), ("int8", ".int8"), ("int8-cpu", ".int8.cpu"))  # see docs/int8.md
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
@@ -126,7 +127,7 @@ def discover(model: str | Path, backends: list[str] | None = None, threads: int 
                     t, s = [Target(f"{path.name} {name}", str(path), name, precision, {})], []
                 targets += t
                 skipped += s
-            if onnx.is_file() and not any(e.is_file() for e in engines) and precision == "fp16":
+            if onnx.is_file() and not any(e.is_file() for e in engines) and precision in ("fp16", "int8"):
                 skipped.append(Skipped(f"{engines[0].name} trt", f"no engine beside it: on the GPU machine run "
                                        f"`uolrps build {onnx.name}`, then `uolrps bench {model.name}` again"))
     if backends:

@@ -104,3 +104,23 @@ def test_bench_finds_both_int8_twins(twins):
     assert {(Path(t.model).name, t.precision) for t in targets} == {
         ("model.onnx", "fp32"), ("model.int8.onnx", "int8"), ("model.int8.cpu.onnx", "int8-cpu")}
     assert base_of(cpu) == (ref.with_suffix(""), "int8-cpu")
+
+
+@pytest.mark.slow
+def test_cli_export_int8_efflite0(calib_subset, tmp_path, capsys):
+    """The whole command on the real efflite0 and real images: a CNN gets the Q/DQ twin only."""
+    from uolrps.cli.main import main
+    from uolrps.meta import ModelMeta
+
+    out = tmp_path / "e.onnx"
+    code = main(["export", "--backbone", "efflite0", "--dynamic-batch", "-o", str(out), "--int8",
+                 "--int8-calib", str(calib_subset), "--int8-images", "48"])
+    std = capsys.readouterr()
+    assert code == 0, std.err
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["e.int8.onnx", "e.onnx"]
+    assert "int8 twin (Q/DQ) vs FP32 graph on 32 images" in std.err and "uolrps build" in std.out
+    m = onnx.load(str(tmp_path / "e.int8.onnx"))
+    meta = ModelMeta.from_props({p.key: p.value for p in m.metadata_props})
+    recipe = meta.extra["int8"]
+    assert meta.precision == "int8" and recipe["calib_images"] == 48 and len(recipe["nodes"]) == 49
+    assert "/proj/Conv" not in recipe["nodes"]  # the w* projection stays float

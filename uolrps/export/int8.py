@@ -164,6 +164,25 @@ def _named(model):
     return m
 
 
+class _QuietAdvice:
+    """Drops ONNX Runtime's quantizer advice to run its pre-processing (it logs on the root logger; our graphs
+    are already shape-inferred and simplified by onnxslim), for the duration of a ``with``."""
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("Please consider")
+
+    def __enter__(self):
+        import logging
+
+        logging.getLogger().addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger().removeFilter(self)
+
+
 class _Reader:
     """onnxruntime CalibrationDataReader over RGB uint8 images, in the graph's batch size."""
 
@@ -202,16 +221,17 @@ def quantize_qdq(model, images: list[np.ndarray], recipe: Int8Recipe = Int8Recip
         raise UserError("INT8: the graph has no convolution or Linear layer to quantize")
     with tempfile.TemporaryDirectory(prefix="uolrps-int8-") as tmp:
         out = Path(tmp) / "int8.onnx"
-        quantize_static(
-            model, out, _Reader(images, _fixed_batch(model)), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(recipe.ops), nodes_to_quantize=nodes, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            calibrate_method=getattr(CalibrationMethod, recipe.calibration),
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                           "MatMulConstBOnly": True,
-                           "OpTypesToExcludeOutputQuantization": list(recipe.ops),
-                           "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
-        )
+        with _QuietAdvice():
+            quantize_static(
+                model, out, _Reader(images, _fixed_batch(model)), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(recipe.ops), nodes_to_quantize=nodes, per_channel=True,
+                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                calibrate_method=getattr(CalibrationMethod, recipe.calibration),
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                               "MatMulConstBOnly": True,  # attention products (two activations) stay float
+                               "OpTypesToExcludeOutputQuantization": list(recipe.ops),  # Q/DQ on inputs only
+                               "QDQOpTypePerChannelSupportToAxis": {"MatMul": 1}},
+            )
         q = onnx.load(str(out))
     return q, _with(recipe, nodes, len(images), form="QDQ")
 
@@ -229,8 +249,9 @@ def quantize_cpu(model, recipe: Int8Recipe = Int8Recipe()):
         return None
     with tempfile.TemporaryDirectory(prefix="uolrps-int8-") as tmp:
         out = Path(tmp) / "int8.cpu.onnx"
-        quantize_dynamic(model, out, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_quantize=nodes,
-                         per_channel=True, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+        with _QuietAdvice():
+            quantize_dynamic(model, out, op_types_to_quantize=["MatMul", "Gemm"], nodes_to_quantize=nodes,
+                             per_channel=True, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
         q = onnx.load(str(out))
     r = Int8Recipe(ops=("MatMul", "Gemm"), scope=recipe.scope, activations="uint8, per tensor, quantized at run time",
                    calibration="none (dynamic)", kept_float=recipe.kept_float + ("Conv",))

@@ -128,7 +128,7 @@ def main(argv=None) -> None:
         for k, v in agreement(models, a.images, a.limit).items():
             v = np.array(v)
             print(f"agreement {k} vs fp32 on {len(v)} images of {a.images}: box IoU >= 0.5 on {(v >= .5).mean():.1%}, "
-                  f">= 0.7 on {(v >= .7).mean():.1%}, >= 0.9 on {(v >= .9).mean():.1%} (mean {v.mean():.3f})")
+                  f">= 0.7 on {(v >= .7).mean():.1%}, >= 0.9 on {(v >= .9).mean():.1%} (mean {v.mean():.3f})", flush=True)
     batches = [int(b) for b in a.batch.split(",")]
     t = speed(models, batches, tuple(meta.input_size), a.rounds, a.iters, a.threads)
     amx = amx_permitted()

@@ -14,7 +14,7 @@ EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in fai
 
 
 def run(
-    video: List[str] = typer.Option(None, "--video", "-v", help="Source: cam0 / 0 / /dev/video0, a video file, an "
+    video: List[str] = typer.Option(None, "--video", "-v", metavar="SRC", help="Source: cam0 / 0 / /dev/video0, a video file, an "
                                     "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
                                     "Give it several times for several streams."),
     model: str = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "

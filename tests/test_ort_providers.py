@@ -30,3 +30,17 @@ def test_a_gpu_provider_that_does_not_start_is_an_error_naming_the_extra(tmp_pat
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     with pytest.raises(UserError, match="cuda failed to start for m.onnx .*fell back to CPUExecutionProvider"):
         OrtBackend(path, providers="cuda")
+
+
+def test_run_says_which_provider_ran(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from uolrps.cli.main import main
+
+    model = make_tiny_model(tmp_path / "m.onnx")
+    frames = tmp_path / "f"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.full((48, 64, 3), 100, np.uint8))
+    assert main(["run", "--video", str(frames), "--model", str(model), "--providers", "cpu", "--quiet"]) == 0
+    assert "ONNX Runtime runs m.onnx on cpu (session providers: cpu)" in capsys.readouterr().err

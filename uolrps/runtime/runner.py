@@ -162,6 +162,10 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
         say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
+        ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
+        if ran_on is not None:
+            say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "
+                f"{', '.join(loc.backend.providers)})")
         server = None
         if config.serve is not None:
             from uolrps.serve import start_server

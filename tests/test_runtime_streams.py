@@ -57,7 +57,7 @@ def test_three_streams_the_healthy_ones_deliver_while_the_bad_one_is_reopened_th
     got: dict[str, list] = {"file": [], "good": [], "bad": []}
     arrivals: list[float] = []
     try:
-        with Localizer(model) as loc, StreamEngine(loc, stall_timeout=0.5, reopen_limit=2, backoff=(0.2, 0.4),
+        with Localizer(model) as loc, StreamEngine(loc, stall_timeout=1.0, reopen_limit=2, backoff=(0.2, 0.4),
                                                    stats=stats, keep_running=True) as engine:
             engine.add_source(str(video), "file")
             engine.add_source(good.url, "good")
@@ -81,8 +81,9 @@ def test_three_streams_the_healthy_ones_deliver_while_the_bad_one_is_reopened_th
     ref = direct(model, video)
     assert [r.frame_index for r in got["file"]] == list(range(40))
     assert all(close_boxes(r.boxes, d.boxes) for r, d in zip(got["file"], ref))
-    # the healthy camera never waited for the bad one: results kept coming while it stalled and reopened
-    assert len(got["good"]) >= 30 and max(np.diff(arrivals)) < 0.45
+    # the healthy camera never waited for the bad one: results kept coming while it stalled for 1 s at a time
+    # and was reopened (a camera that waited would show gaps of a second or more)
+    assert len(got["good"]) >= 30 and max(np.diff(arrivals)) < 0.8
     assert all(r.stream == "good" and r.latency_ms is not None and r.latency_ms >= 0 for r in got["good"])
     assert no_worker_threads()
 

@@ -160,7 +160,7 @@ def test_browser_view_on_a_real_run_add_and_remove_streams(model, tmp_path):
         threading.Thread(target=go, daemon=True).start()
 
     stats = run(RunConfig(source=(str(a), str(b)), model=model, serve="127.0.0.1:0", loop=True,
-                          jsonl=tmp_path / "r.jsonl"), on_start=drive)
+                          jsonl=tmp_path / "r.jsonl", save=tmp_path / "rec"), on_start=drive)
     assert seen["before"] == (200, ["a", "b"])
     assert seen["add"] in (200, 201)
     assert 400 <= seen["dup"][0] < 500 and "already exists" in json.dumps(seen["dup"][2])
@@ -169,3 +169,14 @@ def test_browser_view_on_a_real_run_add_and_remove_streams(model, tmp_path):
     assert seen["latest"]["stream"] == "extra" and "latency_ms" in seen["latest"]
     assert seen["after"] == ["a", "extra"] and not stats.failed
     assert {r["stream"] for r in read_jsonl(tmp_path / "r.jsonl")} >= {"a", "b", "extra"}
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["a.mp4", "b.mp4", "extra.mp4"]
+
+
+def test_a_stream_added_to_a_one_source_run_records_beside_the_first(model, tmp_path):
+    a, c = moving(tmp_path / "a.avi", n=5), moving(tmp_path / "c.avi", n=4)
+
+    def add(engine, server):
+        engine.add_stream(str(c), "extra")
+
+    run(RunConfig(source=str(a), model=model, save=tmp_path / "out.avi"), on_start=add)
+    assert frames_of(tmp_path / "out.avi")[0] == 5 and frames_of(tmp_path / "out_extra.avi")[0] == 4

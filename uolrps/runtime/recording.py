@@ -4,7 +4,8 @@ the progress bar of a single file source.
 ``--save`` with one source: a video file (``.mp4``/``.avi``...), or for an image source (image, folder,
 glob) a folder that receives one annotated image per input image. With several sources: a folder (each
 stream writes ``FOLDER/<name>.mp4``, or ``FOLDER/<name>/`` for image sources) or a template containing
-``{stream}`` (``rec/{stream}.mp4``). Live streams are recorded by timestamp, so playback runs at the real
+``{stream}`` (``rec/{stream}.mp4``); a stream added through the HTTP API to a one-source run records
+beside the first (``out_<name>.mp4``). Live streams are recorded by timestamp, so playback runs at the real
 speed even when frames were dropped.
 """
 
@@ -107,7 +108,13 @@ class Recorders:
         out.source = stream.source
         inputs = _inputs(config, [spec]) + [Path(config.model)]
         if config.save is not None:
-            kind, path = save_target(config.save, stream.name, spec, self.single)
+            first = self.single and not self.streams
+            kind, path = save_target(config.save, stream.name, spec, first)
+            if self.single and not first and "{stream}" not in str(config.save):
+                # a stream added through the API to a one-source run: beside the first one's recording
+                given = Path(str(config.save))
+                path = given.with_name(f"{given.stem}_{stream.name}{given.suffix}") if kind == "video" and \
+                    given.suffix else given / stream.name
             if kind == "images":
                 root = spec.text if spec.kind == "folder" else None
                 out.images = ImageFolderOutput(path, root=root, inputs=inputs)

@@ -104,6 +104,22 @@ def speed(models: dict[str, Path], batches: list[int], size: tuple[int, int], ro
     return {key: statistics.median(v) for key, v in per.items()}
 
 
+def dynamic_conv_variant(model: Path) -> Path:
+    """The encoder's convolutions quantized dynamically (ConvInteger), in a temporary file."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from uolrps.export.int8 import Int8Recipe, select_nodes
+
+    m = onnx.load(str(model))
+    out = Path(tempfile.mkdtemp(prefix="bench-int8-")) / "dynamic-conv.onnx"
+    quantize_dynamic(m, out, op_types_to_quantize=["Conv"], nodes_to_quantize=select_nodes(m, Int8Recipe()),
+                     weight_type=QuantType.QUInt8)
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path)
@@ -113,6 +129,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: its own).")
+    ap.add_argument("--dynamic-conv", action="store_true", help="Also time a dynamic-INT8 convolution variant "
+                    "(what a CPU twin of a CNN would be; not written by export) to show why there is none.")
     a = ap.parse_args(argv)
     import onnxruntime as ort
 
@@ -129,6 +147,8 @@ def main(argv=None) -> None:
             v = np.array(v)
             print(f"agreement {k} vs fp32 on {len(v)} images of {a.images}: box IoU >= 0.5 on {(v >= .5).mean():.1%}, "
                   f">= 0.7 on {(v >= .7).mean():.1%}, >= 0.9 on {(v >= .9).mean():.1%} (mean {v.mean():.3f})", flush=True)
+    if a.dynamic_conv:
+        models["int8 dynamic conv"] = dynamic_conv_variant(a.model)
     batches = [int(b) for b in a.batch.split(",")]
     t = speed(models, batches, tuple(meta.input_size), a.rounds, a.iters, a.threads)
     amx = amx_permitted()

@@ -87,6 +87,8 @@ class StreamEngine:
         self._stats_lock = threading.Lock()
         self._seq = itertools.count()
         self._stop = threading.Event()
+        self._close_lock = threading.Lock()
+        self._closed = False
         self._error: BaseException | None = None
         self._added = 0
         self._infer_thread: threading.Thread | None = None
@@ -304,15 +306,20 @@ class StreamEngine:
             yield item
 
     def close(self) -> None:
-        """Stop every stage and stream, release the sources, join the threads."""
+        """Stop every stage and stream, release the sources, join the threads. Safe to call from any thread
+        and more than once (a second caller waits until the first has finished)."""
         self._stop.set()
         self.notify_work()
         self.notify_out()
-        for s in self.streams():
-            s.close()
-        if self._infer_thread is not None and self._infer_thread is not threading.current_thread():
-            self._infer_thread.join(5.0)
-        self.stats.stop()
+        with self._close_lock:
+            if self._closed:
+                return
+            for s in self.streams():
+                s.close()
+            if self._infer_thread is not None and self._infer_thread is not threading.current_thread():
+                self._infer_thread.join(5.0)
+            self.stats.stop()
+            self._closed = True
 
     def __enter__(self) -> "StreamEngine":
         return self

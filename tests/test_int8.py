@@ -174,3 +174,12 @@ def test_missing_quantizer_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
     with pytest.raises(UserError, match=r"pip install 'uolrps\[export\]'"):
         q8.check_quantizer()
+
+
+def test_fixed_batch_graph_is_calibrated_and_gated_in_its_batch(tmp_path):
+    model, meta = tiny_int8_model(dynamic_batch=False, batch=2)
+    folder = write_scenes(tmp_path / "calib", 43)  # 11 calibration images: the last batch is padded
+    twins = q8.int8_twins(model, meta, tmp_path / "m.onnx", folder, n_images=11, log=lambda m: None)
+    assert [t.recipe.form for t in twins] == ["QDQ", "dynamic"] and all(t.report.share >= 0.9 for t in twins)
+    dims = [d.dim_value for d in twins[0].model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 64, 64, 3]

@@ -23,7 +23,7 @@ the CPU ``onnxruntime``), ``cupy-cuda12x`` and an older ``onnx`` (see docs/int8.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,6 @@ class Int8Recipe:
     nodes: tuple[str, ...] = ()  # the quantized nodes, filled in by quantize_*
     calib_images: int = 0
     calib_source: str = ""
-    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -93,8 +92,8 @@ def resolve_calib_folder(calib_images, int8_calib, wstar_images) -> Path:
     paths = list_images(folder)
     if not paths:
         raise UserError(f"{flag}: no images (.jpg, .png, ...) under {folder}")
-    if not any(_readable(p) for p in paths[:16]):
-        raise UserError(f"{flag}: none of the first {min(16, len(paths))} images under {folder} can be read")
+    if not any(_readable(p) for p in paths):  # stops at the first readable one
+        raise UserError(f"{flag}: none of the {len(paths)} images under {folder} can be read")
     return folder
 
 

@@ -277,3 +277,23 @@ def test_live_fps_is_frames_per_second_of_wall_time(model):
     src.close()
     assert 1 <= len(results) <= 10 and wall > 0.3  # the source went down and was given up after 0.3 s
     assert stats.fps == pytest.approx(len(results) / wall, rel=0.25)
+
+
+def test_the_failure_count_resets_after_a_healthy_period():
+    """A camera that drops out now and then but runs well in between is reopened every time; one that only
+    ever delivers a frame or two between drop-outs ends after --reopen-limit."""
+    def run_until(plan_frames, want_reopens):
+        world = new_world()
+        src = open_source("cam0", capture_factory=factory([plan_frames], world, period=0.01), backoff=(0.01, 0.02),
+                          reopen_limit=1, stall_timeout=0.15)
+        deadline = time.monotonic() + 10
+        r = src.read(timeout=0.1)
+        while r.status in (Status.OK, Status.TIMEOUT) and src.reopened < want_reopens and time.monotonic() < deadline:
+            r = src.read(timeout=0.1)
+        src.close()
+        return r, src.reopened
+
+    r, reopened = run_until(30, 3)  # 30 frames at 10 ms: 0.3 s healthy, longer than the 0.15 s stall timeout
+    assert r.status is not Status.ERROR and reopened >= 3
+    r, reopened = run_until(2, 3)  # 2 frames, then nothing: never healthy
+    assert r.status is Status.ERROR and "after 1 attempts" in r.message and reopened <= 1

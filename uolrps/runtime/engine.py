@@ -272,6 +272,9 @@ class StreamEngine:
         item = best[0].outbox.get()
         if item is None or not best[0].take():
             return self._pick()
+        # counted when the consumer takes it: a result made after the last one asked for (--max-frames) is
+        # discarded, and a live result a slow consumer missed is an output drop, neither a frame
+        self.record(best[0], item[3])
         return item
 
     def _all_done(self) -> bool:

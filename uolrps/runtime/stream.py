@@ -137,7 +137,6 @@ class Stream:
                 latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
                 r = dataclasses.replace(r, latency_ms=latency)
                 self.emitted += 1
-                engine.record(self, r)
                 self._publish(frame, r)
                 if not self.outbox.put((engine.next_seq(), self.name, frame, r), self.stop):
                     break

@@ -40,7 +40,7 @@ def open_browser(tmp_path):
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
 
 
-def stream_image(driver, name: str, timeout: float = 15.0) -> np.ndarray:
+def stream_image(driver, name: str, timeout: float = 45.0) -> np.ndarray:
     """A screenshot (BGR) of the live <img> of stream ``name`` once the browser has decoded a frame of it."""
     from selenium.webdriver.common.by import By
 

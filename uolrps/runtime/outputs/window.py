@@ -17,8 +17,9 @@ class WindowOutput:
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise UserError("--show needs OpenCV with GUI support and a display: install opencv-python "
-                            "instead of opencv-python-headless, or use --save") from None
+            raise UserError("--show needs OpenCV with GUI support and a display: on a desktop, pip uninstall -y "
+                            "opencv-python-headless && pip install 'uolrps[opencv]'; on a Jetson, JetPack's OpenCV "
+                            "(docs/jetson.md); without a display use --serve or --save") from None
         self._open = True
 
     def show(self, image: np.ndarray) -> bool:

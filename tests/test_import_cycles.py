@@ -179,10 +179,7 @@ def test_checker_finds_function_level_and_lazy_cycles(tmp_path):
 # Imports that close a cycle in areas other than eval/explain, known when this test was written, each with its
 # owner and the way out. The test removes them, then fails on any other cycle; it fails too once a listed
 # import is gone (delete its entry then), and xfails (strict) while any listed one remains.
-KNOWN_BACK_EDGES = {
-    ("uolrps.runtime.runner", "uolrps.serve"): "multistream/webview: the runner imports uolrps.serve for --serve "
-    "while serve imports runtime.control; cli/run_cmd.py could hand the server factory to the runner",
-}
+KNOWN_BACK_EDGES: dict = {}  # none left (the runner now gets the server factory from its caller)
 
 
 def _without_known(graph):

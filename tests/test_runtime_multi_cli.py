@@ -17,6 +17,7 @@ from test_runtime_streams import direct, moving
 from tinymodel import make_tiny_model
 
 from uolrps.runtime.runner import RunConfig, run
+from uolrps.serve import start_server
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +147,9 @@ def test_browser_view_on_a_real_run_add_and_remove_streams(model, tmp_path):
                 seen["dup"] = request(url, "POST", "/api/streams", {"name": "extra", "source": str(c)})
                 seen["bad"] = request(url, "POST", "/api/streams", {"name": "x", "source": "smb://nope"})
                 seen["gone"] = request(url, "DELETE", "/api/streams/nope")[0]
+                deadline = time.monotonic() + 30  # b has made a result before it is removed (a loaded machine)
+                while time.monotonic() < deadline and request(url, "GET", "/api/streams/b/latest")[0] != 200:
+                    time.sleep(0.05)
                 seen["del"] = request(url, "DELETE", "/api/streams/b")[0]
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
@@ -160,7 +164,8 @@ def test_browser_view_on_a_real_run_add_and_remove_streams(model, tmp_path):
         threading.Thread(target=go, daemon=True).start()
 
     stats = run(RunConfig(source=(str(a), str(b)), model=model, serve="127.0.0.1:0", loop=True,
-                          jsonl=tmp_path / "r.jsonl", save=tmp_path / "rec"), on_start=drive)
+                          jsonl=tmp_path / "r.jsonl", save=tmp_path / "rec"), on_start=drive,
+                serve_with=start_server)
     assert seen["before"] == (200, ["a", "b"])
     assert seen["add"] in (200, 201)
     assert 400 <= seen["dup"][0] < 500 and "already exists" in json.dumps(seen["dup"][2])

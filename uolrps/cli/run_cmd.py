@@ -72,7 +72,10 @@ def run(
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token)
-    stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True))
+    serve_with = None
+    if serve is not None:
+        from uolrps.serve import start_server as serve_with  # the server sits above the runtime
+    stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
     typer.echo(stats.line())
     if summary_json is not None:
         text = json.dumps(stats.summary(), indent=1) + "\n"

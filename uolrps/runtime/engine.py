@@ -81,6 +81,7 @@ class StreamEngine:
         self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()
+        self._draining: list[Stream] = []  # removed streams whose produced results the consumer has not taken yet
         self._lock = threading.RLock()
         self._work = threading.Condition()
         self._out = threading.Condition()
@@ -151,9 +152,9 @@ class StreamEngine:
         with self._lock:
             stream = self._streams.pop(name)  # KeyError: unknown stream
             self._removed.add(name)
+            self._draining.append(stream)
         stream._end("ended", "removed")
-        stream.close()
-        stream.outbox.clear()
+        stream.close()  # its outbox keeps the results already made: the consumer still writes them
         self.notify_out()
         self.notify_work()
 
@@ -263,7 +264,10 @@ class StreamEngine:
     # ---- the consumer ------------------------------------------------------------------------------------
     def _pick(self):
         best = None
-        for s in self.streams():
+        with self._lock:
+            self._draining = [s for s in self._draining if len(s.outbox)]
+            candidates = list(self._streams.values()) + self._draining
+        for s in candidates:
             head = s.outbox.peek()
             if head is not None and (best is None or head[0] < best[1][0]):
                 best = (s, head)

@@ -3,7 +3,7 @@
 Inputs and outputs are checked before the model loads; outputs are finalised on every exit path. Ctrl-C
 (SIGINT) or SIGTERM ends the run cleanly: every recording is closed (playable), the JSONL file holds whole
 lines only, and the returned :class:`RunStats` says ``interrupted``. A second Ctrl-C during that short
-cleanup is ignored. With ``serve``, an HTTP server (:mod:`uolrps.serve`) watches and steers the run.
+cleanup is ignored. With ``serve``, an HTTP server (``serve_with``, e.g. ``uolrps.serve.start_server``) watches and steers the run.
 """
 
 from __future__ import annotations
@@ -119,22 +119,26 @@ def _sigterm_as_interrupt():
 
 
 def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
-        say=None) -> RunStats:
+        say=None, serve_with=None) -> RunStats:
     """See :func:`_run`; SIGTERM is handled like Ctrl-C while it runs."""
     with _sigterm_as_interrupt():
-        return _run(config, capture_factory, stats, on_start, say)
+        return _run(config, capture_factory, stats, on_start, say, serve_with)
 
 
 def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
-         say=None) -> RunStats:
+         say=None, serve_with=None) -> RunStats:
     """Run the engine with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
 
     ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it
     runs; ``on_start(engine, server)`` is called once the streams run (tests, embedding); ``say(text)``
     receives what the user should see at the start (the threshold in effect and where it came from; the
-    server's address); by default it is logged.
+    server's address); by default it is logged. With ``config.serve``, ``serve_with(control, host=, port=,
+    token=)`` starts the server (``uolrps.serve.start_server``: the runtime never imports the server, which
+    sits above it).
     """
     say = say or log.warning
+    if config.serve is not None and serve_with is None:
+        raise ValueError("RunConfig.serve needs serve_with=uolrps.serve.start_server")
     from uolrps.runtime.engine import StreamEngine
 
     entries = config.entries()
@@ -168,10 +172,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                 f"{', '.join(loc.backend.providers)})")
         server = None
         if config.serve is not None:
-            from uolrps.serve import start_server
-
             host, port = parse_serve(config.serve)
-            server = start_server(engine, host=host, port=port, token=config.serve_token)
+            server = serve_with(engine, host=host, port=port, token=config.serve_token)
             closers.append(server)
             say(f"serving the streams at {getattr(server, 'url', f'http://{host}:{port}/')}")
         if on_start is not None:

@@ -226,3 +226,23 @@ def test_real_graphs_use_only_tensorrt_10_ops(efflite0_model, tmp_path, vits_che
                  progress=False, log=lambda m: None)
     for path in (efflite0_model, fp16_path_for(efflite0_model), vit, fp16_path_for(vit)):
         assert unsupported_ops(path) == [], path.name
+
+
+def test_wstar_of_another_input_normalisation_is_refused(tmp_path):
+    """An efflite0 w* calibrated before the (x - 127) / 128 fix (ImageNet mean/std) is a direction in other
+    features: export refuses it by name instead of shipping a worse model without a word."""
+    import json
+
+    from uolrps.calib.means import default_wstar_path
+
+    src = np.load(default_wstar_path("efflite0"), allow_pickle=False)
+    arrays = {k: src[k] for k in src.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["mean"], meta["std"] = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]  # the ImageNet values, 0..255
+    arrays["meta"] = np.array(json.dumps(meta))
+    old = tmp_path / "old.npz"
+    np.savez(old, **arrays)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(UserError, match=r"calibrated with input mean \[123.675.*recalibrate"):
+        export_model("efflite0", out, wstar=old, progress=False, log=lambda m: None)
+    assert not out.exists()

@@ -72,8 +72,20 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
     if meta.get("backbone") not in (None, backbone):
         raise UserError(f"w* was calibrated with backbone {meta['backbone']!r}, not {backbone!r}: "
                         f"pass --backbone {meta['backbone']} or recalibrate")
+    _check_normalisation(meta, encoder.info, backbone)
     digest = sha256_wstar(w)
     return np.asarray(w, dtype=np.float32), meta, source, digest
+
+
+def _check_normalisation(meta: dict, info, backbone: str) -> None:
+    """A w* is a direction in the feature space of one input normalisation: features of another are not it
+    (efflite0 calibrations made before its (x - 127) / 128 fix used the ImageNet mean/std)."""
+    for key in ("mean", "std"):
+        got, want = meta.get(key), getattr(info, key)
+        if got is not None and (len(got) != len(want) or not np.allclose(got, want, atol=1e-3)):
+            raise UserError(f"w* was calibrated with input {key} {list(got)}, but {backbone} now normalises with "
+                            f"{list(want)}: its features differ, so recalibrate (uolrps calib IMAGES --backbone "
+                            f"{backbone} -o wstar.npz) or use the shipped default w*")
 
 
 def missing_wstar_message(backbone: str, weights: str | Path | None) -> str:

@@ -162,3 +162,34 @@ def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, caps
     captured = capsys.readouterr()
     assert captured.out.startswith("frames 3 |") and "from model metadata of model.fp16.onnx" in captured.err
     assert cuda.stack() == []
+
+
+def test_cli_eval_with_an_engine_from_another_builder(tmp_path, monkeypatch, capsys):
+    """eval takes --meta like run: the same boxes as the ONNX file it was built from in ONNX Runtime."""
+    import json
+    import sys
+    import types
+
+    from evaldata import make_scenes, write_csv
+
+    from uolrps.cli.main import main
+
+    trt, cuda = make_trt(), make_pycuda()
+    pkg = types.ModuleType("pycuda")
+    pkg.driver = cuda
+    for name, mod in (("tensorrt", trt), ("pycuda", pkg), ("pycuda.driver", cuda)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    onnx_path, engine = _engine(tmp_path, trt, max_batch=2)
+    sidecar_path(engine).unlink()
+    data = write_csv(tmp_path / "data", make_scenes(4))
+    argv = ["eval", str(data), "--model", str(engine), "--quiet", "--protocol", "authors"]
+    assert main(argv) == 2
+    assert "--meta MODEL.onnx" in capsys.readouterr().err
+    assert main(argv + ["--meta", str(onnx_path), "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["eval", str(data), "--model", str(onnx_path), "--quiet", "--protocol", "authors",
+                 "--json", str(tmp_path / "o.json")]) == 0
+    got, want = (json.loads((tmp_path / f).read_text()) for f in ("e.json", "o.json"))
+    assert got["protocols"]["authors"]["MaxBoxAccV2"] == want["protocols"]["authors"]["MaxBoxAccV2"]
+    assert main(argv + ["--meta", str(onnx_path), "--write-threshold"]) == 2
+    assert "--write-threshold cannot write into an engine without a sidecar" in capsys.readouterr().err
+    assert cuda.stack() == []

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from uolrps.errors import UserError
+
 
 def eval_(
     dataset: Path = typer.Argument(..., help="Data set folder or annotation file (CSV, VOC, CUB, wsolevaluation, COCO)."),
@@ -23,6 +25,8 @@ def eval_(
     caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
     backend: str = typer.Option("auto", "--backend", help="auto, ort, trt or triton."),
+    meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
+                              "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -33,11 +37,15 @@ def eval_(
 
     check_at_least(workers, 0, "--workers (0: automatic)")
     check_at_least(n_vis, 1, "--n-vis")
+    if meta is not None and write_threshold:
+        raise UserError("--write-threshold cannot write into an engine without a sidecar: run eval on the ONNX file "
+                        "given to --meta with --write-threshold (the engine reads the threshold from it through "
+                        "--meta), or rebuild the engine with uolrps build, which writes a sidecar")
 
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_out, save_vis=save_vis, n_vis=n_vis,
                    channel=channel, caam_backbone=caam, caam_weights=caam_weights, backend=backend,
-                   progress=not quiet, workers=workers or None)
+                   progress=not quiet, workers=workers or None, meta=meta)
     typer.echo(format_table(res))
 
 

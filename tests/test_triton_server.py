@@ -140,6 +140,10 @@ def test_http_heatmaps_equal_onnxruntime_on_batches_larger_than_max_batch(triton
             assert four.max_batch_size == 0 and four.input_spec.shape == (4, 64, 64, 3)
             np.testing.assert_allclose(four(batch[:6]), ort(batch[:6]), rtol=0, atol=1e-6)
             np.testing.assert_allclose(four(batch[:1]), ort(batch[:1]), rtol=0, atol=1e-6)
+    from uolrps.runtime import Localizer
+
+    with Localizer(f"{triton.http}/tiny") as loc:  # the multi-stream engine batches up to the server's max
+        assert loc.max_batch == 8
 
 
 # ---- acceptance: four clients, one frame per request, batched by the server -----------------------------

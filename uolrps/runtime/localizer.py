@@ -108,13 +108,15 @@ class Localizer:
 
     @property
     def max_batch(self) -> int | None:
-        """The largest batch one backend call takes: the fixed batch, or the engine profile's largest, or
-        None (any) for a dynamic ONNX batch axis."""
+        """The largest batch one backend call takes: the fixed batch, the engine profile's largest, a Triton
+        model's max_batch_size, or None (any) for a dynamic ONNX batch axis."""
         fixed = self.backend.input_spec.shape[0]
         if fixed:
             return int(fixed)
         io = getattr(self.backend, "io", None)
         hi = getattr(io, "max_batch", None)
+        if not (isinstance(hi, int) and hi > 0):
+            hi = getattr(self.backend, "max_batch_size", None)  # a Triton model's configured max_batch_size
         return int(hi) if isinstance(hi, int) and hi > 0 else None
 
     # ---- the three stages -----------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_bases_that_cannot_merge_are_refused_before_any_work(folders, tmp_path):
     np.savez(tmp_path / "w_only.npz", w=data["w"], meta=np.array(json.dumps(data["meta"])))
     with pytest.raises(UserError, match="lacks v, u, n_images"):
         compute_wstar(folders / "b", backbone="efflite0", size=SIZE, progress=False, base=[tmp_path / "w_only.npz"])
-    with pytest.raises(UserError, match="--keep-representers cannot be combined with --base"):
+    with pytest.raises(UserError, match="keep_representers cannot be combined with base"):
         compute_wstar(folders / "b", backbone="efflite0", size=SIZE, progress=False, base=[tmp_path / "a.npz"],
                       keep_representers=True)
 

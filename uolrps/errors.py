@@ -1,5 +1,43 @@
-"""The one exception type that the command line turns into a single clear line and exit code 2."""
+"""The exceptions that the command line turns into a single clear line and exit code 2.
+
+The library speaks Python: an :class:`OptionError` names the parameter as the Python API spells it
+(``sampling_ratio must be in (0, 1], but got 2``) and lists the parameters it names in ``params``. The
+command line (uolrps/cli/main.py) rewords it with the flags of the command that ran (``--sampling-ratio
+must be ...``), found in click's own parameter table, so no library module needs to know a flag.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 
 class UserError(Exception):
     """Bad input from the user: the message says what was wrong and what to do."""
+
+
+class OptionError(UserError):
+    """A bad value of one or more named parameters. ``message`` names each parameter in ``params`` as in
+    Python: as ``name=VALUE`` or else as the first whole word ``name``, which :meth:`reworded` replaces with
+    the caller's name for it."""
+
+    def __init__(self, message: str, *params: str):
+        if not params:
+            raise TypeError("OptionError needs the name of at least one parameter")
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+    def reworded(self, names: Mapping[str, str]) -> str:
+        """The message with each parameter found in ``names`` (Python name -> e.g. ``--flag``) replaced;
+        parameters missing from ``names`` keep their Python name."""
+        text = self.message
+        for param in self.params:
+            if param in names:
+                # ``param=VALUE`` where written (``pass weights=PATH`` -> ``pass --weights PATH``), else the first
+                # whole word, not part of a path, a file name, a longer name or a quoted value ('split' column)
+                name = rf"(?<![\w./\\'\"-]){re.escape(param)}"
+                keyword, n = re.subn(name + "=", lambda _m, flag=names[param]: flag + " ", text, count=1)
+                text = keyword if n else re.sub(name + r"(?![\w/\\'\"-]|\.\w)", lambda _m, flag=names[param]: flag,
+                                                text, count=1)
+        return text

@@ -18,7 +18,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from uolrps.calib.checkpoints import sha256_file
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.progress import progress as progress_bar
 
 log = logging.getLogger("uolrps.download")
@@ -74,9 +74,9 @@ def cached_weights(url: str, progress: bool = True, timeout: float = 30.0,
     except (OSError, ValueError) as e:
         part.unlink(missing_ok=True)
         reason = getattr(e, "reason", None) or e
-        raise UserError(
+        raise OptionError(
             f"cannot download {url} ({reason}); offline, fetch that file on another machine and put it at "
-            f"{dest} (or pass --weights PATH)"
+            f"{dest} (or pass weights=PATH)", "weights"
         ) from None
     digest = sha256_file(part)
     os.replace(part, dest)
@@ -90,8 +90,8 @@ def _accept(dest: Path, digest_file: Path, url: str, check: Callable[[Path], Non
         try:
             check(dest)
         except UserError as e:
-            raise UserError(f"{dest} (in the weights cache, without a .sha256, so put there by hand) is not "
-                            f"usable: {e}. Replace it with the file from {url}, or pass --weights PATH") from None
+            raise OptionError(f"{dest} (in the weights cache, without a .sha256, so put there by hand) is not "
+                              f"usable: {e}. Replace it with the file from {url}, or pass weights=PATH", "weights") from None
     digest = sha256_file(dest)
     try:
         digest_file.write_text(f"{digest}  {dest.name}\n")

@@ -47,12 +47,12 @@ class Encoder(nn.Module):
 def build_encoder(backbone: str, weights: str | Path | None = None, size: int | tuple[int, int] = 224,
                   dilated: bool = False, progress: bool = True) -> Encoder:
     """Encoder ``backbone`` at input ``size`` with ``weights`` (a file), or its published/bundled weights."""
-    from uolrps.errors import UserError
+    from uolrps.errors import OptionError, UserError
 
     spec = get_spec(backbone)
     H, W = (size, size) if isinstance(size, int) else tuple(size)
     if dilated and backbone != "r50":
-        raise UserError("--dilated applies to the r50 backbone only")
+        raise OptionError("dilated applies to the r50 backbone only", "dilated")
     if min(H, W) < spec.stride:
         raise UserError(f"input size {H}x{W} is smaller than the {backbone} stride {spec.stride}")
     net = spec.make((H, W), dilated)

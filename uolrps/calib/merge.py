@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 
 MUST_MATCH = ("backbone", "weights_sha256", "input_size", "mean", "std", "dilated")
 
@@ -46,13 +46,13 @@ def resolve_base(path, backbone: str) -> Path:
     shipped = default_wstar_path(backbone)
     if shipped is None:
         have = ", ".join(sorted(q.stem for q in DEFAULT_WSTAR_DIR.glob("*.npz"))) or "none"
-        raise UserError(f"--base default: backbone {backbone!r} ships no calibration (shipped: {have}); give a "
-                        "calibration file made with `uolrps calib`")
+        raise OptionError(f"base default: backbone {backbone!r} ships no calibration (shipped: {have}); give a "
+                          "calibration file made with `uolrps calib`", "base")
     return shipped
 
 
 def load_bases(paths, backbone: str = "") -> list[Base]:
-    """Read every ``--base`` file (before any image is encoded); a file that cannot serve is a UserError."""
+    """Read every ``--base`` file (before any image is encoded); a file that cannot serve is an OptionError."""
     from uolrps.calib.means import load_calibration
 
     out = []
@@ -61,13 +61,13 @@ def load_bases(paths, backbone: str = "") -> list[Base]:
         data = load_calibration(p)
         missing = [k for k in ("v", "u", "n_images") if k not in data]
         if missing:
-            raise UserError(f"--base {p} lacks {', '.join(missing)} (it holds w* only): it cannot be merged; "
-                            "recalibrate it with `uolrps calib`")
+            raise OptionError(f"base {p} lacks {', '.join(missing)} (it holds w* only): it cannot be merged; "
+                              "recalibrate it with `uolrps calib`", "base")
         if data["meta"].get("classwise") or np.ndim(data["v"]) != 1:
-            raise UserError(f"--base {p} is a class-wise calibration: only single-w* calibrations merge")
+            raise OptionError(f"base {p} is a class-wise calibration: only single-w* calibrations merge", "base")
         n = int(np.asarray(data["n_images"]).sum())
         if n < 1:
-            raise UserError(f"--base {p} says it holds {n} images")
+            raise OptionError(f"base {p} says it holds {n} images", "base")
         digest = hashlib.sha256(p.read_bytes()).hexdigest()
         out.append(Base(p, np.asarray(data["v"], np.float64), np.asarray(data["u"], np.float64), n,
                         data["meta"], digest))
@@ -84,9 +84,9 @@ def check_compatible(bases: list[Base], meta: dict) -> None:
             else:
                 same = (mine == theirs) or (key == "dilated" and not mine and not theirs)
             if not same:
-                raise UserError(f"--base {b.path} was calibrated with {key} {theirs!r}, this run with {mine!r}: "
-                                "only calibrations of the same backbone, weights, input size and normalisation "
-                                "merge exactly (calibrate both the same way)")
+                raise OptionError(f"base {b.path} was calibrated with {key} {theirs!r}, this run with {mine!r}: "
+                                  "only calibrations of the same backbone, weights, input size and normalisation "
+                                  "merge exactly (calibrate both the same way)", "base")
 
 
 def merge(v: np.ndarray, u: np.ndarray, n: int, bases: list[Base]) -> tuple[np.ndarray, np.ndarray, int]:

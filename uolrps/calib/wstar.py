@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from uolrps import __version__
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.calib.means import EPS, load_calibration, wstar_from_means  # noqa: F401  (their home; re-exported)
 from uolrps.calib.stability import split_half_cosine
 from uolrps.images import list_images, read_rgb, resize
@@ -65,12 +65,12 @@ def _groups(root: Path, classwise: bool) -> list[tuple[str, list[Path]]]:
     if not classwise:
         return [("object", list_images(root))]
     if not root.is_dir():
-        raise UserError(f"--classwise needs a folder with one sub-folder per class, but {root} is a file")
+        raise OptionError(f"classwise needs a folder with one sub-folder per class, but {root} is a file", "classwise")
     classes = sorted(p for p in root.iterdir() if p.is_dir())
     groups = [(c.name, list_images(c)) for c in classes]
     groups = [(n, ps) for n, ps in groups if ps]
     if not groups:
-        raise UserError(f"--classwise found no class sub-folders with images under {root}")
+        raise OptionError(f"classwise found no class sub-folders with images under {root}", "classwise")
     return groups
 
 
@@ -89,9 +89,9 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     from uolrps.calib.stability import report as stability_report
 
     if not 0.0 < sampling_ratio <= 1.0:
-        raise UserError(f"--sampling-ratio must be in (0, 1], but got {sampling_ratio}")
+        raise OptionError(f"sampling_ratio must be in (0, 1], but got {sampling_ratio}", "sampling_ratio")
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, but got {batch}")
+        raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
     if encoder is None:
         from uolrps.calib.backbones import get_spec
 
@@ -102,13 +102,13 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     if total == 0:
         raise UserError(f"no images (jpg, jpeg, png, bmp, webp) under {root}")
     if keep_representers and classwise:
-        raise UserError("--keep-representers works with a single w*, not with --classwise")
+        raise OptionError("keep_representers works with a single w*, not with classwise", "keep_representers", "classwise")
     bases = M.load_bases(base, encoder.info.backbone if encoder is not None else backbone)  # before minutes of encoding
     if bases and classwise:
-        raise UserError("--base merges single-w* calibrations, not --classwise ones")
+        raise OptionError("base merges single-w* calibrations, not classwise ones", "base", "classwise")
     if bases and keep_representers:
-        raise UserError("--keep-representers cannot be combined with --base: the base file holds only the means "
-                        "of its images, not each image's contribution that `uolrps explain` shows")
+        raise OptionError("keep_representers cannot be combined with base: the base file holds only the means "
+                          "of its images, not each image's contribution that `uolrps explain` shows")
     if encoder is None:
         from uolrps.calib.encoder import build_encoder
 

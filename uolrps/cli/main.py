@@ -1,11 +1,13 @@
 """The `uolrps` command: a thin skin over the library, one module per command.
 
 Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.errors.UserError` anywhere becomes one
-line on stderr and exit code 2, never a traceback.
+line on stderr and exit code 2, never a traceback; an :class:`uolrps.errors.OptionError` is first reworded with
+the flags of the command that ran (:func:`word_option_errors`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -13,7 +15,7 @@ import sys
 import typer
 
 from uolrps import __version__
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 COMMANDS = ["calib", "export", "build", "run", "demo", "eval", "explain", "triton", "doctor", "bench"]  # modules uolrps/cli/<name>_cmd.py
 # commands that read or write images and video: without OpenCV they stop at once, naming the extra to install
@@ -68,6 +70,33 @@ def conventional_help(command) -> None:
         conventional_help(sub)
 
 
+def flags_of(command) -> dict[str, str]:
+    """Python parameter name -> the flag that sets it in this command (the first one declared, as ``-o`` for
+    ``output``), from click's own parameter table: the names an :class:`OptionError` is reworded with."""
+    return {p.name: p.opts[0] for p in command.params if p.param_type_name == "option" and p.name and p.opts}
+
+
+def word_option_errors(command) -> None:
+    """Make each command's callback reword a library :class:`OptionError` with that command's flags (in place,
+    over the built command tree), so ``sampling_ratio must be ...`` reads ``--sampling-ratio must be ...``."""
+    for sub in getattr(command, "commands", {}).values():
+        word_option_errors(sub)
+    callback = command.callback
+    if callback is None or getattr(callback, "words_option_errors", False):
+        return
+    flags = flags_of(command)
+
+    @functools.wraps(callback)
+    def worded(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except OptionError as e:
+            raise UserError(e.reworded(flags)) from e
+
+    worded.words_option_errors = True
+    command.callback = worded
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, click's codes for usage errors)."""
     if "numpy" not in sys.modules:
@@ -83,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             import_cv2(f"`uolrps {name}`")
         command = typer.main.get_command(app)
         conventional_help(command)
+        word_option_errors(command)
         command(args=args, prog_name="uolrps")  # standalone: usage errors print themselves and exit
     except UserError as e:
         typer.echo(f"error: {e}", err=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.eval.coco_masks import INSTALL
 from uolrps.eval.detect import _coco_json_in
 from uolrps.eval.items import Dataset, Item, Problem, check_boxes, read_json
@@ -44,8 +44,8 @@ def _pick_file(path: Path, split: str | None) -> Path:
     if split is not None:
         files = [f for f in files if split in f.stem] or files
     if len(files) != 1:
-        raise UserError(f"{path} holds {len(files)} COCO JSON files ({', '.join(f.name for f in files[:4])}): "
-                        "pass the JSON file itself (or --split to pick by name)")
+        raise OptionError(f"{path} holds {len(files)} COCO JSON files ({', '.join(f.name for f in files[:4])}): "
+                          "pass the JSON file itself (or split to pick by name)", "split")
     return files[0]
 
 
@@ -55,7 +55,8 @@ def _images_folder(path: Path, first: str, images_root: Path | None) -> Path:
                                                d.parent / "images" / stem, d / stem]
     found = next((c for c in cands if (c / first).is_file()), None)
     if found is None:
-        raise UserError(f"cannot find image {first} under {', '.join(str(c) for c in cands)}: pass --images-root")
+        raise OptionError(f"cannot find image {first} under {', '.join(str(c) for c in cands)}: pass images_root",
+                          "images_root")
     return found
 
 

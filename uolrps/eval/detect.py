@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 FORMATS = ("csv", "voc", "cub", "wsol", "coco")
 
@@ -69,8 +69,8 @@ def detect_format(path: str | Path) -> tuple[str, str]:
     jsons = _coco_json_in(p)
     if jsons:
         return "coco", f"COCO JSON {', '.join(j.relative_to(p).as_posix() for j in jsons[:3])} in {p.name}/"
-    raise UserError(
+    raise OptionError(
         f"cannot tell the format of {p}: expected one of a CSV with image,x1,y1,x2,y2 columns, "
         "annotations/*.xml (PASCAL VOC), images.txt + bounding_boxes.txt (CUB-200-2011), image_ids.txt + "
-        "localization.txt (wsolevaluation), or a COCO .json; pass --format to say which"
+        "localization.txt (wsolevaluation), or a COCO .json; pass fmt to say which", "fmt"
     )

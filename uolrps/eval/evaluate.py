@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.eval import metrics as M
 from uolrps.eval.datasets import load_dataset, summarise
 from uolrps.eval.inference import run_heatmaps
@@ -115,7 +115,7 @@ def _check_outputs(model_path, json_path, save_vis, write_threshold=False) -> No
         check_output_path(json_path, "--json", (".json",), inputs=(model_path,))
     if save_vis is not None:
         if Path(save_vis).exists() and not Path(save_vis).is_dir():
-            raise UserError(f"--save-vis {str(save_vis)!r} is a file: give a folder")
+            raise OptionError(f"save_vis {str(save_vis)!r} is a file: give a folder", "save_vis")
         check_output_path(Path(save_vis) / "case.png", "--save-vis")
     check_distinct_outputs({"--json": json_path, "--save-vis": save_vis} |
                            (threshold_targets(model_path) if write_threshold else {}))

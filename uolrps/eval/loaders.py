@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.eval.coco import load_coco  # noqa: F401 (COCO has its own module; load_dataset finds it here)
 from uolrps.eval.detect import _csv_in, _wsol_splits
 from uolrps.eval.items import Dataset, Item, Problem, check_boxes
@@ -71,7 +71,7 @@ def load_csv(path: Path, split: str | None = None, images_root: Path | None = No
             raise UserError(f"{path}: the header must name {','.join(CSV_COLUMNS)} (missing {', '.join(missing)}; "
                             f"found {','.join(header) or 'nothing'})")
         if split is not None and "split" not in header:
-            raise UserError(f"{path} has no 'split' column, so --split {split} cannot be applied: leave it out")
+            raise OptionError(f"{path} has no 'split' column, so split {split} cannot be applied: leave it out", "split")
         reader.fieldnames = header
         groups: dict[str, list] = {}
         sizes: dict[str, tuple[int, int]] = {}
@@ -139,12 +139,12 @@ def load_voc(path: Path, split: str | None = None, images_root: Path | None = No
         raise UserError(f"{path} has no annotations/ or Annotations/ folder of VOC .xml files")
     images = images_root or _first_dir(path / "images", path / "JPEGImages")
     if images is None:
-        raise UserError(f"{path} has no images/ or JPEGImages/ folder: pass --images-root")
+        raise OptionError(f"{path} has no images/ or JPEGImages/ folder: pass images_root", "images_root")
     problems: list[Problem] = []
     if split is not None:
         listing = path / "ImageSets" / "Main" / f"{split}.txt"
         if not listing.is_file():
-            raise UserError(f"--split {split}: {listing} does not exist (VOC splits are listed in ImageSets/Main/)")
+            raise OptionError(f"split {split}: {listing} does not exist (VOC splits are listed in ImageSets/Main/)", "split")
         ids = [ln.split()[0] for ln in listing.read_text().splitlines() if ln.strip()]
         xmls = [ann / f"{i}.xml" for i in ids if (ann / f"{i}.xml").is_file()]
         problems += [Problem("missing annotation", str(ann / f"{i}.xml")) for i in ids
@@ -193,7 +193,7 @@ def load_cub(path: Path, split: str | None = None, images_root: Path | None = No
     bbs = _table(root / "bounding_boxes.txt", 5)
     split_file = root / "train_test_split.txt"
     if split in ("val", "validation"):
-        raise UserError("CUB-200-2011 has train and test splits only: use --split test (or train)")
+        raise OptionError("CUB-200-2011 has train and test splits only: use split test (or train)", "split")
     if split not in (None, "train", "test"):
         raise UserError(f"unknown split {split!r} for CUB-200-2011: use test or train")
     chosen = split or ("test" if split_file.is_file() else None)
@@ -244,9 +244,9 @@ def load_wsol(path: Path, split: str | None = None, images_root: Path | None = N
         if split is None:
             split = "test" if "test" in splits else splits[0] if len(splits) == 1 else None
             if split is None:
-                raise UserError(f"{path} has splits {', '.join(splits)}: choose one with --split")
+                raise OptionError(f"{path} has splits {', '.join(splits)}: choose one with split", "split")
         if split not in splits:
-            raise UserError(f"--split {split}: {path} has only {', '.join(splits) or 'no'} split folders")
+            raise OptionError(f"split {split}: {path} has only {', '.join(splits) or 'no'} split folders", "split")
         meta = path / split
     ids = [r[0] for r in _lines(meta / "image_ids.txt")]
     if not ids:
@@ -259,7 +259,8 @@ def load_wsol(path: Path, split: str | None = None, images_root: Path | None = N
     roots = [images_root] if images_root else _wsol_roots(meta)
     root = next((r for r in roots if (r / ids[0]).is_file()), None)
     if root is None:
-        raise UserError(f"cannot find image {ids[0]} under {', '.join(str(r) for r in roots)}: pass --images-root")
+        raise OptionError(f"cannot find image {ids[0]} under {', '.join(str(r) for r in roots)}: pass images_root",
+                          "images_root")
     boxes: dict[str, list] = {}
     masks: dict[str, list] = {}
     ignores: dict[str, Path] = {}

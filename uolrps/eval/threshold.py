@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.meta import PREFIX, ModelMeta
 from uolrps.paths import write_atomic
 
@@ -95,7 +95,8 @@ def _write_onnx_family(path: Path, t: float, source: str) -> ThresholdWrite:
     try:
         import onnx
     except ImportError:
-        raise UserError("--write-threshold on an ONNX model needs the onnx package: pip install 'uolrps[export]'") from None
+        raise OptionError("write_threshold on an ONNX model needs the onnx package: pip install 'uolrps[export]'",
+                          "write_threshold") from None
     loaded = []  # every file is read and checked before any is written
     for p in twin_paths(path):
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.eval.metrics import box_iou
 from uolrps import canvas as draw
 from uolrps.images import read_bgr
@@ -46,7 +46,7 @@ def save_cases(out_dir: str | Path, items: list, heatmaps: np.ndarray, sizes: li
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create --save-vis folder {out} ({e})") from None
+        raise OptionError(f"cannot create save_vis folder {out} ({e})", "save_vis") from None
     preds, ious = [], np.zeros(len(items))
     for i, it in enumerate(items):
         boxes, _, _ = heatmap_to_boxes(heatmaps[i], sizes[i], threshold)

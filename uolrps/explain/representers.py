@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from uolrps.digest import sha256_wstar
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.maps import minmax
 from uolrps.options import check_at_least
 
@@ -193,13 +193,13 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
         if box is None:
             boxes, _, _ = heatmap_to_boxes(loc.heatmaps([bgr])[0, 0], (H, W), loc.threshold)
             if not len(boxes):
-                raise UserError(f"the model finds no object in {Path(image).name} at threshold {loc.threshold:g}: "
-                                "pass a region with --box x1,y1,x2,y2")
+                raise OptionError(f"the model finds no object in {Path(image).name} at threshold {loc.threshold:g}: "
+                                  "pass a region with box x1,y1,x2,y2", "box")
             box, source = boxes[0].astype(np.float64), f"model at t={loc.threshold:g}"
         else:
             box_arr, bad = check_boxes(np.asarray(box, dtype=np.float64).reshape(1, 4), (H, W), str(image))
             if bad:
-                raise UserError(f"--box: {bad.detail}")
+                raise OptionError(f"box: {bad.detail}", "box")
             box, source = box_arr[0], "--box"
     feats = np.asarray((features_fn or _encoder_features(reps.meta, weights))([bgr[:, :, ::-1].copy()]))
     if feats.ndim != 4 or feats.shape[0] != 1 or feats.shape[1] != reps.r.shape[1]:

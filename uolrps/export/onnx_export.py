@@ -22,7 +22,7 @@ import numpy as np
 from uolrps import __version__
 from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path  # noqa: F401  (their home, below calib and export)
 from uolrps.digest import sha256_wstar
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.export.onnx_props import set_meta
 from uolrps.meta import ModelMeta
 
@@ -56,7 +56,7 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
     from uolrps.calib.wstar import compute_wstar, load_calibration
 
     if wstar is not None and calib_images is not None:
-        raise UserError("give either --wstar or --calib-images, not both")
+        raise OptionError("give either wstar or calib_images, not both", "wstar", "calib_images")
     if calib_images is not None:
         cal = compute_wstar(calib_images, encoder=encoder, progress=progress)
         for line in ([cal.report] + [f"warning: {m}" for m in cal.warnings]) if log is not None else ():
@@ -70,8 +70,8 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
         w, meta = data["w"], data["meta"]
         source = f"default w* for {backbone} ({meta.get('images', '?')})" if wstar is None else str(path)
     if meta.get("backbone") not in (None, backbone):
-        raise UserError(f"w* was calibrated with backbone {meta['backbone']!r}, not {backbone!r}: "
-                        f"pass --backbone {meta['backbone']} or recalibrate")
+        raise OptionError(f"w* was calibrated with backbone {meta['backbone']!r}, not {backbone!r}: "
+                          f"pass backbone {meta['backbone']} or recalibrate", "backbone")
     _check_normalisation(meta, encoder.info, backbone)
     digest = sha256_wstar(w)
     return np.asarray(w, dtype=np.float32), meta, source, digest
@@ -84,8 +84,8 @@ def _check_normalisation(meta: dict, info, backbone: str) -> None:
         got, want = meta.get(key), getattr(info, key)
         if got is not None and (len(got) != len(want) or not np.allclose(got, want, atol=1e-3)):
             raise UserError(f"w* was calibrated with input {key} {list(got)}, but {backbone} now normalises with "
-                            f"{list(want)}: its features differ, so recalibrate (uolrps calib IMAGES --backbone "
-                            f"{backbone} -o wstar.npz) or use the shipped default w*")
+                            f"{list(want)}: its features differ, so recalibrate (`uolrps calib IMAGES --backbone "
+                            f"{backbone} -o wstar.npz`) or use the shipped default w*")
 
 
 def missing_wstar_message(backbone: str, weights: str | Path | None) -> str:
@@ -116,12 +116,13 @@ def missing_wstar_message(backbone: str, weights: str | Path | None) -> str:
 def pick_rows(w: np.ndarray, classes: list[str], class_index: int | None) -> tuple[np.ndarray, list[str]]:
     if w.ndim == 1:
         if class_index not in (None, 0):
-            raise UserError(f"--class-index {class_index} given, but w* has a single row")
+            raise OptionError(f"class_index {class_index} given, but w* has a single row", "class_index")
         return w[None], list(classes[:1]) or ["object"]
     if class_index is None:
         return w, list(classes)
     if not 0 <= class_index < w.shape[0]:
-        raise UserError(f"--class-index must be in 0..{w.shape[0] - 1} for this class-wise w*, but got {class_index}")
+        raise OptionError(f"class_index must be in 0..{w.shape[0] - 1} for this class-wise w*, but got {class_index}",
+                          "class_index")
     return w[class_index:class_index + 1], [classes[class_index]]
 
 
@@ -203,7 +204,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
-        raise UserError(f"--batch must be at least 1, but got {batch}")
+        raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
     if threshold is None:
         from uolrps.calib.backbones import get_spec
 
@@ -263,13 +264,13 @@ def _check_int8(int8: bool, int8_calib, int8_images, calib_images, wstar, output
     --int8-calib, else the folder the --wstar file was calibrated on). Raises UserError."""
     if not int8:
         if int8_calib is not None or int8_images is not None:
-            raise UserError("--int8-calib and --int8-images need --int8")
+            raise OptionError("int8_calib and int8_images need int8", "int8_calib", "int8_images", "int8")
         return None
     from uolrps.export.int8 import check_quantizer, int8_cpu_path_for, int8_path_for, resolve_calib_folder
     from uolrps.paths import check_output_path
 
     if int8_images is not None and int8_images < 1:
-        raise UserError(f"--int8-images must be at least 1, but got {int8_images}")
+        raise OptionError(f"int8_images must be at least 1, but got {int8_images}", "int8_images")
     for path, what in ((int8_path_for(output), "-o (INT8 twin)"), (int8_cpu_path_for(output), "-o (INT8 CPU twin)")):
         check_output_path(path, what, (".onnx",), inputs=inputs)
     check_quantizer()

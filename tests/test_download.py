@@ -51,5 +51,5 @@ def test_offline_says_which_file_and_where(server, tmp_path, monkeypatch):
     with pytest.raises(UserError) as e:
         cached_weights(f"{url}/missing.pth", progress=False)
     msg = str(e.value)
-    assert f"{url}/missing.pth" in msg and str(tmp_path / "cache" / "missing.pth") in msg and "--weights" in msg
+    assert f"{url}/missing.pth" in msg and str(tmp_path / "cache" / "missing.pth") in msg and "pass weights=PATH" in msg
     assert not list((tmp_path / "cache").glob("missing.pth*"))  # nothing half-written is left

@@ -135,7 +135,7 @@ def test_explain_refuses_bad_inputs(tmp_path):
         (dict(calib_npz=tmp_path / "none.npz"), "does not exist"),
         (dict(calib_npz=other), "backbone"),
         (dict(box=(0, 0, 500, 10)), "outside"),
-        (dict(image=flat), "--box"),
+        (dict(image=flat), "pass a region with box x1"),
         (dict(image=tmp_path / "nope.jpg"), "cannot read image"),
         (dict(features_fn=lambda ims: numpy_features(ims)[:, :3]), "channels"),
         (dict(k=0), "k must be at least 1"),

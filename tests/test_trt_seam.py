@@ -134,13 +134,10 @@ def test_registry_passes_meta_to_the_trt_backend(tmp_path):
         load_backend(make_tiny_model(tmp_path / "m.onnx"), meta=tmp_path / "m.onnx")
 
 
-def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, capsys):
+def _engine_without_sidecar(tmp_path, monkeypatch):
+    """The fake TensorRT and pycuda installed as the real modules, and an engine as trtexec leaves it."""
     import sys
     import types
-
-    import cv2
-
-    from uolrps.cli.main import main
 
     trt, cuda = make_trt(), make_pycuda()
     pkg = types.ModuleType("pycuda")
@@ -149,6 +146,15 @@ def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, caps
         monkeypatch.setitem(sys.modules, name, mod)
     onnx_path, engine = _engine(tmp_path, trt, max_batch=2)
     sidecar_path(engine).unlink()
+    return trt, cuda, onnx_path, engine
+
+
+def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, capsys):
+    import cv2
+
+    from uolrps.cli.main import main
+
+    trt, cuda, onnx_path, engine = _engine_without_sidecar(tmp_path, monkeypatch)
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(3):
@@ -167,20 +173,12 @@ def test_cli_run_with_an_engine_from_another_builder(tmp_path, monkeypatch, caps
 def test_cli_eval_with_an_engine_from_another_builder(tmp_path, monkeypatch, capsys):
     """eval takes --meta like run: the same boxes as the ONNX file it was built from in ONNX Runtime."""
     import json
-    import sys
-    import types
 
     from evaldata import make_scenes, write_csv
 
     from uolrps.cli.main import main
 
-    trt, cuda = make_trt(), make_pycuda()
-    pkg = types.ModuleType("pycuda")
-    pkg.driver = cuda
-    for name, mod in (("tensorrt", trt), ("pycuda", pkg), ("pycuda.driver", cuda)):
-        monkeypatch.setitem(sys.modules, name, mod)
-    onnx_path, engine = _engine(tmp_path, trt, max_batch=2)
-    sidecar_path(engine).unlink()
+    trt, cuda, onnx_path, engine = _engine_without_sidecar(tmp_path, monkeypatch)
     data = write_csv(tmp_path / "data", make_scenes(4))
     argv = ["eval", str(data), "--model", str(engine), "--quiet", "--protocol", "authors"]
     assert main(argv) == 2

@@ -108,7 +108,8 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
         raise OptionError("base merges single-w* calibrations, not classwise ones", "base", "classwise")
     if bases and keep_representers:
         raise OptionError("keep_representers cannot be combined with base: the base file holds only the means "
-                          "of its images, not each image's contribution that `uolrps explain` shows")
+                          "of its images, not each image's contribution that `uolrps explain` shows",
+                          "keep_representers", "base")
     if encoder is None:
         from uolrps.calib.encoder import build_encoder
 

@@ -131,7 +131,7 @@ def test_calibration_folder_rules(tmp_path):
     assert q8.resolve_calib_folder(a, b, w) == a  # --calib-images first (w* computed in the same command)
     assert q8.resolve_calib_folder(None, b, w) == b  # then --int8-calib
     assert q8.resolve_calib_folder(None, None, str(w)) == w  # then the w* file's folder
-    with pytest.raises(UserError, match="--int8-calib DIR"):
+    with pytest.raises(UserError, match="pass int8_calib=DIR"):
         q8.resolve_calib_folder(None, None, "ImageNet-1k train, 10 classes")  # a description, not a folder
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 DEFAULT_IMAGES = 256  # calibration sample
 N_GATE = 32  # verification images for the gates
@@ -69,31 +69,35 @@ def int8_cpu_path_for(path: Path) -> Path:
 
 # ---- calibration images --------------------------------------------------------------------------------
 def resolve_calib_folder(calib_images, int8_calib, wstar_images) -> Path:
-    """The folder to calibrate on: --calib-images, else --int8-calib, else the w* file's image folder.
+    """The folder to calibrate on: ``calib_images``, else ``int8_calib``, else the w* file's image folder.
 
-    Raises :class:`UserError` (before any work) when none is given or the one given has no readable image.
+    Raises :class:`UserError` (an :class:`OptionError` naming the parameter; before any work) when none is given or the one given has no readable image.
     """
     from uolrps.images import list_images
 
-    for value, flag in ((calib_images, "--calib-images"), (int8_calib, "--int8-calib")):
+    for value, param in ((calib_images, "calib_images"), (int8_calib, "int8_calib")):
         if value is not None:
-            folder = Path(value)
+            folder, flag = Path(value), param
             break
     else:
         if wstar_images and Path(str(wstar_images)).is_dir():
-            folder, flag = Path(str(wstar_images)), "the w* file's image folder"
+            folder, flag, param = Path(str(wstar_images)), "the w* file's image folder", None
         else:
-            raise UserError("--int8 needs calibration images: pass --int8-calib DIR (a folder of a few hundred "
-                            "unlabeled images like those the model will see)"
-                            + (f"; the w* file's images ({wstar_images}) are not a folder here" if wstar_images
-                               else ""))
+            raise OptionError("int8 needs calibration images: pass int8_calib=DIR (a folder of a few hundred "
+                              "unlabeled images like those the model will see)"
+                              + (f"; the w* file's images ({wstar_images}) are not a folder here" if wstar_images
+                                 else ""), "int8", "int8_calib")
+
+    def bad(message: str) -> UserError:
+        return OptionError(message, param) if param else UserError(message)
+
     if not folder.exists():
-        raise UserError(f"{flag}: {folder} does not exist")
+        raise bad(f"{flag}: {folder} does not exist")
     paths = list_images(folder)
     if not paths:
-        raise UserError(f"{flag}: no images (.jpg, .png, ...) under {folder}")
+        raise bad(f"{flag}: no images (.jpg, .png, ...) under {folder}")
     if not any(_readable(p) for p in paths):  # stops at the first readable one
-        raise UserError(f"{flag}: none of the {len(paths)} images under {folder} can be read")
+        raise bad(f"{flag}: none of the {len(paths)} images under {folder} can be read")
     return folder
 
 
@@ -112,7 +116,7 @@ def split_images(folder: Path, n_calib: int, size: tuple[int, int], n_gate: int 
     from uolrps.images import list_images, read_rgb, resize
 
     if n_calib < 1:
-        raise UserError(f"--int8-images must be at least 1, but got {n_calib}")
+        raise OptionError(f"int8_images must be at least 1, but got {n_calib}", "int8_images")
     paths = list_images(folder)
     rng = np.random.default_rng(SEED)
     order = [paths[i] for i in rng.permutation(len(paths))]
@@ -316,7 +320,8 @@ def check_quantizer() -> None:
     try:
         import onnxruntime.quantization  # noqa: F401
     except ImportError as e:
-        raise UserError(f"--int8 needs ONNX Runtime's quantization tools ({e}): pip install 'uolrps[export]'") from None
+        raise OptionError(f"int8 needs ONNX Runtime's quantization tools ({e}): pip install 'uolrps[export]'",
+                          "int8") from None
 
 
 def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_IMAGES,
@@ -352,9 +357,10 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
         except UserError as e:
             worst = sensitivity(model, qm, gate[:8], r.nodes, top=3) if r.form == "QDQ" else []
             where = "; ".join(f"{n} ({s:.3f})" for n, s in worst)
-            raise UserError(f"{e}" + (f"; the layers whose quantization alone moves the heatmap most (mean abs "
-                                      f"difference): {where}" if where else "")
-                            + "; try more or more typical --int8-calib images, or export without --int8") from None
+            raise OptionError(f"{e}" + (f"; the layers whose quantization alone moves the heatmap most (mean abs "
+                                        f"difference): {where}" if where else "")
+                              + "; try more or more typical int8_calib images, or export without int8",
+                              "int8_calib", "int8") from None
         log(report.summary())
         out.append(Int8Twin(path, qm, r, report))
     return out

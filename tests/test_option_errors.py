@@ -78,12 +78,13 @@ COMMAND_LINE = re.compile(r"`[^`]*`")  # `uolrps calib IMAGES --backbone vits -o
 NOT_YET = {
     "runtime/",  # run's options (runner, engine, capture, live, outputs, backends, sourcelist, recording)
     "serve/auth.py", "serve/server.py",  # --serve, --serve-token
-    "export/trt_build.py", "export/trt_profile.py",  # build: --dla is BuildSettings.dla_core (names differ)
     "bench/",  # --batch is run_bench(batches=...): names differ; --images, --warmup, --backends
 }
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {
     ("export/triton_repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option
+    ("export/trt_profile.py", "export with --dynamic-batch"),  # (same, for `uolrps build`)
+    ("export/trt_profile.py", "(a fixed --size)"),  # (same)
     ("explain/representers.py", "calibrate without --classwise"),  # the fix is an `uolrps calib` option
 }
 

@@ -79,13 +79,13 @@ def test_profile_from_the_onnx_input(tiny, tiny_static):
     assert (p.min, p.opt, p.max) == (2, 2, 16)
     assert p.shapes(info.input_shape) == ((2, 64, 64, 3), (2, 64, 64, 3), (16, 64, 64, 3))
     assert batch_profile((None, 64, 64, 3), BuildSettings(opt_batch=12)).max == 12
-    with pytest.raises(UserError, match="min-batch <= --opt-batch <= --max-batch"):
+    with pytest.raises(UserError, match="min_batch <= opt_batch <= max_batch"):
         batch_profile(info.input_shape, BuildSettings(min_batch=4, max_batch=2))
     static = read_onnx_info(tiny_static)
     assert static.input_shape == (1, 64, 64, 3)
     assert batch_profile(static.input_shape, BuildSettings()) is None
     assert batch_profile(static.input_shape, BuildSettings(max_batch=1)) is None
-    with pytest.raises(UserError, match="fixed batch of 1, so --max-batch 4 cannot apply"):
+    with pytest.raises(UserError, match="fixed batch of 1, so max_batch 4 cannot apply"):
         batch_profile(static.input_shape, BuildSettings(max_batch=4))
 
 
@@ -95,8 +95,8 @@ def test_only_the_batch_axis_may_be_dynamic():
 
 
 @pytest.mark.parametrize("kw, words", [
-    ({"workspace_gib": 0}, "--workspace-gib"), ({"workspace_gib": float("nan")}, "--workspace-gib"),
-    ({"dla_core": -1}, "--dla"), ({"min_batch": 0}, "--min-batch must be a positive int"),
+    ({"workspace_gib": 0}, "workspace_gib must be"), ({"workspace_gib": float("nan")}, "workspace_gib must be"),
+    ({"dla_core": -1}, "dla_core must be"), ({"min_batch": 0}, "min_batch must be a positive int"),
 ])
 def test_settings_are_validated(kw, words):
     with pytest.raises(UserError, match=words):
@@ -168,9 +168,9 @@ def test_timing_cache_is_loaded_and_saved(tiny, tmp_path):
 
 
 def test_dla_with_gpu_fallback(tiny):
-    with pytest.raises(UserError, match="--dla 0: this device has no DLA"):
+    with pytest.raises(UserError, match="dla_core 0: this device has no DLA"):
         _build(tiny, make_trt(dla_cores=0), dla_core=0)
-    with pytest.raises(UserError, match=r"--dla 2: this device has 2 DLA cores \(0..1\)"):
+    with pytest.raises(UserError, match=r"dla_core 2: this device has 2 DLA cores \(0..1\)"):
         _build(tiny, make_trt(dla_cores=2), dla_core=2)
     trt = make_trt(dla_cores=2)
     engine, _, _ = _build(tiny, trt, dla_core=1)

@@ -12,7 +12,7 @@ def build(
     output: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
     workspace_gib: float = typer.Option(2.0, "--workspace-gib", help="Largest scratch memory a layer may use, GiB."),
     timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds)."),
-    dla: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson AGX Orin / Orin NX; the Orin Nano has "
+    dla_core: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson AGX Orin / Orin NX; the Orin Nano has "
                             "none), with GPU fallback. DLA builds need TensorRT 10.x up to 10.7 (JetPack 6); strongly "
                             "typed DLA builds only from TensorRT 11.4.1 with JetPack 7.2. Layers DLA lacks (ViT "
                             "LayerNorm, GELU, attention) fall back to the GPU."),
@@ -24,7 +24,7 @@ def build(
     from uolrps.export.trt_build import build_engine
 
     engine, sidecar = build_engine(model, output, workspace_gib=workspace_gib, timing_cache=timing_cache,
-                                   dla_core=dla, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                                   dla_core=dla_core, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
                                    log=typer.echo)
     typer.echo(f"run it with `uolrps run --model {engine} --video SOURCE` (metadata in {sidecar.name})")
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from uolrps import __version__
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.export.trt_exec import default_engine_path, trtexec_argv
 from uolrps.export.trt_onnx import OnnxInfo, read_onnx_info
 from uolrps.export.trt_profile import BatchProfile, BuildSettings, batch_profile
@@ -104,8 +104,9 @@ def _configure(trt, builder, config, info: OnnxInfo, settings: BuildSettings, pr
         cores = int(getattr(builder, "num_DLA_cores", 0) or 0)
         if settings.dla_core >= cores:
             have = f"has {cores} DLA cores (0..{cores - 1})" if cores else "has no DLA"
-            raise UserError(f"--dla {settings.dla_core}: this device {have}. DLA needs a Jetson AGX Orin or Orin NX "
-                            "with TensorRT 10.x up to 10.7 (JetPack 6) or 11.4.1+ (JetPack 7.2.2); drop --dla")
+            raise OptionError(f"dla_core {settings.dla_core}: this device {have}. DLA needs a Jetson AGX Orin or Orin NX "
+                              "with TensorRT 10.x up to 10.7 (JetPack 6) or 11.4.1+ (JetPack 7.2.2); drop dla_core",
+                              "dla_core", "dla_core")  # two mentions, each reworded
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = settings.dla_core
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
@@ -117,8 +118,8 @@ def _load_timing_cache(config, path: Path | None):
     blob = path.read_bytes() if path.is_file() else b""
     cache = _need(config.create_timing_cache(blob), f"read the timing cache {path}")
     if not config.set_timing_cache(cache, False):
-        raise UserError(f"timing cache {path} was made by another TensorRT version or GPU: delete it or choose "
-                        "another --timing-cache file")
+        raise OptionError(f"timing cache {path} was made by another TensorRT version or GPU: delete it or choose "
+                          "another timing_cache file", "timing_cache")
     return cache
 
 
@@ -173,8 +174,8 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     plan = builder.build_serialized_network(network, config)
     data = host_bytes(plan) if plan is not None else b""
     if not data:
-        raise UserError(f"TensorRT could not build {engine_path.name} (see the TensorRT messages above); try a "
-                        "larger --workspace-gib")
+        raise OptionError(f"TensorRT could not build {engine_path.name} (see the TensorRT messages above); try a "
+                          "larger workspace_gib", "workspace_gib")
     if settings.timing_cache is not None:
         cache = _need(config.get_timing_cache(), "return the timing cache")
         cache_bytes = host_bytes(_need(cache.serialize(), "serialize the timing cache"))

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 DEFAULT_MAX_BATCH = 8
 
@@ -23,12 +23,12 @@ class BuildSettings:
     def __post_init__(self) -> None:
         w = self.workspace_gib
         if not isinstance(w, (int, float)) or not math.isfinite(w) or not 0 < w <= 1024:
-            raise UserError(f"--workspace-gib must be a number of GiB in (0, 1024], but got {w}")
+            raise OptionError(f"workspace_gib must be a number of GiB in (0, 1024], but got {w}", "workspace_gib")
         if self.dla_core is not None and (not isinstance(self.dla_core, int) or self.dla_core < 0):
-            raise UserError(f"--dla must be a DLA core number (0, 1, ...), but got {self.dla_core}")
-        for flag, v in (("--min-batch", self.min_batch), ("--opt-batch", self.opt_batch), ("--max-batch", self.max_batch)):
+            raise OptionError(f"dla_core must be a DLA core number (0, 1, ...), but got {self.dla_core}", "dla_core")
+        for name, v in (("min_batch", self.min_batch), ("opt_batch", self.opt_batch), ("max_batch", self.max_batch)):
             if v is not None and (not isinstance(v, int) or v < 1):
-                raise UserError(f"{flag} must be a positive int, but got {v}")
+                raise OptionError(f"{name} must be a positive int, but got {v}", name)
 
     @property
     def workspace_bytes(self) -> int:
@@ -52,17 +52,19 @@ def batch_profile(input_shape: tuple, settings: BuildSettings, source: str = "th
         shown = "x".join("?" if d is None else str(d) for d in input_shape)
         raise UserError(f"{source}: input shape {shown} must be N x H x W x 3 with only N dynamic: "
                         "re-export it with `uolrps export` (a fixed --size)")
-    asked = {"--min-batch": settings.min_batch, "--opt-batch": settings.opt_batch, "--max-batch": settings.max_batch}
+    asked = {"min_batch": settings.min_batch, "opt_batch": settings.opt_batch, "max_batch": settings.max_batch}
     fixed = input_shape[0]
     if fixed is not None:
         wrong = [f"{k} {v}" for k, v in asked.items() if v is not None and v != fixed]
         if wrong:
-            raise UserError(f"{source} has a fixed batch of {fixed}, so {', '.join(wrong)} cannot apply: "
-                            "export with --dynamic-batch for a batch range")
+            raise OptionError(f"{source} has a fixed batch of {fixed}, so {', '.join(wrong)} cannot apply: "
+                              "export with --dynamic-batch for a batch range",
+                              *(k for k, v in asked.items() if v is not None and v != fixed))
         return None
     lo = settings.min_batch or 1
     opt = settings.opt_batch or lo
     hi = settings.max_batch or max(DEFAULT_MAX_BATCH, lo, opt)
     if not lo <= opt <= hi:
-        raise UserError(f"the batch profile needs --min-batch <= --opt-batch <= --max-batch, but got {lo}, {opt}, {hi}")
+        raise OptionError(f"the batch profile needs min_batch <= opt_batch <= max_batch, but got {lo}, {opt}, {hi}",
+                          "min_batch", "opt_batch", "max_batch")
     return BatchProfile(lo, opt, hi)

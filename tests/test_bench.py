@@ -108,5 +108,5 @@ def test_timing_and_batches():
     assert t.p50_ms == pytest.approx(2.5) and t.images_per_s == pytest.approx(2 / 0.0025)
     assert parse_batches("1, 4,8") == [1, 4, 8]
     for bad in ("", "0", "a,2", "-1"):
-        with pytest.raises(UserError, match="--batch"):
+        with pytest.raises(UserError, match="^batches must be a comma-separated list"):
             parse_batches(bad)

@@ -67,6 +67,9 @@ def test_cli_words_the_message_with_the_flag(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "error: --queue-delay-us must be >= 0 microseconds, but got -5"
     assert main(["calib", str(tmp_path), "--sampling-ratio", "2", "-o", str(tmp_path / "w.npz")]) == 2
     assert capsys.readouterr().err.strip() == "error: --sampling-ratio must be in (0, 1], but got 2.0"
+    # bench's parameter is run_bench(batches=...): the CLI parameter has the library's name, the flag is --batch
+    assert main(["bench", str(model), "--batch", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --batch must be a comma-separated list of positive ints (e.g. 1,4,8), but got '0'"
 
 
 # ---- (3) the guard: no flag names in the library's error messages ------------------------------------------
@@ -78,7 +81,6 @@ COMMAND_LINE = re.compile(r"`[^`]*`")  # `uolrps calib IMAGES --backbone vits -o
 NOT_YET = {
     "runtime/",  # run's options (runner, engine, capture, live, outputs, backends, sourcelist, recording)
     "serve/auth.py", "serve/server.py",  # --serve, --serve-token
-    "bench/",  # --batch is run_bench(batches=...): names differ; --images, --warmup, --backends
 }
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 log = logging.getLogger("uolrps.bench")
 N_IMAGES = 32
@@ -44,11 +44,11 @@ def load_frames(images: str | Path | None, n: int = N_IMAGES) -> tuple[list[np.n
         return [im[:, :, ::-1].copy() for im in synthetic_images((480, 640), n)], f"{n} generated 640x480 images"
     paths = list_images(images) if Path(images).exists() else []
     if not paths:
-        raise UserError(f"--images {str(images)!r}: no images there (give a folder of .jpg/.png files)")
+        raise OptionError(f"images {str(images)!r}: no images there (give a folder of .jpg/.png files)", "images")
     picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, min(n, len(paths)))]
     frames = [f for f in (read_bgr(p) for p in picks) if f is not None]
     if not frames:
-        raise UserError(f"--images {str(images)!r}: none of the images could be read")
+        raise OptionError(f"images {str(images)!r}: none of the images could be read", "images")
     return frames, f"{len(frames)} images from {images}"
 
 
@@ -57,9 +57,11 @@ def parse_batches(text: str | list[int]) -> list[int]:
     try:
         out = [int(str(b).strip()) for b in items if str(b).strip()]
     except ValueError:
-        raise UserError(f"--batch must be a comma-separated list of positive ints (e.g. 1,4,8), but got {text!r}") from None
+        raise OptionError(f"batches must be a comma-separated list of positive ints (e.g. 1,4,8), but got {text!r}",
+                          "batches") from None
     if not out or any(b < 1 for b in out):
-        raise UserError(f"--batch must be a comma-separated list of positive ints (e.g. 1,4,8), but got {text!r}")
+        raise OptionError(f"batches must be a comma-separated list of positive ints (e.g. 1,4,8), but got {text!r}",
+                          "batches")
     return out
 
 
@@ -73,7 +75,7 @@ def run_bench(model, batches="1", images=None, warmup: int = 10, iters: int = 50
 
     batch_list = parse_batches(batches)
     if warmup < 0 or iters < 1:
-        raise UserError(f"--warmup must be >= 0 and --iters >= 1, but got {warmup} and {iters}")
+        raise OptionError(f"warmup must be >= 0 and iters >= 1, but got {warmup} and {iters}", "warmup", "iters")
     targets, skipped = discover(model, backends, threads, meta)
     frames, source = load_frames(images)
     report = BenchReport(str(model), source, batch_list, skipped=skipped)

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.runtime.backends import BACKENDS, backend_name
 
 TWINS = (("fp32", ""), ("fp16", ".fp16"), ("int8", ".int8"), ("int8-cpu", ".int8.cpu"))  # see docs/int8.md
@@ -133,8 +133,8 @@ def discover(model: str | Path, backends: list[str] | None = None, threads: int 
     if backends:
         keep = [t for t in targets if any(b in t.label.split()[-1] for b in backends)]
         if not keep:
-            raise UserError(f"--backends {','.join(backends)} matches none of: "
-                            f"{', '.join(t.label for t in targets) or 'nothing runnable here'}")
+            raise OptionError(f"backends {','.join(backends)} matches none of: "
+                              f"{', '.join(t.label for t in targets) or 'nothing runnable here'}", "backends")
         targets = keep
     unknown = [t.backend for t in targets if t.backend not in BACKENDS]
     if unknown:

@@ -11,7 +11,7 @@ import typer
 def bench(
     model: str = typer.Argument(..., help="model.onnx (its .fp16/.int8 twins and engines beside it are measured too), "
                                 "an engine, or a served model's URL."),
-    batch: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma-separated (e.g. 1,4,8)."),
+    batches: str = typer.Option("1", "--batch", "-b", help="Batch sizes, comma-separated (e.g. 1,4,8)."),
     images: Path = typer.Option(None, "--images", help="Folder of real images for the timing and the agreement "
                                 "(default: 32 generated 640x480 images)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed calls before timing."),
@@ -30,7 +30,7 @@ def bench(
 
     if json_out is not None:
         check_output_path(json_out, "--json", (".json",), inputs=(model, meta))
-    report = run_bench(model, batch, images, warmup, iters, backends.split(",") if backends else None, threads,
+    report = run_bench(model, batches, images, warmup, iters, backends.split(",") if backends else None, threads,
                        str(meta) if meta else None, progress=lambda m: typer.echo(m, err=True))
     typer.echo(table(report))
     if json_out is not None:

@@ -103,7 +103,7 @@ def test_engine_from_another_builder_needs_meta(tmp_path, caplog):
     trt, cuda = make_trt(), make_pycuda()
     onnx_path, engine = _engine(tmp_path, trt, max_batch=2)
     sidecar_path(engine).unlink()  # what trtexec or Polygraphy leave: the engine alone
-    with pytest.raises(UserError, match="pass --meta MODEL.onnx"):
+    with pytest.raises(UserError, match="pass meta=MODEL.onnx"):
         _open(engine, trt, cuda)
     x = np.random.default_rng(1).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
     with caplog.at_level(logging.WARNING, logger="uolrps.trt"):

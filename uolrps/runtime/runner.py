@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
@@ -60,19 +60,22 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise UserError(f"--threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {self.threshold}")
+            raise OptionError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {self.threshold}",
+                              "threshold")
         if not 0.0 <= self.smooth < 1.0:
-            raise UserError(f"--smooth must be in [0, 1) (0 = off, 0.8 = strong), but got {self.smooth}")
+            raise OptionError(f"smooth must be in [0, 1) (0 = off, 0.8 = strong), but got {self.smooth}", "smooth")
         if self.max_frames is not None and self.max_frames <= 0:
-            raise UserError(f"--max-frames must be a positive number of frames, but got {self.max_frames}")
+            raise OptionError(f"max_frames must be a positive number of frames, but got {self.max_frames}", "max_frames")
         if self.backend != "auto" and self.backend not in BACKENDS:
-            raise UserError(f"--backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}")
+            raise OptionError(f"backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}", "backend")
         if not self.stall_timeout > 0:
-            raise UserError(f"--stall-timeout must be a positive number of seconds, but got {self.stall_timeout}")
+            raise OptionError(f"stall_timeout must be a positive number of seconds, but got {self.stall_timeout}",
+                              "stall_timeout")
         if self.reopen_limit < 1:
-            raise UserError(f"--reopen-limit must be a positive number of attempts, but got {self.reopen_limit}")
+            raise OptionError(f"reopen_limit must be a positive number of attempts, but got {self.reopen_limit}",
+                              "reopen_limit")
         if not 0 <= self.batch_wait_ms <= 10_000:
-            raise UserError(f"--batch-wait-ms must be between 0 and 10000, but got {self.batch_wait_ms}")
+            raise OptionError(f"batch_wait_ms must be between 0 and 10000, but got {self.batch_wait_ms}", "batch_wait_ms")
         if self.serve is not None:
             parse_serve(self.serve)
 
@@ -83,7 +86,7 @@ class RunConfig:
         if self.sources_file is not None:
             out += read_sources_file(self.sources_file, self.capture)
         if not out:
-            raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
+            raise OptionError("no source: give source (one or several) or sources_file", "source", "sources_file")
         check_names(out)
         return out
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from uolrps.digest import sha256_file  # noqa: F401 (re-exported: the engine build and tests import it from here)
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.meta import ModelMeta
 from uolrps.paths import write_atomic
 
@@ -216,9 +216,9 @@ def describe_engine(engine_path: str | Path, meta_onnx: str | Path | None = None
                             f"({sc.onnx_file or 'see its sidecar'}); using the sidecar {side.name}")
         return EngineDescription(sc.meta, sc, tuple(warnings))
     if meta_onnx is None:
-        raise UserError(f"no sidecar {side.name} beside {engine.name}: build engines with `uolrps build MODEL.fp16.onnx` "
-                        "(it writes both), or, for an engine from trtexec or Polygraphy, pass --meta MODEL.onnx "
-                        "(the ONNX file it was built from, which carries the model metadata)")
+        raise OptionError(f"no sidecar {side.name} beside {engine.name}: build engines with `uolrps build MODEL.fp16.onnx` "
+                          "(it writes both), or, for an engine from trtexec or Polygraphy, pass meta=MODEL.onnx "
+                          "(the ONNX file it was built from, which carries the model metadata)", "meta")
     from uolrps.onnx_header import read_onnx_meta
 
     meta, _ = read_onnx_meta(meta_onnx)

@@ -82,14 +82,18 @@ NOT_YET = {
     # run's options: engine, capture, pipeline and stream belong to the runtime-performance work now under way;
     # recording, outputs, backends and sourcelist pass flag names as labels (--save, --jsonl, --sources)
     "runtime/engine.py", "runtime/capture.py", "runtime/pipeline.py", "runtime/stream.py",
-    "runtime/recording.py", "runtime/outputs/", "runtime/backends/", "runtime/sourcelist.py",
+    "runtime/recording.py", "runtime/outputs/", "runtime/sourcelist.py",
+    "runtime/backends/triton.py",  # "check the name in --model": the word model comes earlier in the message
     "serve/",  # start_server(token=...) is run's --serve-token (RunConfig.serve_token): names differ
 }
+# Messages left as they are: the parameter's word comes earlier in the prose, so rewording would hit it.
+NOT_YET_MESSAGES = {("runtime/backends/__init__.py", "or choose one with --backend")}
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {
     ("export/triton_repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option
     ("export/trt_profile.py", "export with --dynamic-batch"),  # (same, for `uolrps build`)
     ("export/trt_profile.py", "(a fixed --size)"),  # (same)
+    ("runtime/backends/trt.py", "rebuild it without --dla"),  # an `uolrps build` option
     ("explain/representers.py", "calibrate without --classwise"),  # the fix is an `uolrps calib` option
 }
 
@@ -123,7 +127,7 @@ def test_library_error_messages_name_no_flags():
             continue
         for line, text in _error_messages(ast.parse(path.read_text(encoding="utf-8"))):
             bare = COMMAND_LINE.sub("", text)
-            if FLAG.search(bare) and not any(rel == f and s in text for f, s in OTHER_COMMAND):
+            if FLAG.search(bare) and not any(rel == f and s in text for f, s in OTHER_COMMAND | NOT_YET_MESSAGES):
                 offenders.append(f"uolrps/{rel}:{line}: {text!r}")
     assert not offenders, "library errors that name CLI flags (raise OptionError with the parameter name):\n" + \
         "\n".join(offenders)

@@ -43,7 +43,7 @@ def test_missing_model_and_foreign_option_are_user_errors(models, tmp_path):
         load_backend(tmp_path / "absent.onnx")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"not an engine")
-    with pytest.raises(UserError, match="--providers does not apply to the trt backend"):
+    with pytest.raises(UserError, match="providers does not apply to the trt backend"):
         load_backend(engine, providers="cuda")
 
 
@@ -51,11 +51,11 @@ def test_threads_option(models, tmp_path):
     with load_backend(models["dynamic"], threads=1) as one, load_backend(models["dynamic"]) as default:
         x = batch_of(3)
         np.testing.assert_allclose(one(x), default(x), atol=1e-6)
-    with pytest.raises(UserError, match="--threads must be a positive"):
+    with pytest.raises(UserError, match="threads must be a positive"):
         load_backend(models["dynamic"], threads=0)
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"x")
-    with pytest.raises(UserError, match="--threads does not apply to the trt backend"):
+    with pytest.raises(UserError, match="threads does not apply to the trt backend"):
         load_backend(engine, threads=2)
 
 
@@ -100,7 +100,7 @@ def test_unavailable_provider_is_reported(models):
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA; the refusal path needs a CPU-only build")
-    with pytest.raises(UserError, match="cuda is not available in this onnxruntime .* use --providers cpu"):
+    with pytest.raises(UserError, match="cuda is not available in this onnxruntime .* use providers=cpu"):
         OrtBackend(models["dynamic"], providers="cuda")
 
 

@@ -144,8 +144,8 @@ def test_a_file_that_is_not_a_uolrps_model_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("model, backend, expected", [
     ("grpc://h:8001/m", "auto", "triton"),
     ("http://h:8000/m", "triton", "triton"),
-    ("grpc://h:8001/m", "ort", UserError("is a server URL, which only --backend triton takes")),
-    ("model.onnx", "triton", UserError("--backend triton takes a server URL as --model")),
+    ("grpc://h:8001/m", "ort", UserError("is a server URL, which only backend triton takes")),
+    ("model.onnx", "triton", UserError("backend triton takes a server URL as model")),
 ])
 def test_url_models_choose_the_triton_backend(model, backend, expected):
     if isinstance(expected, Exception):
@@ -191,7 +191,7 @@ def test_doctor_says_whether_the_triton_client_is_there():
 
 
 def test_onnx_runtime_options_do_not_apply_to_a_served_model(capsys):
-    with pytest.raises(UserError, match=r"--threads does not apply to the triton backend"):
+    with pytest.raises(UserError, match=r"threads does not apply to the triton backend"):
         load_backend("grpc://127.0.0.1:1/m", threads=2)
     from conftest import shared
 

@@ -130,7 +130,7 @@ def test_meta_beside_a_sidecar_is_checked_against_it(tmp_path, caplog):
 def test_registry_passes_meta_to_the_trt_backend(tmp_path):
     from uolrps.runtime.backends import load_backend
 
-    with pytest.raises(UserError, match="--meta does not apply to the ort backend"):
+    with pytest.raises(UserError, match="meta does not apply to the ort backend"):
         load_backend(make_tiny_model(tmp_path / "m.onnx"), meta=tmp_path / "m.onnx")
 
 

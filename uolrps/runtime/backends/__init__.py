@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,10 @@ def backend_name(path: str | Path, backend: str = "auto") -> str:
             raise UserError(f"unknown backend {backend!r}: use one of auto, {', '.join(BACKENDS)}")
         if url != BACKENDS[backend].url:
             if url:
-                raise UserError(f"--model {path!r} is a server URL, which only --backend "
-                                f"{' or '.join(e.name for e in BACKENDS.values() if e.url)} takes")
-            raise UserError(f"--backend {backend} takes a server URL as --model ({URL_FORM}), but got {str(path)!r}")
+                raise OptionError(f"model {path!r} is a server URL, which only backend "
+                                  f"{' or '.join(e.name for e in BACKENDS.values() if e.url)} takes", "model", "backend")
+            raise OptionError(f"backend {backend} takes a server URL as model ({URL_FORM}), but got {str(path)!r}",
+                              "backend", "model")
         return backend
     if url:
         return next(e.name for e in BACKENDS.values() if e.url)
@@ -84,8 +85,7 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UserError(f"{flags} does not apply to the {entry.name} backend ({entry.what})")
+        raise OptionError(f"{', '.join(unknown)} does not apply to the {entry.name} backend ({entry.what})", *unknown)
     module_name, _, class_name = entry.target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)

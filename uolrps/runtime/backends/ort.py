@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.meta import ModelMeta
 from uolrps.runtime.backends.base import Backend, InputSpec
 from uolrps.runtime.batching import run_batched
@@ -36,8 +36,8 @@ def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
     names = [p.strip().lower() for p in items if p.strip()]
     unknown = [p for p in names if p not in PROVIDERS]
     if unknown or not names:
-        raise UserError(f"unknown execution provider {', '.join(unknown) or repr(providers)}: "
-                        f"use a comma-separated list of {', '.join(PROVIDERS)} (e.g. --providers cuda,cpu)")
+        raise OptionError(f"unknown execution provider {', '.join(unknown) or repr(providers)}: "
+                          f"use a comma-separated list of {', '.join(PROVIDERS)} (e.g. providers=cuda,cpu)", "providers")
     return [p for p in PROVIDERS if p in names]
 
 
@@ -75,8 +75,8 @@ class OrtBackend(Backend):
         missing = [n for n in names if PROVIDERS[n] not in available]
         if missing:
             have = ", ".join(k for k, v in PROVIDERS.items() if v in available) or "none"
-            raise UserError(f"execution provider {', '.join(missing)} is not available in this onnxruntime "
-                            f"{ort.__version__} (available: {have}): {GPU_HINT}, or use --providers cpu")
+            raise OptionError(f"execution provider {', '.join(missing)} is not available in this onnxruntime "
+                              f"{ort.__version__} (available: {have}): {GPU_HINT}, or use providers=cpu", "providers")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # ONNX Runtime's workers spin between runs by default: a little faster on an idle machine, several
@@ -85,7 +85,7 @@ class OrtBackend(Backend):
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         if threads is not None:
             if int(threads) <= 0:
-                raise UserError(f"--threads must be a positive number of CPU threads, but got {threads}")
+                raise OptionError(f"threads must be a positive number of CPU threads, but got {threads}", "threads")
             options.intra_op_num_threads = int(threads)
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options,

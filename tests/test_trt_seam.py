@@ -191,3 +191,16 @@ def test_cli_eval_with_an_engine_from_another_builder(tmp_path, monkeypatch, cap
     assert main(argv + ["--meta", str(onnx_path), "--write-threshold"]) == 2
     assert "--write-threshold cannot write into an engine without a sidecar" in capsys.readouterr().err
     assert cuda.stack() == []
+
+
+def test_a_logger_is_never_handed_to_another_module_that_reuses_an_id(monkeypatch):
+    """CPython reuses the id of a dead object: a fake tensorrt module made later may get the id of one made
+    earlier; it must get a logger of its own (the full suite failed on this, depending on test order)."""
+    from uolrps import gpu
+
+    gone, new = make_trt(), make_trt()
+    stale = gone.Logger(gone.Logger.WARNING)
+    monkeypatch.setitem(gpu._loggers, id(new), (gone, stale))  # as if `gone` had lived at new's address
+    logger = gpu.trt_logger(new)
+    assert logger is not stale and isinstance(logger, new.Logger) and new.Logger.created == 1
+    assert gpu.trt_logger(new) is logger and new.Logger.created == 1  # still one per module

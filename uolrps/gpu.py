@@ -26,7 +26,10 @@ GPU_CHECK = ("check that an NVIDIA GPU is visible: `nvidia-smi` on a desktop, CU
 NULLPTR = "factory function returned nullptr"
 
 _lock = threading.Lock()
-_loggers: dict[int, object] = {}  # id(tensorrt module) -> its one Logger (tests pass fake modules)
+# id(tensorrt module) -> (that module, its one Logger). The module is kept with its logger: an id alone can be
+# reused by another module object once the first is gone (tests create fake modules), which would hand a new
+# module the dead one's logger.
+_loggers: dict[int, tuple[object, object]] = {}
 
 
 def import_tensorrt(purpose: str = "this"):
@@ -48,10 +51,10 @@ def import_pycuda(purpose: str = "the TensorRT backend"):
 def trt_logger(trt):
     """The process's one ``trt.Logger`` (at WARNING) for the TensorRT module ``trt``."""
     with _lock:
-        logger = _loggers.get(id(trt))
-        if logger is None:
-            logger = _loggers[id(trt)] = trt.Logger(trt.Logger.WARNING)
-        return logger
+        entry = _loggers.get(id(trt))
+        if entry is None or entry[0] is not trt:
+            entry = _loggers[id(trt)] = (trt, trt.Logger(trt.Logger.WARNING))
+        return entry[1]
 
 
 def trt_create(factory, *args, what: str):

@@ -12,19 +12,32 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from uolrps.runtime.capture import Source, SourceSpec, Status, log
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.handoff import Handoff
 from uolrps.runtime.stats import StreamStats
 
-if TYPE_CHECKING:  # pragma: no cover
-    from uolrps.runtime.engine import StreamEngine
+
+
+class StreamHost(Protocol):
+    """What a stream uses of the engine that runs it (:class:`uolrps.runtime.engine.StreamEngine`), named here
+    so that this module does not import the engine, which imports it."""
+
+    localizer: object
+    stats: object
+    queue_size: int
+    labels: bool
+
+    def notify_work(self) -> None: ...
+    def notify_out(self) -> None: ...
+    def fail(self, error: BaseException) -> None: ...
+    def next_seq(self) -> int: ...
 
 
 class Stream:
-    def __init__(self, name: str, spec: SourceSpec, source: Source, engine: "StreamEngine",
+    def __init__(self, name: str, spec: SourceSpec, source: Source, engine: StreamHost,
                  max_frames: int | None = None, own_source: bool = True) -> None:
         self.name, self.spec, self.source, self.engine = name, spec, source, engine
         self.own_source = own_source

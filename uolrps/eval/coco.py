@@ -18,7 +18,7 @@ import numpy as np
 from uolrps.errors import OptionError, UserError
 from uolrps.eval.coco_masks import INSTALL
 from uolrps.eval.detect import _coco_json_in
-from uolrps.eval.items import Dataset, Item, Problem, check_boxes, read_json
+from uolrps.eval.items import Dataset, Item, Problem, finish_dataset, read_json
 
 def _has_pycocotools() -> bool:
     try:
@@ -122,17 +122,5 @@ def load_coco(path: Path, split: str | None = None, images_root: Path | None = N
         size = (int(im["height"]), int(im["width"])) if im.get("height") and im.get("width") else None
         items.append(Item(img, b, size, cats.get(anns[0].get("category_id"), ""),
                           coco_segments=segs if with_masks else (), coco_ignore=ignore))
-    kept = []
-    for it in items:  # boxes against the sizes the file states (the rest is checked once decoded)
-        if it.size is None:
-            kept.append(it)
-            continue
-        boxes, bad_box = check_boxes(it.boxes, it.size, str(it.path))
-        if bad_box:
-            problems.append(bad_box)
-        else:
-            kept.append(Item(it.path, boxes, it.size, it.label, coco_segments=it.coco_segments,
-                             coco_ignore=it.coco_ignore))
     where = f"images in {images}" + (f", {n_crowd} crowd annotations ignored" if n_crowd else "")
-    desc = f"{len(kept)} images, {sum(len(it.boxes) for it in kept)} boxes, {where}"
-    return Dataset("coco", path.parent, kept, problems, desc)
+    return finish_dataset("coco", path.parent, items, problems, where)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,23 @@ class Dataset:
     @property
     def has_masks(self) -> bool:
         return bool(self.items) and all(it.has_mask for it in self.items)
+
+
+def finish_dataset(fmt: str, root: Path, items: list[Item], problems: list[Problem], where: str) -> Dataset:
+    """The dataset of ``items`` whose boxes fit the sizes their annotations state (items without a stated
+    size are checked once decoded); an item with a bad box is left out and its problem added."""
+    kept = []
+    for it in items:
+        if it.size is None:
+            kept.append(it)
+            continue
+        boxes, bad = check_boxes(it.boxes, it.size, str(it.path))
+        if bad:
+            problems.append(bad)
+        else:
+            kept.append(replace(it, boxes=boxes))
+    n_boxes = sum(len(it.boxes) for it in kept)
+    return Dataset(fmt, root, kept, problems, f"{len(kept)} images, {n_boxes} boxes, {where}")
 
 
 def summarise(problems: list[Problem], limit: int = 3) -> str:

@@ -10,7 +10,6 @@ Conventions (all boxes become 0-based inclusive corners in source pixels):
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,26 +18,10 @@ import numpy as np
 from uolrps.errors import OptionError, UserError
 from uolrps.eval.coco import load_coco  # noqa: F401 (COCO has its own module; load_dataset finds it here)
 from uolrps.eval.detect import _csv_in, _wsol_splits
-from uolrps.eval.items import Dataset, Item, Problem, check_boxes
+from uolrps.eval.items import Dataset, Item, Problem, finish_dataset
 from uolrps.images import IMAGE_SUFFIXES
 
 CSV_COLUMNS = ("image", "x1", "y1", "x2", "y2")
-
-
-def _finish(fmt: str, root: Path, items: list[Item], problems: list[Problem], where: str) -> Dataset:
-    kept = []
-    for it in items:  # boxes against sizes the annotations state (the rest is checked once decoded)
-        if it.size is None:
-            kept.append(it)
-            continue
-        boxes, bad = check_boxes(it.boxes, it.size, str(it.path))
-        if bad:
-            problems.append(bad)
-        else:
-            kept.append(replace(it, boxes=boxes))
-    n_boxes = sum(len(it.boxes) for it in kept)
-    desc = f"{len(kept)} images, {n_boxes} boxes, {where}"
-    return Dataset(fmt, root, kept, problems, desc)
 
 
 def _number(value: str, file: Path, line: int, column: str) -> float:
@@ -99,7 +82,7 @@ def load_csv(path: Path, split: str | None = None, images_root: Path | None = No
             problems.append(Problem("missing image", " or ".join(str(p) for p in tried)))
             continue
         items.append(Item(img, np.array(boxes, dtype=np.float64), sizes.get(name)))
-    return _finish("csv", path.parent, items, problems, f"images in {images}")
+    return finish_dataset("csv", path.parent, items, problems, f"images in {images}")
 
 
 # ---- PASCAL VOC -----------------------------------------------------------------------------------------
@@ -169,7 +152,7 @@ def load_voc(path: Path, split: str | None = None, images_root: Path | None = No
             problems.append(Problem("missing image", str(images / (filename or xml.stem))))
             continue
         items.append(Item(img, boxes, size, label))
-    return _finish("voc", path, items, problems, f"images in {images}")
+    return finish_dataset("voc", path, items, problems, f"images in {images}")
 
 
 # ---- CUB-200-2011 ---------------------------------------------------------------------------------------
@@ -216,7 +199,7 @@ def load_cub(path: Path, split: str | None = None, images_root: Path | None = No
         box = np.array([[x, y, x + max(w - 1, 0), y + max(h - 1, 0)]])
         items.append(Item(img, box, None, rel.split("/")[0], (mask,) if mask and mask.is_file() else ()))
     where = f"split {chosen}, images in {images}" if chosen else f"all images in {images}"
-    return _finish("cub", root, items, problems, where)
+    return finish_dataset("cub", root, items, problems, where)
 
 
 # ---- wsolevaluation metadata ----------------------------------------------------------------------------
@@ -291,7 +274,7 @@ def load_wsol(path: Path, split: str | None = None, images_root: Path | None = N
             problems.append(Problem("no boxes", i, "no line in localization.txt"))
             continue
         items.append(Item(img, b, sizes.get(i), labels.get(i, ""), m, (), ignores.get(i)))
-    return _finish("wsol", meta, items, problems, f"split {meta.name}, images under {root}")
+    return finish_dataset("wsol", meta, items, problems, f"split {meta.name}, images under {root}")
 
 
 def _mask_boxes(masks: tuple[Path, ...]) -> np.ndarray:

@@ -29,18 +29,13 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from bench_run import rss_mib  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "raccoon_pan.mp4"
 CLI = [sys.executable, "-m", "uolrps.cli.main", "run"]
 
 
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def _env() -> dict:
@@ -143,6 +138,7 @@ def memory(model: Path, video: Path, total: int, viewers: int, threads: int | No
     """(d): 4 looping streams, ``viewers`` MJPEG viewers on --serve; RSS at 10% and at 100% of ``total``."""
     from uolrps.runtime.runner import RunConfig, run
     from uolrps.runtime.stats import RunStats
+    from uolrps.serve import start_server
 
     stats, rss, done = RunStats(), {}, threading.Event()
     marks = (total // 10, total)
@@ -177,7 +173,7 @@ def memory(model: Path, video: Path, total: int, viewers: int, threads: int | No
 
     cfg = RunConfig(source=tuple(str(video) for _ in range(4)), model=model, loop=True, threads=threads,
                     progress=False, serve="127.0.0.1:0" if viewers else None)
-    run(cfg, stats=stats, on_start=on_start)
+    run(cfg, stats=stats, on_start=on_start, serve_with=start_server if viewers else None)
     done.set()
     return {"rss": rss, "frames": stats.frames}
 

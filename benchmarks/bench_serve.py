@@ -151,6 +151,7 @@ def bench_viewers(frames, seconds: float) -> None:
 def run_with_viewers(model: Path, video: Path, viewers: bool) -> tuple[float, int]:
     """Aggregate FPS and frames of a 2-stream run of ``video`` with --serve, with or without viewers."""
     from uolrps.runtime.runner import RunConfig, run
+    from uolrps.serve import start_server
 
     started: list[Viewer] = []
 
@@ -164,7 +165,7 @@ def run_with_viewers(model: Path, video: Path, viewers: bool) -> tuple[float, in
         engine.keep_running = False  # with --serve a run waits for more streams; here it ends with its files
 
     config = RunConfig(source=(str(video), str(video)), model=model, serve="127.0.0.1:0", progress=False)
-    stats = run(config, on_start=on_start, say=lambda text: None)
+    stats = run(config, on_start=on_start, say=lambda text: None, serve_with=start_server)
     for v in started:
         v.stop()
     received = [v.frames for v in started]

@@ -168,7 +168,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
-        say(f"threshold {loc.threshold:g} (from {getattr(loc, 'threshold_origin', 'the model')})")
+        say(f"threshold {loc.threshold:g} (from {loc.threshold_origin})")
         ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
         if ran_on is not None:
             say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "
@@ -178,7 +178,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             host, port = parse_serve(config.serve)
             server = serve_with(engine, host=host, port=port, token=config.serve_token)
             closers.append(server)
-            say(f"serving the streams at {getattr(server, 'url', f'http://{host}:{port}/')}")
+            say(f"serving the streams at {server.url}")
         if on_start is not None:
             on_start(engine, server)
         for name, image, result in engine.results():

@@ -297,3 +297,58 @@ def test_the_failure_count_resets_after_a_healthy_period():
     assert r.status is not Status.ERROR and reopened >= 3
     r, reopened = run_until(2, 3)  # 2 frames, then nothing: never healthy
     assert r.status is Status.ERROR and "after 1 attempts" in r.message and reopened <= 1
+
+
+# ---- several batches in flight (a remote server) ----------------------------------------------------------
+class _RemoteLike:
+    """A backend whose calls take a round trip of varying length (as a network server's do) and may overlap:
+    the real ONNX Runtime backend behind a sleep. Counts the calls that were in flight at once."""
+
+    def __init__(self, inner, concurrency: int, seed: int = 0):
+        import threading
+
+        self.inner, self.meta, self.concurrency = inner, inner.meta, concurrency
+        self._lock, self.now, self.most = threading.Lock(), 0, 0
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def input_spec(self):
+        return self.inner.input_spec
+
+    def __call__(self, batch):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            delay = float(self._rng.uniform(0.002, 0.03))  # later calls often return first
+        try:
+            time.sleep(delay)
+            return self.inner(batch)
+        finally:
+            with self._lock:
+                self.now -= 1
+
+    def close(self):
+        self.inner.close()
+
+
+def test_several_batches_in_flight_keep_each_streams_frames_in_order(model, tmp_path):
+    videos = [moving(tmp_path / "a.avi", n=30), moving(tmp_path / "b.avi", n=25, start=40, step=-2)]
+    expected = {v.stem: direct(model, v) for v in videos}
+    with Localizer(model) as loc:
+        loc.backend = remote = _RemoteLike(loc.backend, concurrency=3)
+        with StreamEngine(loc, batch_wait_ms=0) as engine:
+            assert engine.inflight == 3  # the backend's own concurrency is the default
+            for v in videos:
+                engine.add_source(str(v))
+            got: dict[str, list] = {"a": [], "b": []}
+            for name, _, r in engine.results():
+                got[name].append(r)
+    assert remote.most == 3 and engine.max_in_flight == 3  # three calls overlapped
+    for name, rs in got.items():
+        assert [r.frame_index for r in rs] == list(range(len(expected[name])))  # every frame, in order
+        assert all(close_boxes(r.boxes, e.boxes) for r, e in zip(rs, expected[name]))
+    with Localizer(model) as loc:  # a local backend runs one call at a time
+        with StreamEngine(loc) as engine:
+            assert engine.inflight == 1
+        with pytest.raises(UserError, match=r"^inflight must be between 1 and 64 batches, but got 0$"):
+            StreamEngine(loc, inflight=0)

@@ -175,6 +175,33 @@ def test_four_run_processes_are_batched_by_the_server(triton, tmp_path):
     assert series["nv_inference_exec_count"] == after["executions"]
 
 
+@pytest.mark.slow
+def test_one_run_process_keeps_several_requests_in_flight(triton, tmp_path):
+    """One `uolrps run`, one stream: its inference stage keeps 4 requests in flight (the triton backend's
+    default), so the server sees them together and batches them; the results still come out in frame order."""
+    video = shared("video", "raccoon_pan.mp4")
+    local, remote = tmp_path / "ort.jsonl", tmp_path / "triton.jsonl"
+    frames = ["--max-frames", "120", "-q"]
+    assert main(["run", "--video", str(video), "--model", str(triton.model), "--jsonl", str(local), *frames]) == 0
+    before = _stats(triton.server, "tiny_batched")
+    assert main(["run", "--video", str(video), "--model", f"{triton.grpc}/tiny_batched", "--jsonl", str(remote),
+                 *frames]) == 0
+    after = _stats(triton.server, "tiny_batched")
+    requests, images = after["requests"] - before["requests"], after["images"] - before["images"]
+    executions = after["executions"] - before["executions"]
+    assert requests == images == 120  # one frame per request (one stream)
+    assert images / executions > 1.5, f"{images} images in {executions} executions: one request at a time"
+    lines = [json.loads(x) for x in remote.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(120))  # in order, whichever request came back first
+    assert _jsonl_boxes(remote) == _jsonl_boxes(local)
+    # --inflight 1: one request at a time, so the server has nothing to batch
+    before = _stats(triton.server, "tiny_batched")
+    assert main(["run", "--video", str(video), "--model", f"{triton.grpc}/tiny_batched", "--inflight", "1",
+                 "--jsonl", str(remote), *frames[:2], "-q"]) == 0
+    after = _stats(triton.server, "tiny_batched")
+    assert after["executions"] - before["executions"] == after["images"] - before["images"] == 120
+
+
 def test_statistics_need_the_access_token(triton):
     import tritonclient.grpc as g
     from tritonclient.utils import InferenceServerException

@@ -39,6 +39,8 @@ def run(
                               "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
                                         "streams to fill a batch."),
+    inflight: int = typer.Option(None, "--inflight", help="Inference calls in flight at once (default: 1, and 4 "
+                                 "for --backend triton, whose network round trips then overlap)."),
     stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without a frame before a live source "
                                         "is reopened."),
     reopen_limit: int = typer.Option(10, "--reopen-limit", help="Failed recoveries in a row before a live stream ends."),
@@ -71,7 +73,7 @@ def run(
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
-                       capture=capture, serve=serve, serve_token=serve_token)
+                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

@@ -1,10 +1,13 @@
 """The multi-stream engine: many sources, one model, one inference stage batched across streams.
 
-Each stream is isolated (:class:`uolrps.runtime.stream.Stream`: its own capture, feeder and post threads,
-so its stalls, reopenings and failure are its own). One inference thread takes the newest ready input of
-every stream (files: the next one in order) and runs them as one batch, up to the model's largest batch;
-when only some streams are ready it waits at most ``batch_wait_ms`` for the others, so a stalled camera
-never holds the rest back. Results come out of :meth:`StreamEngine.results` as ``(name, frame, result)``
+Each stream is isolated (:class:`uolrps.runtime.stream.Stream`: its own capture and feeder threads, and a
+post thread for a live one, so its stalls, reopenings and failure are its own). The inference stage takes
+the newest ready input of every stream (files: the next one in order) and runs them as one batch, up to the
+model's largest batch; when only some streams are ready it waits at most ``batch_wait_ms`` for the others,
+so a stalled camera never holds the rest back. It has ``inflight`` threads, each with one batch in flight:
+one for a local session or engine (which runs one call at a time), several for a remote server
+(:attr:`uolrps.runtime.backends.base.Backend.concurrency`), whose network round trips then overlap; a
+stream's results stay in order whichever call returns first. Results come out of :meth:`StreamEngine.results` as ``(name, frame, result)``
 in the order they were produced. The engine implements :class:`uolrps.runtime.control.StreamControl`, so
 an HTTP server can watch it and add or remove streams while it runs.
 
@@ -24,7 +27,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.runtime.batching import run_batched
 from uolrps.runtime.capture import Source, SourceSpec, log
 from uolrps.runtime.control import Latest, StreamStatus
@@ -54,13 +57,16 @@ class StreamEngine:
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT, reopen_limit: int | None = None,
                  backoff: tuple[float, float] = (0.5, 8.0), capture_factory: Callable | None = None,
                  stats: RunStats | None = None, labels: bool = False, keep_running: bool = False,
-                 capture_options=None) -> None:
+                 capture_options=None, inflight: int | None = None) -> None:
         if not 0 <= batch_wait_ms <= 10_000:
-            raise UserError(f"--batch-wait-ms must be between 0 and 10000, but got {batch_wait_ms}")
+            raise OptionError(f"batch_wait_ms must be between 0 and 10000, but got {batch_wait_ms}", "batch_wait_ms")
         if max_frames is not None and max_frames <= 0:
-            raise UserError(f"--max-frames must be a positive number of frames, but got {max_frames}")
+            raise OptionError(f"max_frames must be a positive number of frames, but got {max_frames}", "max_frames")
         if queue_size < 1:
-            raise UserError(f"queue_size must be >= 1, but got {queue_size}")
+            raise OptionError(f"queue_size must be >= 1, but got {queue_size}", "queue_size")
+        if inflight is not None and not 1 <= inflight <= 64:
+            raise OptionError(f"inflight must be between 1 and 64 batches, but got {inflight}", "inflight")
+        self.inflight = int(inflight or getattr(localizer.backend, "concurrency", 1))
         self.localizer = localizer
         self.queue_size = int(queue_size)
         self.batch_wait = batch_wait_ms / 1000.0
@@ -92,7 +98,9 @@ class StreamEngine:
         self._closed = False
         self._error: BaseException | None = None
         self._added = 0
-        self._infer_thread: threading.Thread | None = None
+        self._infer_threads: list[threading.Thread] = []
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most batches that were in flight at once (tests, benchmarks)
         self.batches: list[int] = []  # batch sizes, for tests and benchmarks (bounded)
 
     # ---- streams -----------------------------------------------------------------------------------------
@@ -203,9 +211,11 @@ class StreamEngine:
 
     # ---- the inference stage -----------------------------------------------------------------------------
     def _ensure_inference(self) -> None:
-        if self._infer_thread is None:
-            self._infer_thread = threading.Thread(target=self._infer_guard, name="uolrps-infer", daemon=True)
-            self._infer_thread.start()
+        if not self._infer_threads:
+            self._infer_threads = [threading.Thread(target=self._infer_guard, name=f"uolrps-infer-{i}", daemon=True)
+                                   for i in range(self.inflight)]
+            for t in self._infer_threads:
+                t.start()
 
     def _infer_guard(self) -> None:
         try:
@@ -240,41 +250,40 @@ class StreamEngine:
         while not self._stop.is_set():
             chosen = self._gather(rr)
             rr += 1
-            items = []
-            for s in chosen:
-                s.pending += 1  # before the get: the post thread must never see an empty pipe in between
-                item = s.inbox.get()
-                if item is None:
-                    s.pending -= 1
-                else:
-                    items.append((s, item))
+            items = [(s, taken) for s in chosen if (taken := s.take_input()) is not None]
             if not items:
                 continue
-            batch = np.stack([x for _, (_, x, _) in items])
+            batch = np.stack([x for _, (_, (_, x, _)) in items])
+            with self._stats_lock:
+                self._in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self._in_flight)
             t0 = time.perf_counter()
-            heatmaps = run_batched(self.localizer.infer, batch, self.step, fixed=self.fixed)
+            try:
+                heatmaps = run_batched(self.localizer.infer, batch, self.step, fixed=self.fixed)
+            finally:
+                with self._stats_lock:
+                    self._in_flight -= 1
             ms = (time.perf_counter() - t0) * 1000.0
             if len(self.batches) < 100_000:
                 self.batches.append(len(items))
-            for (s, (frame, _, timings)), hm in zip(items, heatmaps):
+            for (s, (ticket, (frame, _, timings))), hm in zip(items, heatmaps):
                 timings["infer"] = ms
-                s.postbox.put((frame, hm, timings), s.stop)
-                s.pending -= 1
+                s.deliver(ticket, frame, hm, timings)
 
     # ---- the consumer ------------------------------------------------------------------------------------
     def _pick(self):
         best = None
         with self._lock:
-            self._draining = [s for s in self._draining if len(s.outbox)]
+            self._draining = [s for s in self._draining if len(s.results_box)]
             candidates = list(self._streams.values()) + self._draining
         for s in candidates:
-            head = s.outbox.peek()
+            head = s.results_box.peek()
             if head is not None and (best is None or head[0] < best[1][0]):
                 best = (s, head)
         if best is None:
             return None
-        item = best[0].outbox.get()
-        if item is None or not best[0].take():
+        item = best[0].next_result()
+        if item is None:
             return self._pick()
         # counted when the consumer takes it: a result made after the last one asked for (--max-frames) is
         # discarded, and a live result a slow consumer missed is an output drop, neither a frame
@@ -323,8 +332,9 @@ class StreamEngine:
                 return
             for s in self.streams():
                 s.close()
-            if self._infer_thread is not None and self._infer_thread is not threading.current_thread():
-                self._infer_thread.join(5.0)
+            for t in self._infer_threads:
+                if t is not threading.current_thread():
+                    t.join(5.0)
             self.stats.stop()
             self._closed = True
 

@@ -57,6 +57,7 @@ class RunConfig:
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     serve: str | None = None
     serve_token: str | None = None
+    inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -76,6 +77,8 @@ class RunConfig:
                               "reopen_limit")
         if not 0 <= self.batch_wait_ms <= 10_000:
             raise OptionError(f"batch_wait_ms must be between 0 and 10000, but got {self.batch_wait_ms}", "batch_wait_ms")
+        if self.inflight is not None and not 1 <= self.inflight <= 64:
+            raise OptionError(f"inflight must be between 1 and 64 batches, but got {self.inflight}", "inflight")
         if self.serve is not None:
             parse_serve(self.serve)
 
@@ -163,7 +166,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               max_frames=config.max_frames, stall_timeout=config.stall_timeout,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
-                              capture_options=config.capture)
+                              capture_options=config.capture, inflight=config.inflight)
         engine.on_add = outputs.add
         closers.append(engine)
         for entry, spec in zip(entries, specs):

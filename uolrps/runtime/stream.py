@@ -1,10 +1,17 @@
-"""One stream of a multi-stream run: its source, a feeder thread (read and preprocess), a post thread (heatmap
+"""One stream of a multi-stream run: its source, a feeder thread (read and preprocess), post-processing (heatmap
 to result, with its own smoothing state) and the hand-overs between the stages. The shared inference stage
 lives in :mod:`uolrps.runtime.engine`; a stream never waits for another one.
 
 Stages and hand-overs: source -> feeder -> ``inbox`` -> inference (shared) -> ``postbox`` -> post ->
 ``outbox`` -> the consumer. Live streams drop their oldest item at every hand-over (counted per stage:
-``capture``, ``infer``, ``post``, ``output``); files are lossless and in order.
+``capture``, ``infer``, ``post``, ``output``) and post-process in a thread of their own, so a slow consumer
+never delays their freshest result. Files are lossless and in order, and the consumer post-processes them
+itself (:meth:`Stream.finish`), one thread and one hand-over fewer per frame: nothing is dropped, so there is
+nothing to gain from a separate post stage.
+
+Several inference calls may be in flight at once (a Triton server): each input taken gets a ticket
+(:meth:`Stream.take_input`) and results are handed on in ticket order (:meth:`Stream.deliver`), so a stream's
+frames stay in order whichever call finishes first.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Stream:
         self.name, self.spec, self.source, self.engine = name, spec, source, engine
         self.own_source = own_source
         self.lossless = not source.live
+        self.inline = self.lossless  # post-processed by the consumer (see the module docstring)
         self.max_frames = max_frames
         self.stats: StreamStats = engine.stats.stream(name, spec.text)
         self.stats.state = source.state
@@ -53,6 +61,11 @@ class Stream:
         self.postbox = Handoff(self.lossless, q, lambda: self._drop("post"), on_get=engine.notify_work)
         self.outbox = Handoff(self.lossless, q, lambda: self._drop("output"), engine.notify_out)
         self.pending = 0  # items taken by the inference stage and not yet in the postbox
+        self._tickets = threading.Lock()  # pending, and the order in which inputs were taken
+        self._taken = 0  # tickets given out
+        self._released = 0  # tickets handed on to the postbox
+        self._done: dict[int, tuple] = {}  # results that finished before an earlier ticket
+        self._release = threading.Lock()  # one thread hands results on at a time, in ticket order
         self.feeding = True
         self.posting = True
         self.emitted = 0  # results made
@@ -61,9 +74,11 @@ class Stream:
         self._seq = 0
         self._latest: Latest | None = None
         self._latest_cond = threading.Condition()
-        self.threads = [threading.Thread(target=self._guard, args=(self._feed,), name=f"uolrps-feed-{name}", daemon=True),
-                        threading.Thread(target=self._guard, args=(self._post_loop,), name=f"uolrps-post-{name}",
-                                         daemon=True)]
+        self._finalize_lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._guard, args=(self._feed,), name=f"uolrps-feed-{name}", daemon=True)]
+        if not self.inline:
+            self.threads.append(threading.Thread(target=self._guard, args=(self._post_loop,), name=f"uolrps-post-{name}",
+                                                 daemon=True))
 
     def start(self) -> None:
         for t in self.threads:
@@ -129,12 +144,46 @@ class Stream:
         """Frames are coming soon (worth waiting a moment for, to fill a batch)."""
         return self.feeding and self.stats.state == "running" and not self.stop.is_set()
 
+    # ---- the inference stage's side: tickets keep a stream's results in order ---------------------------
+    def take_input(self):
+        """``(ticket, (frame, input, timings))``: the next input for the inference stage, or None."""
+        with self._tickets:
+            self.pending += 1  # before the get: the stream must never look drained in between
+            item = self.inbox.get()
+            if item is None:
+                self.pending -= 1
+                return None
+            ticket = self._taken
+            self._taken += 1
+        return ticket, item
+
+    def deliver(self, ticket: int, frame, heatmap, timings: dict) -> None:
+        """Hand on the result of input ``ticket`` once every earlier ticket has been handed on."""
+        with self._release:
+            self._done[ticket] = (frame, heatmap, timings)
+            while self._released in self._done:
+                frame, heatmap, timings = self._done.pop(self._released)
+                self._released += 1
+                self.postbox.put((self.engine.next_seq(), frame, heatmap, timings), self.stop)
+                with self._tickets:
+                    self.pending -= 1
+
     # ---- post: heatmap to result ------------------------------------------------------------------------
     def _drained(self) -> bool:
         return not self.feeding and len(self.inbox) == 0 and self.pending == 0 and len(self.postbox) == 0
 
+    def finish(self, frame, heatmap, timings: dict):
+        """Heatmap to result (this stream's smoothing state), with its latency; published to viewers."""
+        r = self.post(heatmap, frame.image.shape[:2], frame.index, frame.timestamp, timings, stream=self.name,
+                      path=frame.path)
+        latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
+        r = dataclasses.replace(r, latency_ms=latency)
+        self.emitted += 1
+        self._publish(frame, r)
+        return r
+
     def _post_loop(self) -> None:
-        engine = self.engine
+        """A live stream's post stage: the newest heatmap to the newest result."""
         try:
             while not self.stop.is_set():
                 item = self.postbox.get(timeout=0.05)
@@ -144,21 +193,46 @@ class Stream:
                     continue
                 if self.max_frames is not None and self.delivered >= self.max_frames:
                     continue  # a live stream's frames after the last one asked for
-                frame, hm, timings = item
-                r = self.post(hm, frame.image.shape[:2], frame.index, frame.timestamp, timings, stream=self.name,
-                              path=frame.path)
-                latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
-                r = dataclasses.replace(r, latency_ms=latency)
-                self.emitted += 1
-                self._publish(frame, r)
-                if not self.outbox.put((engine.next_seq(), self.name, frame, r), self.stop):
+                _, frame, hm, timings = item
+                r = self.finish(frame, hm, timings)
+                if not self.outbox.put((self.engine.next_seq(), self.name, frame, r), self.stop):
                     break
         finally:
+            self._finalize()
+
+    def _finalize(self) -> None:
+        """Record how the stream ended, once, when its last result is out."""
+        with self._finalize_lock:
+            if not self.posting:
+                return
             self._end("ended", "stopped")
             self.stats.state, self.stats.reason = self._final
             self.stats.t_end = time.monotonic()
             self.posting = False
-            engine.notify_out()
+        self.engine.notify_out()
+
+    @property
+    def results_box(self) -> Handoff:
+        """Where the consumer takes this stream's items from: heatmaps to finish (files) or results (live)."""
+        return self.postbox if self.inline else self.outbox
+
+    def next_result(self):
+        """For the consumer: ``(seq, name, frame, result)`` of the oldest item of this stream, or None; the
+        frames after the last one asked for (``max_frames``) are taken and dropped (None)."""
+        item = self.results_box.get()
+        if item is None or not self.take():
+            return None
+        if not self.inline:
+            return item
+        seq, frame, hm, timings = item
+        out = seq, self.name, frame, self.finish(frame, hm, timings)
+        self._finalize_if_done()
+        return out
+
+    def _finalize_if_done(self) -> None:
+        """A consumer-finished stream ends when its last result is out (or it was stopped with none left)."""
+        if self.inline and self.posting and (self._drained() or (self.stop.is_set() and not len(self.postbox))):
+            self._finalize()
 
     def take(self) -> bool:
         """The consumer takes one result; False if it comes after the last one asked for (``max_frames``)."""
@@ -169,6 +243,8 @@ class Stream:
             self._end("ended", f"--max-frames {self.max_frames} reached")
             self.feed_stop.set()
             self.outbox.clear()
+            if self.inline:  # the heatmaps of frames after the last one asked for are not made into results
+                self.postbox.clear()
         return True
 
     # ---- what viewers see -------------------------------------------------------------------------------
@@ -190,6 +266,7 @@ class Stream:
         return latest if latest is not None and latest.seq > after_seq else None
 
     def status(self) -> StreamStatus:
+        self._finalize_if_done()
         st = self.stats
         p50, p95 = st.latency()
         return StreamStatus(name=self.name, source=self.spec.text, state=st.state, reason=st.reason,
@@ -199,7 +276,8 @@ class Stream:
 
     @property
     def finished(self) -> bool:
-        return not self.posting and len(self.outbox) == 0
+        self._finalize_if_done()
+        return not self.posting and len(self.results_box) == 0
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the stream's threads and release its source (the outbox keeps what was already produced)."""
@@ -208,6 +286,8 @@ class Stream:
         for t in self.threads:  # first: a file's capture must not be released while the feeder reads it
             if t.is_alive() and t is not threading.current_thread():
                 t.join(max(0.0, deadline - time.monotonic()))
+        if self.inline:
+            self._finalize()  # what is already in its postbox is still the consumer's to finish
         if self.own_source:
             if self.threads[0].is_alive():
                 log.warning("stream %s: the feeder is blocked in a read; leaving its source open", self.name)

@@ -96,6 +96,7 @@ class TritonBackend(Backend):
         if int(in_flight) < 1:
             raise UserError(f"in_flight must be at least 1 request, but got {in_flight}")
         self.in_flight = int(in_flight)
+        self.concurrency = self.in_flight  # the multi-stream engine keeps this many batches in flight
         self._pool = None
         self.headers = dict(headers or {})
         self._lib = importlib.import_module(f"tritonclient.{self.target.protocol}")

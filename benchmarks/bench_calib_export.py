@@ -28,7 +28,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from conftest import random_state_dict
+    from uolrps.calib.backbones.random_weights import random_state_dict
     from uolrps.calib.backbones.vit import VisionTransformer
     from uolrps.calib.wstar import compute_wstar
     from uolrps.export.onnx_export import export_model, fp16_path_for

@@ -28,7 +28,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 from bench_run import rss_mib  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,34 +7,16 @@ export checks where the published weights cannot be downloaded. Usage:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def random_state_dict(module, seed: int = 0) -> dict:
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in module.state_dict().items():
-        if not v.is_floating_point():
-            out[k] = v.clone()
-        elif k.endswith("bias") and "norm" in k:
-            out[k] = torch.randn(v.shape, generator=g) * 0.1
-        elif k.endswith("weight") and v.ndim == 1:  # norm scales near 1
-            out[k] = 1.0 + torch.randn(v.shape, generator=g) * 0.1
-        else:  # He-like scale keeps activations finite through 12 blocks
-            fan_in = max(1, v[0].numel()) if v.ndim > 1 else 1
-            out[k] = torch.randn(v.shape, generator=g) / math.sqrt(fan_in)
-    return out
-
-
 def main() -> int:
     import torch
 
+    from uolrps.calib.backbones.random_weights import random_state_dict
     from uolrps.calib.backbones.vit import VisionTransformer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -6,8 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from uolrps.calib.backbones.random_weights import random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -32,27 +33,6 @@ def _isolated_cache(tmp_path_factory):
 def calib_subset() -> Path:
     """One class folder of the real calibration set (300 ImageNet training images)."""
     return shared("imagenet-calib", "n01440764")
-
-
-def random_state_dict(module, seed: int = 0) -> dict:
-    """Plausible random weights in ``module``'s own key layout (LayerNorm/BatchNorm kept sane)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in module.state_dict().items():
-        if not v.is_floating_point():
-            out[k] = v.clone()
-        elif k.endswith("running_var"):
-            out[k] = torch.rand(v.shape, generator=g) + 0.5
-        elif k.endswith("running_mean") or (k.endswith("bias") and ("norm" in k or "bn" in k)):
-            out[k] = torch.randn(v.shape, generator=g) * 0.1
-        elif k.endswith("weight") and v.ndim == 1:
-            out[k] = 1.0 + torch.randn(v.shape, generator=g) * 0.1
-        else:
-            fan_in = max(1, v[0].numel()) if v.ndim > 1 else 1
-            out[k] = torch.randn(v.shape, generator=g) / np.sqrt(fan_in)
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -211,7 +211,7 @@ def test_resnet_forward_has_torchvision_keys():
 
 @pytest.mark.parametrize("name, patch, heads, size", [("vits8", 8, 6, (112, 96)), ("vitb", 16, 12, (224, 224))])
 def test_other_vits_match_reference_dino(name, patch, heads, size):
-    from conftest import random_state_dict
+    from uolrps.calib.backbones.random_weights import random_state_dict
 
     vit = VisionTransformer(name, size)
     sd = random_state_dict(vit, seed=2)

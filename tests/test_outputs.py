@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.outputs import meter as outputs_meter
 from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
@@ -117,8 +117,11 @@ def test_window_needs_a_gui_build():
         pytest.skip("this OpenCV has GUI support; the refusal path is for headless builds")
     except cv2.error:
         pass
-    with pytest.raises(UserError, match=r"--show needs OpenCV with GUI support.*uolrps\[opencv\]"):
+    # the Python API names RunConfig's parameters; `uolrps run` words them with its flags
+    with pytest.raises(OptionError, match=r"^show needs OpenCV with GUI support.*uolrps\[opencv\].*use serve or save$") as e:
         WindowOutput()
+    assert e.value.reworded({"show": "--show", "serve": "--serve", "save": "--save"}).startswith("--show needs OpenCV")
+    assert e.value.reworded({"show": "--show", "serve": "--serve", "save": "--save"}).endswith("use --serve or --save")
 
 
 def test_progress_is_silent_when_stderr_is_not_a_terminal(capsys):

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError, option_error, param_of
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -24,28 +24,30 @@ def _nearest_existing(folder: Path) -> Path:
     return folder
 
 
-def check_output_path(path: str | Path, flag: str, suffixes: Iterable[str] = (),
+def check_output_path(path: str | Path, name: str, suffixes: Iterable[str] = (),
                       inputs: Iterable[str | Path | None] = ()) -> Path:
-    """``path`` if a command may write it; else a UserError naming ``flag`` and what to do."""
+    """``path`` if a command may write it; else an error naming ``name`` and what to do: an OptionError when
+    ``name`` is the caller's parameter (``save``: the library), a UserError when it is a flag (``--save``: a
+    CLI's own check) or a label."""
     path = Path(path)
     suffixes = tuple(suffixes)
     if path.is_dir():
-        raise UserError(f"{flag} {str(path)!r} is a folder: give a file name")
+        raise option_error(f"{name} {str(path)!r} is a folder: give a file name", name)
     if suffixes and path.suffix.lower() not in suffixes:
-        raise UserError(f"{flag} {str(path)!r} must end in {' or '.join(suffixes)}")
+        raise option_error(f"{name} {str(path)!r} must end in {' or '.join(suffixes)}", name)
     folder = _nearest_existing(path.parent if str(path.parent) else Path("."))
     if not folder.is_dir():
-        raise UserError(f"{flag} {str(path)!r}: {str(folder)!r} is a file, not a folder")
+        raise option_error(f"{name} {str(path)!r}: {str(folder)!r} is a file, not a folder", name)
     try:  # a real probe: permissions, read-only mounts, pseudo file systems
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise UserError(f"{flag} {str(path)!r}: cannot write in {str(folder)!r} ({e.strerror}): "
-                        "choose another place") from None
+        raise option_error(f"{name} {str(path)!r}: cannot write in {str(folder)!r} ({e.strerror}): "
+                           "choose another place", name) from None
     for other in inputs:
         if other is not None and Path(other).exists() and Path(other).resolve() == path.resolve():
-            raise UserError(f"{flag} {str(path)!r} is also an input of this command: choose another output "
-                            "file, so the input is not overwritten")
+            raise option_error(f"{name} {str(path)!r} is also an input of this command: choose another output "
+                               "file, so the input is not overwritten", name)
     return path
 
 
@@ -63,26 +65,31 @@ def _identity(path: Path) -> tuple:
 def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
     """Refuse, before any work, two outputs of one command that resolve to the same file.
 
-    ``outputs`` maps each output's flag (as the user knows it, e.g. ``--jsonl``) to its path; None entries
-    (outputs not asked for) are ignored. Raises one UserError naming both flags.
+    ``outputs`` maps each output's name to its path: the parameter's name in the library (``jsonl``), the flag
+    in a CLI's own check (``--jsonl``), or a label (``the sidecar``); None entries (outputs not asked for) are
+    ignored. Raises one error naming both: an OptionError naming the parameters among them (see
+    :func:`uolrps.errors.param_of`).
     """
     seen: dict[tuple, tuple[str, Path]] = {}
-    for flag, path in outputs.items():
+    for name, path in outputs.items():
         if path is None:
             continue
         path = Path(path)
         key = _identity(path)
         if key in seen:
-            first_flag, first = seen[key]
+            first_name, first = seen[key]
             same = (f"{str(first)!r}" if str(first) == str(path)
                     else f"{str(first)!r} and {str(path)!r}, both {os.path.realpath(path)!r}")
-            raise UserError(f"{first_flag} and {flag} are the same file ({same}): give each output its own "
-                            "file, or one would overwrite the other")
-        seen[key] = (flag, path)
+            message = (f"{first_name} and {name} are the same file ({same}): give each output its own file, or one "
+                       "would overwrite the other")
+            params = [p for p in (param_of(first_name), param_of(name)) if p]
+            raise OptionError(message, *params) if params else UserError(message)
+        seen[key] = (name, path)
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "output") -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "output") -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; a failure to write is
+    an error naming ``name`` as :func:`check_output_path` words it.
 
     The temporary name is unique to this call (process, thread and a random part), so two writers of the same
     file never write into each other's temporary file: the last rename wins, whole. The file is flushed to
@@ -103,7 +110,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], flag: str = "o
         _fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{flag} {str(path)!r}: cannot write ({e.strerror or e})") from None
+        raise option_error(f"{name} {str(path)!r}: cannot write ({e.strerror or e})", name) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

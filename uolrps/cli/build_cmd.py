@@ -9,7 +9,7 @@ import typer
 
 def build(
     model: Path = typer.Argument(..., help="ONNX file from `uolrps export` (model.fp16.onnx for FP16 engines)."),
-    output: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
+    engine_path: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
     workspace_gib: float = typer.Option(2.0, "--workspace-gib", help="Largest scratch memory a layer may use, GiB."),
     timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds)."),
     dla_core: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson AGX Orin / Orin NX; the Orin Nano has "
@@ -23,7 +23,7 @@ def build(
     """Build a TensorRT engine (strongly typed; precision comes from the graph) and print the trtexec equivalent."""
     from uolrps.export.trt_build import build_engine
 
-    engine, sidecar = build_engine(model, output, workspace_gib=workspace_gib, timing_cache=timing_cache,
+    engine, sidecar = build_engine(model, engine_path, workspace_gib=workspace_gib, timing_cache=timing_cache,
                                    dla_core=dla_core, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
                                    log=typer.echo)
     typer.echo(f"run it with `uolrps run --model {engine} --video SOURCE` (metadata in {sidecar.name})")

@@ -18,7 +18,7 @@ def eval_(
     split: str = typer.Option(None, "--split", help="val, test or train, for data sets with splits."),
     images_root: Path = typer.Option(None, "--images-root", help="Folder the image paths are relative to (default: found next to the annotations)."),
     write_threshold: bool = typer.Option(False, "--write-threshold", help="Store the best threshold in the model file's metadata."),
-    json_out: Path = typer.Option(None, "--json", help="Write the full result as JSON to this file."),
+    json_path: Path = typer.Option(None, "--json", help="Write the full result as JSON to this file."),
     save_vis: Path = typer.Option(None, "--save-vis", help="Write overlays of the worst and best cases into this folder."),
     n_vis: int = typer.Option(8, "--n-vis", help="How many worst and best cases --save-vis writes."),
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
@@ -43,7 +43,7 @@ def eval_(
                         "--meta), or rebuild the engine with uolrps build, which writes a sidecar")
 
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
-                   write_threshold=write_threshold, json_path=json_out, save_vis=save_vis, n_vis=n_vis,
+                   write_threshold=write_threshold, json_path=json_path, save_vis=save_vis, n_vis=n_vis,
                    channel=channel, caam_backbone=caam, caam_weights=caam_weights, backend=backend,
                    progress=not quiet, workers=workers or None, meta=meta)
     typer.echo(format_table(res))

@@ -112,12 +112,12 @@ def _check_outputs(model_path, json_path, save_vis, write_threshold=False) -> No
 
 
     if json_path is not None:
-        check_output_path(json_path, "--json", (".json",), inputs=(model_path,))
+        check_output_path(json_path, "json_path", (".json",), inputs=(model_path,))
     if save_vis is not None:
         if Path(save_vis).exists() and not Path(save_vis).is_dir():
             raise OptionError(f"save_vis {str(save_vis)!r} is a file: give a folder", "save_vis")
-        check_output_path(Path(save_vis) / "case.png", "--save-vis")
-    check_distinct_outputs({"--json": json_path, "--save-vis": save_vis} |
+        check_output_path(Path(save_vis) / "case.png", "save_vis")
+    check_distinct_outputs({"json_path": json_path, "save_vis": save_vis} |
                            (threshold_targets(model_path) if write_threshold else {}))
 
 
@@ -125,4 +125,4 @@ def _write_json(path: Path, result: dict) -> None:
     from uolrps.paths import write_atomic
 
     text = json.dumps(result, indent=2) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--json")
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "json_path")

@@ -53,13 +53,13 @@ def twin_paths(model_path: str | Path) -> list[Path]:
 
 
 def threshold_targets(model_path: str | Path) -> dict[str, Path]:
-    """The files --write-threshold may rewrite, by a label (for the distinct-outputs check)."""
+    """The files ``write_threshold`` may rewrite, by a label naming that parameter (for the distinct-outputs check)."""
     path = Path(model_path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
         from uolrps.runtime.sidecar import sidecar_path
 
-        return {"--write-threshold (engine sidecar)": sidecar_path(path)}
-    return {f"--write-threshold ({p.name})": p for p in twin_paths(path)}
+        return {"write_threshold (engine sidecar)": sidecar_path(path)}
+    return {f"write_threshold ({p.name})": p for p in twin_paths(path)}
 
 
 def write_threshold(model_path: str | Path, threshold: float, source: str) -> ThresholdWrite:
@@ -129,7 +129,7 @@ def _write_onnx_family(path: Path, t: float, source: str) -> ThresholdWrite:
         del model.metadata_props[:]
         for k, v in props.items():
             model.metadata_props.add(key=k, value=v)
-        write_atomic(p, lambda tmp, model=model: onnx.save(model, str(tmp)), "--write-threshold")
+        write_atomic(p, lambda tmp, model=model: onnx.save(model, str(tmp)), "write_threshold")
         written.append(p)
         new_meta = new_meta or m
     return ThresholdWrite(new_meta, tuple(written), tuple(left))

@@ -170,7 +170,7 @@ def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
     from uolrps.paths import write_atomic
 
     set_meta(model, meta)
-    return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "-o")
+    return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "output")
 
 
 def fp16_path_for(path: Path) -> Path:
@@ -192,16 +192,16 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.paths import check_distinct_outputs, check_output_path
 
-    outputs = {"-o": output, "-o (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None}
+    outputs = {"output": output, "output (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None}
     if int8:
         from uolrps.export.int8 import int8_cpu_path_for, int8_path_for
 
-        outputs.update({"-o (INT8 twin)": int8_path_for(Path(output)),
-                        "-o (INT8 CPU twin)": int8_cpu_path_for(Path(output))})
+        outputs.update({"output (INT8 twin)": int8_path_for(Path(output)),
+                        "output (INT8 CPU twin)": int8_cpu_path_for(Path(output))})
     check_distinct_outputs(outputs)
-    output = check_output_path(output, "-o", (".onnx",), inputs=(weights, wstar))
+    output = check_output_path(output, "output", (".onnx",), inputs=(weights, wstar))
     if fp16:
-        check_output_path(fp16_path_for(output), "-o (FP16 twin)", (".onnx",), inputs=(weights, wstar))
+        check_output_path(fp16_path_for(output), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
         raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
@@ -271,7 +271,7 @@ def _check_int8(int8: bool, int8_calib, int8_images, calib_images, wstar, output
 
     if int8_images is not None and int8_images < 1:
         raise OptionError(f"int8_images must be at least 1, but got {int8_images}", "int8_images")
-    for path, what in ((int8_path_for(output), "-o (INT8 twin)"), (int8_cpu_path_for(output), "-o (INT8 CPU twin)")):
+    for path, what in ((int8_path_for(output), "output (INT8 twin)"), (int8_cpu_path_for(output), "output (INT8 CPU twin)")):
         check_output_path(path, what, (".onnx",), inputs=inputs)
     check_quantizer()
     wstar_images = None

@@ -145,10 +145,10 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     engine_path = Path(engine_path) if engine_path else default_engine_path(info.path)
     from uolrps.paths import check_distinct_outputs, check_output_path
 
-    check_distinct_outputs({"-o": engine_path, "the sidecar": sidecar_path(engine_path), "--timing-cache": timing_cache})
-    check_output_path(engine_path, "-o", (".engine", ".plan"), inputs=(info.path,))
+    check_distinct_outputs({"engine_path": engine_path, "the sidecar": sidecar_path(engine_path), "timing_cache": timing_cache})
+    check_output_path(engine_path, "engine_path", (".engine", ".plan"), inputs=(info.path,))
     if timing_cache:
-        check_output_path(timing_cache, "--timing-cache", inputs=(info.path,))
+        check_output_path(timing_cache, "timing_cache", inputs=(info.path,))
     if trt is None:
         try:
             trt = import_tensorrt("building an engine")
@@ -179,9 +179,9 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     if settings.timing_cache is not None:
         cache = _need(config.get_timing_cache(), "return the timing cache")
         cache_bytes = host_bytes(_need(cache.serialize(), "serialize the timing cache"))
-        write_atomic(settings.timing_cache, lambda tmp: tmp.write_bytes(cache_bytes), "--timing-cache")
+        write_atomic(settings.timing_cache, lambda tmp: tmp.write_bytes(cache_bytes), "timing_cache")
         log(f"saved timing cache {settings.timing_cache}")
-    write_atomic(engine_path, lambda tmp: tmp.write_bytes(data), "-o")
+    write_atomic(engine_path, lambda tmp: tmp.write_bytes(data), "engine_path")
 
     build = {
         "workspace_gib": settings.workspace_gib,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 from uolrps.paths import check_output_path
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
@@ -26,7 +26,7 @@ def parse_serve(text: str) -> tuple[str, int]:
     """``[HOST:]PORT`` -> (host, port); the host defaults to 127.0.0.1 (loopback only)."""
     m = re.fullmatch(r"(?:(\[[0-9a-fA-F:]+\]|[^:\s]+):)?(\d{1,5})", str(text).strip())
     if not m or not 0 <= int(m.group(2)) <= 65535:
-        raise UserError(f"--serve must be [HOST:]PORT such as 8080 or 0.0.0.0:8080, but got {text!r}")
+        raise OptionError(f"serve must be [HOST:]PORT such as 8080 or 0.0.0.0:8080, but got {text!r}", "serve")
     host = (m.group(1) or "127.0.0.1").strip("[]")
     return host, int(m.group(2))
 
@@ -72,14 +72,14 @@ def check_save(config, specs, names, single: bool) -> None:
         return
     text = str(config.save)
     if not single and "{stream}" not in text and _is_video_name(Path(text)):
-        raise UserError(f"--save {text!r}: with several streams give a folder (rec/) or a template with "
-                        "{stream} (rec/{stream}.mp4), so each stream has its own recording")
+        raise OptionError(f"save {text!r}: with several streams give a folder (rec/) or a template with "
+                          "{stream} (rec/{stream}.mp4), so each stream has its own recording", "save")
     for i, (spec, name) in enumerate(zip(specs, names)):
         kind, path = save_target(config.save, name or f"stream{i}", spec, single)
         if kind == "images":
             ImageFolderOutput(path, inputs=inputs)
         else:
-            check_output_path(path, "--save", FOURCC, inputs)
+            check_output_path(path, "save", FOURCC, inputs)
 
 
 class _PerStream:
@@ -119,7 +119,7 @@ class Recorders:
                 root = spec.text if spec.kind == "folder" else None
                 out.images = ImageFolderOutput(path, root=root, inputs=inputs)
             else:
-                out.video_path = check_output_path(path, "--save", FOURCC, inputs)
+                out.video_path = check_output_path(path, "save", FOURCC, inputs)
                 out.by_time = stream.source.live
         if config.show:
             out.window = WindowOutput("uolrps" if self.single else f"uolrps {stream.name}")

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 
 
 class ImageFolderOutput:
     def __init__(self, folder: str | Path, root: str | Path | None = None, inputs=()) -> None:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise UserError(f"--save {str(self.folder)!r} is a file: give a folder for the annotated images "
-                            "(or a .mp4/.avi name for one video)")
+            raise OptionError(f"save {str(self.folder)!r} is a file: give a folder for the annotated images "
+                              "(or a .mp4/.avi name for one video)", "save")
         self.root = Path(root) if root is not None else None
         self._inputs = {Path(p).resolve() for p in inputs if p is not None and Path(p).exists()}
         if self.folder.exists() and self.folder.resolve() in {p for p in self._inputs}:
-            raise UserError(f"--save {str(self.folder)!r} is the source folder: choose another folder, so the "
-                            "images are not overwritten")
+            raise OptionError(f"save {str(self.folder)!r} is the source folder: choose another folder, so the "
+                              "images are not overwritten", "save")
         self.frames = 0
 
     def target(self, path: str | Path) -> Path:
@@ -41,15 +41,15 @@ class ImageFolderOutput:
 
         out = self.target(path)
         if out.resolve() in self._inputs or out.resolve() == Path(path).resolve():
-            raise UserError(f"--save {str(self.folder)!r}: {str(out)!r} would overwrite an input image: "
-                            "choose another folder")
+            raise OptionError(f"save {str(self.folder)!r}: {str(out)!r} would overwrite an input image: "
+                              "choose another folder", "save")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UserError(f"--save {str(self.folder)!r}: cannot write ({e.strerror})") from None
+            raise OptionError(f"save {str(self.folder)!r}: cannot write ({e.strerror})", "save") from None
         ok, data = cv2.imencode(out.suffix or ".png", image)
         if not ok:
-            raise UserError(f"--save: OpenCV cannot encode {out.suffix} images")
+            raise OptionError(f"save: OpenCV cannot encode {out.suffix} images", "save")
         data.tofile(str(out))
         self.frames += 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 from uolrps.paths import check_output_path
 from uolrps.runtime.result import LocalizationResult
 
@@ -19,7 +19,7 @@ class JsonlOutput:
     """
 
     def __init__(self, path: str | Path, labels: bool = False, inputs=()) -> None:
-        self.path = check_output_path(path, "--jsonl", inputs=inputs)
+        self.path = check_output_path(path, "jsonl", inputs=inputs)
         self.labels = labels
         self._file = None  # opened at the first line, so a run that fails before it leaves an old file as it was
         self.lines = 0
@@ -29,7 +29,7 @@ class JsonlOutput:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8", buffering=1)
         except OSError as e:
-            raise UserError(f"--jsonl {str(self.path)!r}: cannot write ({e.strerror})") from None
+            raise OptionError(f"jsonl {str(self.path)!r}: cannot write ({e.strerror})", "jsonl") from None
 
     def write(self, result: LocalizationResult) -> None:
         if self._file is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 from uolrps.paths import check_output_path
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}  # .webm plays in browsers
@@ -39,7 +39,7 @@ class VideoOutput:
     """Annotated video with the source's size and frame rate (opened at the first frame)."""
 
     def __init__(self, path: str | Path, fps: float = 30.0, inputs=(), by_time: bool = False) -> None:
-        self.path = check_output_path(path, "--save", FOURCC, inputs)
+        self.path = check_output_path(path, "save", FOURCC, inputs)
         if not fps > 0:
             raise ValueError(f"fps must be > 0, but got {fps}")
         self.fps = float(fps)
@@ -60,8 +60,8 @@ class VideoOutput:
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise UserError(f"--save {str(self.path)!r}: OpenCV cannot write this video "
-                                f"({FOURCC[self.path.suffix.lower()]} codec): try a .avi file")
+                raise OptionError(f"save {str(self.path)!r}: OpenCV cannot write this video "
+                                  f"({FOURCC[self.path.suffix.lower()]} codec): try a .avi file", "save")
         if (image.shape[1], image.shape[0]) != self.size:
             image = letterbox(image, self.size)
         repeats = 1

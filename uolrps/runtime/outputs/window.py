@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 
 
 class WindowOutput:
@@ -17,9 +17,9 @@ class WindowOutput:
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise UserError("--show needs OpenCV with GUI support and a display: on a desktop, pip uninstall -y "
-                            "opencv-python-headless && pip install 'uolrps[opencv]'; on a Jetson, JetPack's OpenCV "
-                            "(docs/jetson.md); without a display use --serve or --save") from None
+            raise OptionError("show needs OpenCV with GUI support and a display: on a desktop, pip uninstall -y "
+                              "opencv-python-headless && pip install 'uolrps[opencv]'; on a Jetson, JetPack's OpenCV "
+                              "(docs/jetson.md); without a display use serve or save", "show", "serve", "save") from None
         self._open = True
 
     def show(self, image: np.ndarray) -> bool:

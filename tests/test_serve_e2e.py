@@ -179,6 +179,7 @@ def test_uolrps_run_serve_on_a_port_in_use_is_one_line_error(tmp_path):
     time.sleep(0.2)  # the stderr thread finishes reading
     errors = [line for line in run.err if line.startswith("error:")]
     assert run.proc.returncode == 2, run.err
+    # the server says port=PORT (start_server's parameter); the run calls it serve, the CLI --serve
     assert errors == [f"error: port {port} on 127.0.0.1 is already in use: stop what uses it, or serve on another "
-                      "port (--serve HOST:PORT)\n"], run.err
+                      "port (--serve PORT)\n"], run.err
     assert "Traceback" not in "".join(run.err)

@@ -14,12 +14,12 @@ EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in fai
 
 
 def run(
-    video: List[str] = typer.Option(None, "--video", "-v", metavar="SRC", help="Source: cam0 / 0 / /dev/video0, a video file, an "
+    source: List[str] = typer.Option(None, "--video", "-v", metavar="SRC", help="Source: cam0 / 0 / /dev/video0, a video file, an "
                                     "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
                                     "Give it several times for several streams."),
     model: str = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
                               "or a Triton model URL grpc://HOST:8001/NAME (--backend triton)."),
-    sources: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
+    sources_file: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
                                  "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
                                     "maximum (default: the model's own)."),
@@ -56,22 +56,24 @@ def run(
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
     """Localize the main object in every frame of cameras, video files, image folders or network streams."""
+    # the parameters have RunConfig's names (source, sources_file...), so a library OptionError is worded with
+    # these flags (uolrps.cli.main.word_option_errors)
     from uolrps.paths import check_distinct_outputs, check_output_path, write_atomic
     from uolrps.runtime.capture import CaptureOptions
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
     from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
-    videos = tuple(video or ())
-    if not videos and sources is None:
+    videos = tuple(source or ())
+    if not videos and sources_file is None:
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
     if summary_json is not None:
-        check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources))
+        check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources_file))
     capture = CaptureOptions(size=parse_size(size) if size else None, fps=fps, fourcc=fourcc,
                              rtsp_transport=rtsp_transport)
     config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
-                       providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources,
+                       providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, inflight=inflight)
     serve_with = None
@@ -93,7 +95,7 @@ def run(
             typer.echo(f"error: stream {s.name} ({s.source}) failed after {s.frames} frames: {s.reason}", err=True)
         raise typer.Exit(EXIT_STREAM_FAILED)
     if stats.frames == 0:
-        what = videos[0] if len(videos) == 1 and sources is None else "the sources"
+        what = videos[0] if len(videos) == 1 and sources_file is None else "the sources"
         raise UserError(f"no frame could be read from {what!r} ({stats.skipped} unreadable): check the source")
 
 

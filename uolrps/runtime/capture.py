@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
+from uolrps.options import check_choice, check_positive
 
 log = logging.getLogger("uolrps.runtime")
 
@@ -66,13 +67,12 @@ class CaptureOptions:
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
-            raise UserError(f"--size must be WIDTHxHEIGHT with positive numbers, but got {self.size}")
-        if self.fps is not None and not self.fps > 0:
-            raise UserError(f"--fps must be a positive frame rate, but got {self.fps}")
+            raise OptionError(f"size must be WIDTHxHEIGHT with positive numbers, but got {self.size}", "size")
+        if self.fps is not None:
+            check_positive(self.fps, "fps", "frame rate")
         if self.fourcc is not None and not re.fullmatch(r"[A-Za-z0-9 ]{4}", self.fourcc):
-            raise UserError(f"--fourcc must be 4 characters such as MJPG or YUYV, but got {self.fourcc!r}")
-        if self.rtsp_transport not in ("tcp", "udp"):
-            raise UserError(f"--rtsp-transport must be tcp or udp, but got {self.rtsp_transport!r}")
+            raise OptionError(f"fourcc must be 4 characters such as MJPG or YUYV, but got {self.fourcc!r}", "fourcc")
+        check_choice(self.rtsp_transport, ("tcp", "udp"), "rtsp_transport")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.errors import OptionError
+from uolrps.options import check_batch_wait_ms, check_max_frames, check_reopen_limit, check_smooth, \
+    check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
@@ -60,23 +62,14 @@ class RunConfig:
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
 
     def __post_init__(self) -> None:
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise OptionError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {self.threshold}",
-                              "threshold")
-        if not 0.0 <= self.smooth < 1.0:
-            raise OptionError(f"smooth must be in [0, 1) (0 = off, 0.8 = strong), but got {self.smooth}", "smooth")
-        if self.max_frames is not None and self.max_frames <= 0:
-            raise OptionError(f"max_frames must be a positive number of frames, but got {self.max_frames}", "max_frames")
+        check_threshold(self.threshold)
+        check_smooth(self.smooth)
+        check_max_frames(self.max_frames)
         if self.backend != "auto" and self.backend not in BACKENDS:
             raise OptionError(f"backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}", "backend")
-        if not self.stall_timeout > 0:
-            raise OptionError(f"stall_timeout must be a positive number of seconds, but got {self.stall_timeout}",
-                              "stall_timeout")
-        if self.reopen_limit < 1:
-            raise OptionError(f"reopen_limit must be a positive number of attempts, but got {self.reopen_limit}",
-                              "reopen_limit")
-        if not 0 <= self.batch_wait_ms <= 10_000:
-            raise OptionError(f"batch_wait_ms must be between 0 and 10000, but got {self.batch_wait_ms}", "batch_wait_ms")
+        check_stall_timeout(self.stall_timeout)
+        check_reopen_limit(self.reopen_limit)
+        check_batch_wait_ms(self.batch_wait_ms)
         if self.inflight is not None and not 1 <= self.inflight <= 64:
             raise OptionError(f"inflight must be between 1 and 64 batches, but got {self.inflight}", "inflight")
         if self.serve is not None:
@@ -179,7 +172,10 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         server = None
         if config.serve is not None:
             host, port = parse_serve(config.serve)
-            server = serve_with(engine, host=host, port=port, token=config.serve_token)
+            try:
+                server = serve_with(engine, host=host, port=port, token=config.serve_token)
+            except OptionError as e:  # in the server's words: the run calls them serve and serve_token
+                raise e.renamed({"host": "serve", "port": "serve", "token": "serve_token"}) from e
             closers.append(server)
             say(f"serving the streams at {server.url}")
         if on_start is not None:

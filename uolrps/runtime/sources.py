@@ -98,7 +98,7 @@ def open_source(source: str | int | Path | SourceSpec, loop: bool = False, captu
     if spec.kind == "video":
         return VideoFileSource(spec, loop=loop, capture_factory=factory)
     if loop:
-        log.info("--loop has no effect on the live source %s", spec.text)
+        log.info("loop has no effect on the live source %s", spec.text)
     if spec.kind in ("rtsp", "http") and spec.options.timeout_s is None:
         spec = replace(spec, options=replace(spec.options, timeout_s=stall_timeout))
     return LiveSource(spec, capture_factory=factory, backoff=backoff, reopen_limit=reopen_limit,

@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import os
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError
 
 TOKEN_ENV = "UOLRPS_SERVE_TOKEN"
 
@@ -33,15 +33,15 @@ def is_loopback(host: str) -> bool:
 
 
 def resolve_token(host: str, token: str | None) -> str | None:
-    """The token in force: the argument, else the environment; a UserError when one is needed and absent."""
+    """The token in force: the argument, else the environment; an OptionError naming ``token`` when one is
+    needed and absent."""
     if token is None:
         token = os.environ.get(TOKEN_ENV) or None
     if token is not None and not token.strip():
-        raise UserError("the server token is empty: give a non-empty --serve-token (or unset "
-                        f"{TOKEN_ENV})")
+        raise OptionError(f"the server token is empty: give a non-empty token=TOKEN (or unset {TOKEN_ENV})", "token")
     if token is None and not is_loopback(host):
-        raise UserError(f"serving on {host} (beyond this machine) needs a token for adding and removing streams: "
-                        f"give --serve-token TOKEN or set {TOKEN_ENV}, or serve on 127.0.0.1")
+        raise OptionError(f"serving on {host} (beyond this machine) needs a token for adding and removing streams: "
+                          f"give token=TOKEN or set {TOKEN_ENV}, or serve on 127.0.0.1", "token")
     return token
 
 

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.runtime.control import StreamControl
 from uolrps.serve.auth import is_loopback, resolve_token
 
@@ -150,8 +150,8 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} on {host} is already in use: stop what uses it, or serve on another "
-                            "port (--serve HOST:PORT)") from None
+            raise OptionError(f"port {port} on {host} is already in use: stop what uses it, or serve on another "
+                              "port (port=PORT)", "port") from None
         raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}") from None
     sock.setblocking(False)
     return sock

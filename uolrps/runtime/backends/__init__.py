@@ -67,8 +67,8 @@ def backend_name(path: str | Path, backend: str = "auto") -> str:
         if suffix in entry.suffixes:
             return entry.name
     known = ", ".join(f"{s} ({e.name})" for e in BACKENDS.values() for s in e.suffixes)
-    raise UserError(f"cannot tell the backend of model {str(path)!r} from its suffix: use {known}, "
-                    "or choose one with --backend")
+    raise OptionError(f"cannot tell the backend of model {str(path)!r} from its suffix: use {known}, "
+                      "or choose one with backend=NAME", "backend")
 
 
 def load_backend(path: str | Path, backend: str = "auto", **options):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.errors import OptionError, UserError
 from uolrps.meta import PREFIX, ModelMeta
 from uolrps.runtime.backends.base import Backend, InputSpec
 
@@ -59,7 +59,7 @@ class TritonTarget:
 def parse_url(url: str) -> TritonTarget:
     m = URL_RE.match(str(url))
     if m is None or m["scheme"] not in SCHEMES:
-        raise UserError(f"--model {url!r} is not a Triton model URL: use {FORM}")
+        raise OptionError(f"model {url!r} is not a Triton model URL: use {FORM}", "model")
     protocol, port, ssl = SCHEMES[m["scheme"]]
     return TritonTarget(protocol, m["host"], int(m["port"] or port), ssl, m["name"], m["version"] or "")
 
@@ -94,7 +94,7 @@ class TritonBackend(Backend):
         self.target = parse_url(url)
         self.timeout, self.retry_s = float(timeout), float(retry_s)
         if int(in_flight) < 1:
-            raise UserError(f"in_flight must be at least 1 request, but got {in_flight}")
+            raise OptionError(f"in_flight must be at least 1 request, but got {in_flight}", "in_flight")
         self.in_flight = int(in_flight)
         self.concurrency = self.in_flight  # the multi-stream engine keeps this many batches in flight
         self._pool = None
@@ -109,8 +109,8 @@ class TritonBackend(Backend):
         try:
             live = self._call(client.is_server_live)
         except Exception as e:  # noqa: BLE001 - socket errors (http) and InferenceServerException (grpc)
-            raise UserError(f"cannot reach the Triton server at {self.target.protocol}://{self.target.address} "
-                            f"({_message(e)}): start it, or check the host and port in --model") from None
+            raise OptionError(f"cannot reach the Triton server at {self.target.protocol}://{self.target.address} "
+                              f"({_message(e)}): start it, or check the host and port in model=URL", "model") from None
         if not live:
             raise UserError(f"the Triton server at {self.target.address} is not live: check its log")
         self._check_ready(client, where)
@@ -154,15 +154,15 @@ class TritonBackend(Backend):
             entries = [m for m in index if m.get("name") == self.target.name]
             if not entries:
                 names = sorted({m.get("name", "?") for m in index})
-                raise UserError(f"the Triton server at {self.target.address} has no model {self.target.name!r} "
-                                f"(it serves: {', '.join(names) or 'nothing'}): check the name in --model")
+                raise OptionError(f"the Triton server at {self.target.address} has no model {self.target.name!r} "
+                                  f"(it serves: {', '.join(names) or 'nothing'}): check the name in model=URL", "model")
             state = entries[0].get("state", "") or "UNAVAILABLE"
             reason = entries[0].get("reason", "")
             raise UserError(f"{where}: the model is not ready on the server ({state}"
                             f"{': ' + reason.splitlines()[0] if reason else ''}): check the server log")
-        raise UserError(f"{where}: the server has no ready model {self.target.name!r}"
-                        f"{' version ' + self.target.version if self.target.version else ''}: check the name in "
-                        "--model and the server log")
+        raise OptionError(f"{where}: the server has no ready model {self.target.name!r}"
+                          f"{' version ' + self.target.version if self.target.version else ''}: check the name in "
+                          "model=URL and the server log", "model")
 
     def _describe(self, client, where: str) -> tuple[dict, dict]:
         kw = {"as_json": True} if self.target.protocol == "grpc" else {}

@@ -15,7 +15,8 @@ import threading
 import time
 from typing import Callable
 
-from uolrps.errors import OptionError, UserError
+from uolrps.errors import UserError
+from uolrps.options import check_reopen_limit, check_stall_timeout
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
 
 NAMES = {"camera": "camera", "rtsp": "RTSP stream", "http": "HTTP stream", "gst": "GStreamer pipeline"}
@@ -46,10 +47,8 @@ class LiveSource(Source):
         super().__init__(spec)
         if not (0 < backoff[0] <= backoff[1]):
             raise ValueError(f"backoff must be (first, max) seconds with 0 < first <= max, but got {backoff}")
-        if reopen_limit is not None and reopen_limit < 1:
-            raise OptionError(f"reopen_limit must be a positive number of attempts, but got {reopen_limit}", "reopen_limit")
-        if not stall_timeout > 0:
-            raise OptionError(f"stall_timeout must be a positive number of seconds, but got {stall_timeout}", "stall_timeout")
+        check_reopen_limit(reopen_limit)
+        check_stall_timeout(stall_timeout)
         self._factory = capture_factory
         self._backoff = backoff
         self._reopen_limit = reopen_limit

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from uolrps.errors import UserError
+from uolrps.options import check_interval, check_positive, check_smooth, check_threshold
 from uolrps.runtime.batching import chunk_ranges, run_batched
 from uolrps.runtime.blas import limit_blas_threads
 from uolrps.runtime.post import PostProcessor
@@ -80,12 +81,9 @@ class Localizer:
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
                  min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None) -> None:
-        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-            raise UserError(f"threshold must be in [0, 1] (a fraction of the heatmap maximum), but got {threshold}")
-        if not 0.0 <= float(smooth) < 1.0:
-            raise UserError(f"smooth must be in [0, 1) (0 = off, 0.8 = strong smoothing), but got {smooth}")
-        if not 0.0 <= float(min_area) < 1.0:
-            raise UserError(f"min_area must be a fraction of the frame area in [0, 1), but got {min_area}")
+        check_threshold(threshold)
+        check_smooth(smooth)
+        check_interval(min_area, "min_area", 0, 1, "[)", " (a fraction of the frame area)")
         from uolrps.runtime.backends import load_backend
 
         limit_blas_threads()
@@ -157,8 +155,7 @@ class Localizer:
             return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
         fixed = self.backend.input_spec.shape[0]
         step = int(batch_size or fixed or DEFAULT_BATCH)
-        if step <= 0:
-            raise UserError(f"batch_size must be a positive int, but got {batch_size}")
+        check_positive(step, "batch_size", "int")
         out = []
         for start, stop in chunk_ranges(n, step):
             chunk = np.stack([self.preprocess(f) for f in frames_bgr[start:stop]])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from uolrps.errors import UserError
+from uolrps.options import check_max_frames
 from uolrps.runtime.capture import Source
 from uolrps.runtime.engine import StreamEngine
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -24,8 +25,7 @@ from uolrps.runtime.stats import RunStats
 
 
 def _check(max_frames, localizer, model) -> None:
-    if max_frames is not None and max_frames <= 0:
-        raise UserError(f"--max-frames must be a positive number of frames, but got {max_frames}")
+    check_max_frames(max_frames)
     if localizer is None and model is None:
         raise TypeError("a model path or a localizer is needed")
 

@@ -93,7 +93,8 @@ def write_sidecar(path: str | Path, sidecar: Sidecar) -> Path:
     """Write ``sidecar`` as JSON at ``path`` (an engine path or the sidecar path), atomically."""
     path = sidecar_path(path)
     text = json.dumps(sidecar.to_json(), indent=2, sort_keys=True) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "sidecar")
+    # "the sidecar" is a label, not a parameter (write_sidecar's sidecar is the object): a failure is a UserError
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "the sidecar")
     return path
 
 

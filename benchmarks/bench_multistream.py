@@ -11,6 +11,11 @@
     frame 500 and at frame 5000 (target: within 10%).
 
     python benchmarks/bench_multistream.py MODEL.onnx [--parts a,c,d] [--frames 150] [--counts 1,2,4,8]
+        [--rounds 3] [--one-args "--inflight 2 --threads 1"] [--many-args "--threads 1"]
+
+(a) alternates which side runs first in each round and reports every round and the median ratio;
+``--one-args`` / ``--many-args`` add `uolrps run` options to the batched process / to each separate one, so
+each side can be given its best settings.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -60,7 +66,8 @@ def _reap(procs: list) -> tuple[list[float], list[float]]:
     return ends, cpu
 
 
-def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: str | None) -> dict:
+def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: str | None,
+                        one_args: tuple = (), many_args: tuple = (), separate_first: bool = False) -> dict:
     """(a) for N streams: one batched process against N separate processes started together.
 
     ``fps``: all frames over the streaming phase (from each run's summary: first stream opened to the end;
@@ -70,21 +77,29 @@ def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: 
     machine than one."""
     extra = ["--quiet"] + (["--threads", threads] if threads else [])
     with tempfile.TemporaryDirectory() as tmp:
-        def cmd(k: int, tag: str, max_frames: int) -> list:
+        def cmd(k: int, tag: str, max_frames: int, more: tuple) -> list:
             return CLI + sum((["--video", str(video)] for _ in range(k)), []) + [
-                "--model", str(model), "--summary-json", f"{tmp}/{tag}.json", "--max-frames", str(max_frames)] + extra
+                "--model", str(model), "--summary-json", f"{tmp}/{tag}.json", "--max-frames", str(max_frames)] + \
+                extra + list(more)
 
-        _, (startup,) = _reap([_spawn(cmd(1, "startup", 1))])
-        p = _spawn(cmd(n, "b", frames))
-        _, (cpu_one,) = _reap([p])
-        s = json.load(open(f"{tmp}/b.json"))
-        one = {"fps": s["frames"] / s["wall_s"], "per_cpu_s": s["frames"] / max(1e-9, cpu_one - startup)}
-        procs = [_spawn(cmd(1, f"s{i}", frames)) for i in range(n)]
-        ends, cpus = _reap(procs)
-        runs = [json.load(open(f"{tmp}/s{i}.json")) for i in range(n)]
-        span = max(ends) - min(e - r["wall_s"] for e, r in zip(ends, runs))
-        total = sum(r["frames"] for r in runs)
-        many = {"fps": total / span, "per_cpu_s": total / max(1e-9, sum(cpus) - n * startup)}
+        _, (startup,) = _reap([_spawn(cmd(1, "startup", 1, ()))])
+
+        def batched() -> dict:
+            _, (cpu_one,) = _reap([_spawn(cmd(n, "b", frames, one_args))])
+            s = json.load(open(f"{tmp}/b.json"))
+            return {"fps": s["frames"] / s["wall_s"], "per_cpu_s": s["frames"] / max(1e-9, cpu_one - startup)}
+
+        def separate() -> dict:
+            ends, cpus = _reap([_spawn(cmd(1, f"s{i}", frames, many_args)) for i in range(n)])
+            runs = [json.load(open(f"{tmp}/s{i}.json")) for i in range(n)]
+            span = max(ends) - min(e - r["wall_s"] for e, r in zip(ends, runs))
+            total = sum(r["frames"] for r in runs)
+            return {"fps": total / span, "per_cpu_s": total / max(1e-9, sum(cpus) - n * startup)}
+
+        if separate_first:
+            many, one = separate(), batched()
+        else:
+            one, many = batched(), separate()
     return {"one": one, "many": many, "startup_cpu_s": startup}
 
 
@@ -185,6 +200,9 @@ def main() -> int:
     ap.add_argument("--counts", default="1,2,4,8")
     ap.add_argument("--frames", type=int, default=150, help="(a): frames per stream")
     ap.add_argument("--threads", default=None, help="ONNX Runtime threads for every run (default: uolrps's)")
+    ap.add_argument("--rounds", type=int, default=1, help="(a): rounds per count, alternating which side goes first")
+    ap.add_argument("--one-args", default="", help="(a): extra `uolrps run` options of the batched process")
+    ap.add_argument("--many-args", default="", help="(a): extra `uolrps run` options of each separate process")
     ap.add_argument("--seconds", type=float, default=20.0, help="(c): how long the live stream runs")
     ap.add_argument("--total", type=int, default=5000, help="(d): frames over all streams")
     args = ap.parse_args()
@@ -195,14 +213,23 @@ def main() -> int:
     threads = int(args.threads) if args.threads else None
     print(f"model {args.model.name}; video {args.video.name}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     if "a" in parts:
+        one_args, many_args = tuple(args.one_args.split()), tuple(args.many_args.split())
+        print(f"(a) batched process: {' '.join(one_args) or 'defaults'}; separate processes: "
+              f"{' '.join(many_args) or 'defaults'}")
         for n in (int(c) for c in args.counts.split(",")):
-            r = batched_vs_separate(args.model, args.video, n, args.frames, args.threads)
-            one, many = r["one"], r["many"]
-            print(f"(a) {n} stream(s) x {args.frames} frames: one batched process {one['fps']:6.1f} FPS, "
-                  f"{one['per_cpu_s']:5.1f} frames/CPU-s | {n} separate processes {many['fps']:6.1f} FPS, "
-                  f"{many['per_cpu_s']:5.1f} frames/CPU-s | ratio {one['fps'] / many['fps']:.2f} (wall), "
-                  f"{one['per_cpu_s'] / many['per_cpu_s']:.2f} (CPU); start-up {r['startup_cpu_s']:.1f} CPU-s",
-                  flush=True)
+            ratios = []
+            for k in range(args.rounds):
+                r = batched_vs_separate(args.model, args.video, n, args.frames, args.threads, one_args, many_args,
+                                        separate_first=bool(k % 2))
+                one, many = r["one"], r["many"]
+                ratios.append(one["fps"] / many["fps"])
+                print(f"(a) {n} stream(s) x {args.frames} frames, round {k + 1}: one batched process {one['fps']:6.1f} "
+                      f"FPS, {one['per_cpu_s']:5.1f} frames/CPU-s | {n} separate processes {many['fps']:6.1f} FPS, "
+                      f"{many['per_cpu_s']:5.1f} frames/CPU-s | ratio {one['fps'] / many['fps']:.2f} (wall), "
+                      f"{one['per_cpu_s'] / many['per_cpu_s']:.2f} (CPU); start-up {r['startup_cpu_s']:.1f} CPU-s; "
+                      f"load {os.getloadavg()[0]:.2f}", flush=True)
+            print(f"(a) {n} stream(s): median wall ratio over {args.rounds} round(s) {statistics.median(ratios):.2f}"
+                  " (target > 1 from 2 streams up)", flush=True)
     if "c" in parts:
         r = live_latency(args.model, args.video, args.seconds, threads)
         period = r["infer_p50"]

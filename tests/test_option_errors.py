@@ -79,10 +79,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-zA-Z]")
 COMMAND_LINE = re.compile(r"`[^`]*`")  # `uolrps calib IMAGES --backbone vits -o wstar.npz`: a command to type
 
 # Modules not yet converted (issue 11, Structure): their messages still name flags. Remove a line when done.
-NOT_YET = {
-    # run's options in the stream engine: the runtime-performance work under way converts them
-    "runtime/engine.py", "runtime/stream.py",
-}
+NOT_YET: set[str] = set()  # every module is converted
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {
     ("export/triton_repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option

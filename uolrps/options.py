@@ -89,3 +89,8 @@ def check_stall_timeout(value: float, name: str = "stall_timeout") -> float:
 def check_reopen_limit(value: int | None, name: str = "reopen_limit") -> int | None:
     """None (no limit) or a positive number of failed recoveries in a row."""
     return None if value is None else check_positive(value, name, "number of attempts")
+
+
+def check_inflight(value: int | None, name: str = "inflight") -> int | None:
+    """None (the backend's own) or how many inference calls may be in flight at once: 1 to 64."""
+    return None if value is None else int(check_between(value, 1, 64, name))

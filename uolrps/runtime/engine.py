@@ -27,7 +27,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
+from uolrps.errors import UserError
+from uolrps.options import check_at_least, check_batch_wait_ms, check_inflight, check_max_frames
 from uolrps.runtime.batching import run_batched
 from uolrps.runtime.capture import Source, SourceSpec, log
 from uolrps.runtime.control import Latest, StreamStatus
@@ -58,15 +59,10 @@ class StreamEngine:
                  backoff: tuple[float, float] = (0.5, 8.0), capture_factory: Callable | None = None,
                  stats: RunStats | None = None, labels: bool = False, keep_running: bool = False,
                  capture_options=None, inflight: int | None = None) -> None:
-        if not 0 <= batch_wait_ms <= 10_000:
-            raise OptionError(f"batch_wait_ms must be between 0 and 10000, but got {batch_wait_ms}", "batch_wait_ms")
-        if max_frames is not None and max_frames <= 0:
-            raise OptionError(f"max_frames must be a positive number of frames, but got {max_frames}", "max_frames")
-        if queue_size < 1:
-            raise OptionError(f"queue_size must be >= 1, but got {queue_size}", "queue_size")
-        if inflight is not None and not 1 <= inflight <= 64:
-            raise OptionError(f"inflight must be between 1 and 64 batches, but got {inflight}", "inflight")
-        self.inflight = int(inflight or getattr(localizer.backend, "concurrency", 1))
+        check_batch_wait_ms(batch_wait_ms)
+        check_max_frames(max_frames)
+        check_at_least(queue_size, 1, "queue_size")
+        self.inflight = check_inflight(inflight) or int(getattr(localizer.backend, "concurrency", 1))
         self.localizer = localizer
         self.queue_size = int(queue_size)
         self.batch_wait = batch_wait_ms / 1000.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.errors import OptionError
-from uolrps.options import check_batch_wait_ms, check_max_frames, check_reopen_limit, check_smooth, \
+from uolrps.options import check_batch_wait_ms, check_inflight, check_max_frames, check_reopen_limit, check_smooth, \
     check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
@@ -70,8 +70,7 @@ class RunConfig:
         check_stall_timeout(self.stall_timeout)
         check_reopen_limit(self.reopen_limit)
         check_batch_wait_ms(self.batch_wait_ms)
-        if self.inflight is not None and not 1 <= self.inflight <= 64:
-            raise OptionError(f"inflight must be between 1 and 64 batches, but got {self.inflight}", "inflight")
+        check_inflight(self.inflight)
         if self.serve is not None:
             parse_serve(self.serve)
 

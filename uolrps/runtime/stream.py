@@ -112,7 +112,7 @@ class Stream:
         try:
             while not (self.stop.is_set() or self.feed_stop.is_set()):
                 if self.lossless and self.max_frames is not None and n >= self.max_frames:
-                    self._end("ended", f"--max-frames {self.max_frames} reached")
+                    self._end("ended", f"the frame limit ({self.max_frames}) was reached")
                     break
                 r = self.source.read(timeout=0.1)
                 self._sync()
@@ -240,7 +240,7 @@ class Stream:
             return False
         self.delivered += 1
         if self.max_frames is not None and self.delivered >= self.max_frames:
-            self._end("ended", f"--max-frames {self.max_frames} reached")
+            self._end("ended", f"the frame limit ({self.max_frames}) was reached")
             self.feed_stop.set()
             self.outbox.clear()
             if self.inline:  # the heatmaps of frames after the last one asked for are not made into results

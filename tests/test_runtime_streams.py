@@ -347,8 +347,13 @@ def test_several_batches_in_flight_keep_each_streams_frames_in_order(model, tmp_
     for name, rs in got.items():
         assert [r.frame_index for r in rs] == list(range(len(expected[name])))  # every frame, in order
         assert all(close_boxes(r.boxes, e.boxes) for r, e in zip(rs, expected[name]))
-    with Localizer(model) as loc:  # a local backend runs one call at a time
+    import os
+
+    with Localizer(model) as loc:  # ONNX Runtime on the CPU at its default threads: two calls at once
+        with StreamEngine(loc) as engine:
+            assert engine.inflight == (2 if len(os.sched_getaffinity(0)) >= 2 else 1)
+    with Localizer(model, threads=1) as loc:  # threads given: the caller bounds the CPU inference takes
         with StreamEngine(loc) as engine:
             assert engine.inflight == 1
-        with pytest.raises(UserError, match=r"^inflight must be between 1 and 64 batches, but got 0$"):
+        with pytest.raises(UserError, match=r"^inflight must be between 1 and 64, but got 0$"):
             StreamEngine(loc, inflight=0)

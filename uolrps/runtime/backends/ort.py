@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -41,6 +42,14 @@ def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
     return [p for p in PROVIDERS if p in names]
 
 
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _provider_entries(names: list[str], model: Path) -> list:
     entries: list = []
     for name in names:
@@ -63,6 +72,11 @@ class OrtBackend(Backend):
     padded). Intra-op threads are left at ONNX Runtime's default count unless ``threads`` is given (fewer
     threads leave CPU cores to decoding and box extraction when inference runs on the CPU); its workers do
     not spin between runs, which holds up when other jobs share the cores.
+
+    ``concurrency`` (the batches the multi-stream engine keeps in flight): 2 on a CPU session with the default
+    threads and at least two cores (two runs at once overlap one run's serial stretches and thread hand-offs
+    with the other's work; the session is safe to run from several threads), 1 when ``threads`` was given
+    (the caller sets how much CPU inference may take) or a GPU provider runs the model.
     """
 
     def __init__(self, path: str | Path, providers: str | Iterable[str] | None = None,
@@ -106,6 +120,7 @@ class OrtBackend(Backend):
                  active[0], ", ".join(active))
         self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
         self._spec, self._output = self._io_spec()
+        self.concurrency = 2 if self.provider == "cpu" and threads is None and _cores() >= 2 else 1
 
     def _io_spec(self) -> tuple[InputSpec, str]:
         meta, where = self.meta, str(self.path)

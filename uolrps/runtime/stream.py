@@ -58,7 +58,10 @@ class Stream:
         self.feed_stop = threading.Event()  # stop reading (max_frames reached)
         q = engine.queue_size
         self.inbox = Handoff(self.lossless, q, lambda: self._drop("infer"), engine.notify_work)
-        self.postbox = Handoff(self.lossless, q, lambda: self._drop("post"), on_get=engine.notify_work)
+        # a file's heatmaps wait for the consumer, which must hear of each one (a live stream's post thread waits
+        # on the hand-over itself)
+        self.postbox = Handoff(self.lossless, q, lambda: self._drop("post"), engine.notify_out if self.inline else None,
+                               on_get=engine.notify_work)
         self.outbox = Handoff(self.lossless, q, lambda: self._drop("output"), engine.notify_out)
         self.pending = 0  # items taken by the inference stage and not yet in the postbox
         self._tickets = threading.Lock()  # pending, and the order in which inputs were taken

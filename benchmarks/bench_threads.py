@@ -7,8 +7,10 @@ slow drifts of the machine hit them all alike.
 
     python benchmarks/bench_threads.py MODEL.onnx [--frames 300] [--rounds 2] [--settings ort,spin0,1,half]
 
-Settings: ``ort`` = ONNX Runtime's defaults (one intra-op thread per core, spinning workers); ``spin0`` = as
-many threads, no spinning; a number = that many threads (no spinning); ``half`` = half the cores, at least 1.
+Settings: ``ort`` = ONNX Runtime's defaults (one intra-op thread per core, spinning workers) for the bare
+session, and `uolrps run` at its defaults (as many threads, no spinning, two calls in flight); ``one`` = as
+many threads, no spinning, one call at a time (`uolrps run --inflight 1`); ``spin0`` = as many threads, no
+spinning (bare session only); a number = that many threads (no spinning); ``half`` = half the cores, at least 1.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def options_for(setting: str):
     if setting == "ort":
         return o
     o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if setting == "spin0":
+    if setting in ("spin0", "one"):
         return o
     o.intra_op_num_threads = max(1, cores // 2) if setting == "half" else int(setting)
     return o
@@ -68,8 +70,10 @@ def pipeline(model: Path, video: Path, frames: int, setting: str) -> float | Non
 
     if setting == "spin0":
         return None
-    threads = None if setting == "ort" else max(1, (os.cpu_count() or 1) // 2) if setting == "half" else int(setting)
-    stats = run(RunConfig(source=str(video), model=model, max_frames=frames, threads=threads, progress=False))
+    threads = None if setting in ("ort", "one") else max(1, (os.cpu_count() or 1) // 2) if setting == "half" \
+        else int(setting)
+    stats = run(RunConfig(source=str(video), model=model, max_frames=frames, threads=threads, progress=False,
+                          inflight=1 if setting == "one" else None), say=lambda text: None)
     return stats.fps
 
 

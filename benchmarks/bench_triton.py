@@ -6,6 +6,8 @@ python`: ONNX Runtime inside Triton's Python backend), reached through `--backen
 and 8 concurrent streams, each sending one frame per request as `uolrps run` does. For each: requests/s
 (= frames/s), client-side latency p50/p95, and the server's average batch (images per model execution,
 from its statistics). Frames are decoded and preprocessed beforehand, so only inference and the hop count.
+(c) one single-stream `uolrps run` on the clip through the server, with one request in flight at a time
+(`--inflight 1`) and with the triton default (4 in flight): end-to-end FPS and the server's average batch.
 
     python benchmarks/bench_triton.py [MODEL.onnx] [--video PATH] [--streams 1,4,8] [--seconds 8]
                                       [--protocol grpc|http] [--queue-delay-us 1000]
@@ -83,6 +85,15 @@ def drive(backends: list, inputs: list[np.ndarray], seconds: float) -> dict:
             "p50_ms": float(np.percentile(all_lat, 50)), "p95_ms": float(np.percentile(all_lat, 95))}
 
 
+def one_run(url: str, video: Path, frames: int, inflight: int | None) -> dict:
+    """(c): `uolrps run --video VIDEO --model URL [--inflight N]` for ``frames`` frames."""
+    from uolrps.runtime.runner import RunConfig, run
+
+    stats = run(RunConfig(source=str(video), model=url, max_frames=frames, progress=False, inflight=inflight),
+                say=lambda text: None)
+    return {"fps": stats.fps, "frames": stats.frames}
+
+
 def server_stats(server, name: str) -> dict:
     import tritonclient.grpc as g
 
@@ -100,6 +111,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=120, help="distinct frames cycled through")
     ap.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     ap.add_argument("--queue-delay-us", type=int, default=1000)
+    ap.add_argument("--run-frames", type=int, default=300, help="(c): frames of the single-stream `uolrps run`")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
 
@@ -144,6 +156,14 @@ def main(argv=None) -> int:
                 execs = after["executions"] - before["executions"]
                 r["avg_server_batch"] = (after["images"] - before["images"]) / execs if execs else float("nan")
                 results[f"triton_{s}"] = r
+            for inflight in (1, None):
+                one_run(url, args.video, 20, inflight)  # warm-up
+                before = server_stats(server, "m")
+                r = one_run(url, args.video, args.run_frames, inflight)
+                after = server_stats(server, "m")
+                execs = after["executions"] - before["executions"]
+                r["avg_server_batch"] = (after["images"] - before["images"]) / execs if execs else float("nan")
+                results[f"run_inflight_{inflight or 'default'}"] = r
     ort_r = results["ort_local"]
     print(f"model {Path(results['model']).name}, {args.protocol}, {args.seconds:.0f} s each, "
           f"queue delay {args.queue_delay_us} us, max_batch_size {mb}")
@@ -154,6 +174,10 @@ def main(argv=None) -> int:
         r = results[f"triton_{s}"]
         print(f"{f'triton, {s} stream(s)':<22}{r['rate']:8.1f}{r['p50_ms']:9.2f}{r['p95_ms']:9.2f}"
               f"{r['avg_server_batch']:14.2f}{r['rate'] / ort_r['rate']:10.2f}")
+    for key, label in (("run_inflight_1", "--inflight 1"), ("run_inflight_default", "default (4 in flight)")):
+        r = results[key]
+        print(f"(c) one `uolrps run`, one stream, {label}: {r['fps']:.1f} FPS over {r['frames']} frames, server batch "
+              f"{r['avg_server_batch']:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -127,7 +127,7 @@ class PacedCamera:
         pass
 
 
-def live_latency(model: Path, video: Path, seconds: float, threads: int | None) -> dict:
+def live_latency(model: Path, video: Path, seconds: float, threads: int | None, inflight: int | None = None) -> dict:
     """(c): one live stream at 30 FPS for ``seconds``."""
     from uolrps.runtime.runner import RunConfig, run
     from uolrps.runtime.sources import open_source
@@ -138,7 +138,7 @@ def live_latency(model: Path, video: Path, seconds: float, threads: int | None) 
     stats = RunStats()
     stop = threading.Timer(seconds, lambda: engine_ref[0].close())
     engine_ref: list = []
-    cfg = RunConfig(source="cam0", model=model, threads=threads, progress=False, serve=None)
+    cfg = RunConfig(source="cam0", model=model, threads=threads, progress=False, serve=None, inflight=inflight)
     stop.start()
     run(cfg, capture_factory=lambda spec: PacedCamera(frames), stats=stats,
         on_start=lambda engine, server: engine_ref.append(engine))
@@ -204,6 +204,7 @@ def main() -> int:
     ap.add_argument("--one-args", default="", help="(a): extra `uolrps run` options of the batched process")
     ap.add_argument("--many-args", default="", help="(a): extra `uolrps run` options of each separate process")
     ap.add_argument("--seconds", type=float, default=20.0, help="(c): how long the live stream runs")
+    ap.add_argument("--inflight", type=int, default=None, help="(c): inference calls in flight (default: uolrps's)")
     ap.add_argument("--total", type=int, default=5000, help="(d): frames over all streams")
     args = ap.parse_args()
     if not args.video.exists():
@@ -231,7 +232,7 @@ def main() -> int:
             print(f"(a) {n} stream(s): median wall ratio over {args.rounds} round(s) {statistics.median(ratios):.2f}"
                   " (target > 1 from 2 streams up)", flush=True)
     if "c" in parts:
-        r = live_latency(args.model, args.video, args.seconds, threads)
+        r = live_latency(args.model, args.video, args.seconds, threads, args.inflight)
         period = r["infer_p50"]
         lat = r["latency"]
         print(f"(c) live 30 FPS source, {r['frames']} results at {r['fps']:.1f} FPS: latency p50 {lat['p50']:.1f} / "

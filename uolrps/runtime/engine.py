@@ -328,9 +328,10 @@ class StreamEngine:
                 return
             for s in self.streams():
                 s.close()
+            deadline = time.monotonic() + 5.0  # one bound for all: several calls may be waiting on a server
             for t in self._infer_threads:
                 if t is not threading.current_thread():
-                    t.join(5.0)
+                    t.join(max(0.0, deadline - time.monotonic()))
             self.stats.stop()
             self._closed = True
 

@@ -61,7 +61,7 @@ def test_threshold_origin(tmp_path):
         assert loc.threshold == pytest.approx(0.4)
         assert loc.threshold_origin == "model metadata of m.onnx (default)"
     with Localizer(m, threshold=0.3) as loc:
-        assert loc.threshold == pytest.approx(0.3) and loc.threshold_origin == "--threshold"
+        assert loc.threshold == pytest.approx(0.3) and loc.threshold_origin == "given"
     from uolrps.eval.threshold import write_threshold
 
     write_threshold(m, 0.25, "eval:authors:raccoon:200")

@@ -47,10 +47,11 @@ def as_frame(frame) -> np.ndarray:
 
 
 def threshold_origin(model_path: str | Path, meta, given: bool) -> str:
-    """Where the threshold in effect comes from, in words: the argument, or the model's metadata / the
-    engine's sidecar and what chose the value stored there (``default`` = the export's default)."""
+    """Where the threshold in effect comes from, in words: ``given`` (the caller's threshold: the argument, or
+    run's --threshold), or the model's metadata / the engine's sidecar and what chose the value stored there
+    (``default`` = the export's default)."""
     if given:
-        return "--threshold"
+        return "given"
     path = Path(str(model_path))
     if path.suffix.lower() in (".engine", ".plan"):
         from uolrps.runtime.sidecar import sidecar_path

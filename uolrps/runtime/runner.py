@@ -163,7 +163,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
-        say(f"threshold {loc.threshold:g} (from {loc.threshold_origin})")
+        origin = loc.threshold_origin
+        say(f"threshold {loc.threshold:g} ({origin if origin == 'given' else 'from ' + origin})")
         ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
         if ran_on is not None:
             say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "

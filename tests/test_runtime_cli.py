@@ -87,6 +87,16 @@ def test_run_on_a_clip_writes_jsonl_and_video_equal_to_the_localizer(demo, model
     assert frames_of(tmp_path / "r.mp4") == (45, (640.0, 480.0), 30.0)
 
 
+def test_run_with_four_calls_in_flight_keeps_order_and_smoothing(demo, model, tmp_path):
+    """--inflight 4: up to four frames of one clip in inference at once (that they overlap and still come out in
+    order is shown with slow calls in test_runtime_streams.py); the smoothing (an average over the frames in
+    order) and the boxes still equal the Localizer called frame by frame."""
+    out = uolrps("run", "--video", demo / "clip.mp4", "--model", model, "--jsonl", tmp_path / "r.jsonl",
+                 "--smooth", "0.5", "--inflight", "4", "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert_equal_to_localizer(read_jsonl(tmp_path / "r.jsonl"), demo / "clip.mp4", model, smooth=0.5)
+
+
 def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     out = uolrps("run", "--video", demo / "images", "--model", model, "--jsonl", tmp_path / "a.jsonl")
     assert out.returncode == 0, out.stderr
@@ -107,6 +117,7 @@ def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     (["--video", "{clip}", "--model", "{model}", "--threshold", "2"], "error: --threshold must be in [0, 1]"),
     (["--video", "{clip}", "--model", "{model}", "--smooth", "1"], "error: --smooth must be in [0, 1)"),
     (["--video", "{clip}", "--model", "{model}", "--max-frames", "0"], "error: --max-frames must be a positive"),
+    (["--video", "{clip}", "--model", "{model}", "--inflight", "0"], "error: --inflight must be between 1 and 64, but got 0"),
     (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif' must end in .mp4"),
     (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: no sidecar tiny.onnx.json beside tiny.onnx"),
     (["--video", "{clip}", "--model", "{model}", "--providers", "gpu"], "error: unknown execution provider gpu"),

@@ -333,8 +333,8 @@ class _RemoteLike:
 
 def test_several_batches_in_flight_keep_each_streams_frames_in_order(model, tmp_path):
     videos = [moving(tmp_path / "a.avi", n=30), moving(tmp_path / "b.avi", n=25, start=40, step=-2)]
-    expected = {v.stem: direct(model, v) for v in videos}
-    with Localizer(model) as loc:
+    expected = {v.stem: direct(model, v, smooth=0.5) for v in videos}  # smoothing: an average over frames in order
+    with Localizer(model, smooth=0.5) as loc:
         loc.backend = remote = _RemoteLike(loc.backend, concurrency=3)
         with StreamEngine(loc, batch_wait_ms=0) as engine:
             assert engine.inflight == 3  # the backend's own concurrency is the default

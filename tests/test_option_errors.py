@@ -319,3 +319,23 @@ def test_check_helpers_name_parameters_or_keep_a_flag():
     assert check_choice("tcp", ("tcp", "udp"), "x") == "tcp" and check_between(10_000, 0, 10_000, "x") == 10_000
     with pytest.raises(OptionError):
         check_positive(float("nan"), "fps")
+
+
+def test_eval_and_explain_counts_are_checked_once_in_the_library(tmp_path, capsys):
+    """--n-vis and -k are checked by the library alone (the CLI kept copies); the CLI words them with its flags."""
+    from uolrps.eval.evaluate import evaluate
+    from uolrps.explain.representers import explain
+
+    model, image, calib = tmp_path / "m.onnx", tmp_path / "a.jpg", tmp_path / "c.npz"
+    for p in (model, image, calib):
+        p.write_bytes(b"")
+    with pytest.raises(OptionError, match=r"^n_vis \(.*\) must be at least 1, but got 0$"):
+        evaluate(tmp_path, model, n_vis=0)
+    with pytest.raises(OptionError, match=r"^k must be at least 1, but got 0$"):
+        explain(image, model, calib, k=0)
+    assert main(["eval", str(tmp_path), "--model", str(model), "--n-vis", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --n-vis (") and err.endswith("must be at least 1, but got 0")
+    assert main(["explain", str(image), "--model", str(model), "--calib", str(calib), "-k", "0",
+                 "-o", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.strip() == "error: -k must be at least 1, but got 0"

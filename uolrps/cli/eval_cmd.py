@@ -36,7 +36,6 @@ def eval_(
     from uolrps.options import check_at_least
 
     check_at_least(workers, 0, "--workers (0: automatic)")
-    check_at_least(n_vis, 1, "--n-vis")
     if meta is not None and write_threshold:
         raise UserError("--write-threshold cannot write into an engine without a sidecar: run eval on the ONNX file "
                         "given to --meta with --write-threshold (the engine reads the threshold from it through "

@@ -39,10 +39,8 @@ def explain_(
     from uolrps.explain.draw import explain_grid
     from uolrps.explain.representers import IDENTITY_TOL, explain
     from uolrps.images import read_bgr
-    from uolrps.options import check_at_least
     from uolrps.paths import check_output_path, write_atomic
 
-    check_at_least(k, 1, "-k")
     check_output_path(output, "-o", (".png",), inputs=(image, model, calib))  # before the backbone loads
     exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights)
     grid = explain_grid(exp, read_bgr(image))

@@ -245,9 +245,7 @@ class Stream:
         if self.max_frames is not None and self.delivered >= self.max_frames:
             self._end("ended", f"the frame limit ({self.max_frames}) was reached")
             self.feed_stop.set()
-            self.outbox.clear()
-            if self.inline:  # the heatmaps of frames after the last one asked for are not made into results
-                self.postbox.clear()
+            self.results_box.clear()  # (a file's heatmaps after the last one asked for are not made into results)
         return True
 
     # ---- what viewers see -------------------------------------------------------------------------------

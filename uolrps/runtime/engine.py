@@ -4,11 +4,11 @@ Each stream is isolated (:class:`uolrps.runtime.stream.Stream`: its own capture 
 post thread for a live one, so its stalls, reopenings and failure are its own). The inference stage takes
 the newest ready input of every stream (files: the next one in order) and runs them as one batch, up to the
 model's largest batch; when only some streams are ready it waits at most ``batch_wait_ms`` for the others,
-so a stalled camera never holds the rest back. It has ``inflight`` threads, each with one batch in flight:
-one for a local session or engine (which runs one call at a time), several for a remote server
-(:attr:`uolrps.runtime.backends.base.Backend.concurrency`), whose network round trips then overlap; a
-stream's results stay in order whichever call returns first. Results come out of :meth:`StreamEngine.results` as ``(name, frame, result)``
-in the order they were produced. The engine implements :class:`uolrps.runtime.control.StreamControl`, so
+so a stalled camera never holds the rest back. It has ``inflight`` threads, each with one batch in flight,
+by default the backend's :attr:`uolrps.runtime.backends.base.Backend.concurrency` (one for a TensorRT
+engine, two for ONNX Runtime on the CPU, several for a remote server, whose round trips then overlap); a
+stream's results stay in order whichever call returns first. Results come out of
+:meth:`StreamEngine.results` as ``(name, frame, result)`` in the order they were produced. The engine implements :class:`uolrps.runtime.control.StreamControl`, so
 an HTTP server can watch it and add or remove streams while it runs.
 
 Every exit path (all streams ended, the consumer stopping, a stage raising, Ctrl-C) goes through

@@ -9,7 +9,7 @@ never delays their freshest result. Files are lossless and in order, and the con
 itself (:meth:`Stream.finish`), one thread and one hand-over fewer per frame: nothing is dropped, so there is
 nothing to gain from a separate post stage.
 
-Several inference calls may be in flight at once (a Triton server): each input taken gets a ticket
+Several inference calls may be in flight at once (ONNX Runtime on the CPU, a Triton server): each input taken gets a ticket
 (:meth:`Stream.take_input`) and results are handed on in ticket order (:meth:`Stream.deliver`), so a stream's
 frames stay in order whichever call finishes first.
 """

@@ -25,9 +25,10 @@ class Backend(ABC):
     """
 
     meta: ModelMeta
-    #: How many calls may usefully run at once from different threads: 1 for a local session or engine (one
-    #: call already uses the device; two would only compete), more for a server reached over the network,
-    #: whose round trips overlap. The multi-stream engine runs this many inference threads by default.
+    #: How many calls may usefully run at once from different threads: 1 where one call already uses the device
+    #: (a TensorRT engine, a GPU provider), more where calls overlap usefully (ONNX Runtime on the CPU: 2; a
+    #: server reached over the network, whose round trips overlap). The multi-stream engine runs this many
+    #: inference threads by default.
     concurrency: int = 1
 
     @property

@@ -8,8 +8,9 @@ so a stalled camera never holds the rest back. It has ``inflight`` threads, each
 by default the backend's :attr:`uolrps.runtime.backends.base.Backend.concurrency` (one for a TensorRT
 engine, two for ONNX Runtime on the CPU, several for a remote server, whose round trips then overlap); a
 stream's results stay in order whichever call returns first. Results come out of
-:meth:`StreamEngine.results` as ``(name, frame, result)`` in the order they were produced. The engine implements :class:`uolrps.runtime.control.StreamControl`, so
-an HTTP server can watch it and add or remove streams while it runs.
+:meth:`StreamEngine.results` as ``(name, frame, result)`` in the order they were produced. The engine
+implements :class:`uolrps.runtime.control.StreamControl`, so an HTTP server can watch it and add or remove
+streams while it runs.
 
 Every exit path (all streams ended, the consumer stopping, a stage raising, Ctrl-C) goes through
 :meth:`StreamEngine.close`, which stops every thread without leaving one blocked; an exception raised in a

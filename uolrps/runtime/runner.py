@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.errors import OptionError
-from uolrps.options import check_batch_wait_ms, check_inflight, check_max_frames, check_reopen_limit, check_smooth, \
+from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, check_smooth, \
     check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
@@ -65,8 +65,7 @@ class RunConfig:
         check_threshold(self.threshold)
         check_smooth(self.smooth)
         check_max_frames(self.max_frames)
-        if self.backend != "auto" and self.backend not in BACKENDS:
-            raise OptionError(f"backend must be auto, {' or '.join(BACKENDS)}, but got {self.backend!r}", "backend")
+        check_choice(self.backend, ("auto", *BACKENDS), "backend")
         check_stall_timeout(self.stall_timeout)
         check_reopen_limit(self.reopen_limit)
         check_batch_wait_ms(self.batch_wait_ms)

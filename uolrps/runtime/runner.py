@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.errors import OptionError
-from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, check_smooth, \
-    check_stall_timeout, check_threshold
+from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
+    check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator

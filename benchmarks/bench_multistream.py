@@ -1,6 +1,7 @@
 """Benchmark of many streams in one `uolrps run` (one model, batched across streams), side by side:
 
-(a) N = 1, 2, 4, 8 copies of ../shared/data/video/raccoon_pan.mp4 as streams of ONE `uolrps run` process
+(a) First the bare session's images/s at batch 1, 2, 4, 8 (what batching itself gives on this machine); then
+    N = 1, 2, 4, 8 copies of ../shared/data/video/raccoon_pan.mp4 as streams of ONE `uolrps run` process
     against N separate single-stream `uolrps run` processes started at the same time; aggregate FPS = all
     frames / wall time of the streaming phase (start-up and model loading left out on both sides). Target:
     batching wins from 2 streams up. Use a --dynamic-batch model (`uolrps export -b efflite0 --dynamic-batch`).
@@ -101,6 +102,37 @@ def batched_vs_separate(model: Path, video: Path, n: int, frames: int, threads: 
         else:
             one, many = batched(), separate()
     return {"one": one, "many": many, "startup_cpu_s": startup}
+
+
+def batch_scaling(model: Path, video: Path, counts: list[int], seconds: float = 2.0, rounds: int = 3) -> dict:
+    """(a), first: what batching itself gives on this machine. The bare session (uolrps's settings: ORT's
+    default threads, no spinning) on the clip's frames at batch 1 and at batch N, images per second, the
+    batch sizes interleaved ``rounds`` times (median). Batching across streams can only win where a batch of
+    N costs less than N single calls."""
+    import onnxruntime as ort
+
+    from bench_run import decode_and_preprocess
+    from uolrps.runtime import Localizer
+
+    with Localizer(model) as loc:
+        meta = loc.meta
+    _, inputs = decode_and_preprocess(video, meta)
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    sizes = sorted({1, *counts})
+    rates: dict[int, list] = {b: [] for b in sizes}
+    for _ in range(rounds):
+        for b in sizes:
+            sess.run(None, {name: inputs[:b]})  # warm-up at this shape
+            done, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                start = (done % (len(inputs) - b + 1))
+                sess.run(None, {name: inputs[start:start + b]})
+                done += b
+            rates[b].append(done / (time.perf_counter() - t0))
+    return {b: statistics.median(v) for b, v in rates.items()}
 
 
 class PacedCamera:
@@ -215,9 +247,13 @@ def main() -> int:
     print(f"model {args.model.name}; video {args.video.name}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     if "a" in parts:
         one_args, many_args = tuple(args.one_args.split()), tuple(args.many_args.split())
+        counts = [int(c) for c in args.counts.split(",")]
+        scaling = batch_scaling(args.model, args.video, counts)
+        print("(a) the bare session alone (ORT default threads, no spinning), images/s by batch size: " + ", ".join(
+            f"batch {b} {v:.1f} ({v / scaling[1]:.2f} x batch 1)" for b, v in scaling.items()), flush=True)
         print(f"(a) batched process: {' '.join(one_args) or 'defaults'}; separate processes: "
               f"{' '.join(many_args) or 'defaults'}")
-        for n in (int(c) for c in args.counts.split(",")):
+        for n in counts:
             ratios = []
             for k in range(args.rounds):
                 r = batched_vs_separate(args.model, args.video, n, args.frames, args.threads, one_args, many_args,

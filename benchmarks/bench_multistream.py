@@ -109,17 +109,13 @@ def batch_scaling(model: Path, video: Path, counts: list[int], seconds: float = 
     default threads, no spinning) on the clip's frames at batch 1 and at batch N, images per second, the
     batch sizes interleaved ``rounds`` times (median). Batching across streams can only win where a batch of
     N costs less than N single calls."""
-    import onnxruntime as ort
-
-    from bench_run import decode_and_preprocess
+    from bench_run import decode_and_preprocess, make_session
     from uolrps.runtime import Localizer
 
     with Localizer(model) as loc:
         meta = loc.meta
     _, inputs = decode_and_preprocess(video, meta)
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    sess = make_session(model)
     name = sess.get_inputs()[0].name
     sizes = sorted({1, *counts})
     rates: dict[int, list] = {b: [] for b in sizes}

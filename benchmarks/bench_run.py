@@ -65,13 +65,9 @@ def decode_and_preprocess(video: Path, meta) -> tuple[list, np.ndarray]:
     return frames, np.stack([preprocess(f, meta) for f in frames])
 
 
-def bare_session(model: Path, inputs: np.ndarray, providers: str | None, spin: bool,
-                 threads: int | None, inflight: int = 1) -> tuple[float, np.ndarray]:
-    """(a): frames per second of ONNX Runtime alone, one frame per run, plus the heatmaps.
-
-    ``spin``: ONNX Runtime's default session options (intra-op workers spin between runs, as uolrps' ort
-    backend keeps them); without it, no spinning. The ratio is taken against the faster of the two.
-    """
+def make_session(model: Path, providers: str | None = None, spin: bool = False, threads: int | None = None):
+    """A plain ONNX Runtime session on ``model``: ORT's defaults with ``spin``, else no spinning (as uolrps);
+    ``threads`` intra-op threads (None: ORT's count)."""
     import onnxruntime as ort
 
     from uolrps.runtime.backends.ort import PROVIDERS, parse_providers
@@ -81,7 +77,18 @@ def bare_session(model: Path, inputs: np.ndarray, providers: str | None, spin: b
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(model), options, providers=[PROVIDERS[p] for p in parse_providers(providers)])
+    return ort.InferenceSession(str(model), options, providers=[PROVIDERS[p] for p in parse_providers(providers)])
+
+
+def bare_session(model: Path, inputs: np.ndarray, providers: str | None, spin: bool,
+                 threads: int | None, inflight: int = 1) -> tuple[float, np.ndarray]:
+    """(a): frames per second of ONNX Runtime alone, one frame per run, plus the heatmaps.
+
+    ``spin``: ONNX Runtime's default session options (intra-op workers spin between runs); without it, no
+    spinning, as uolrps' ORT backend runs. ``inflight``: that many calls at once, from as many threads. The
+    ratio (b)/(a) is taken against the fastest of these.
+    """
+    sess = make_session(model, providers, spin, threads)
     name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
     for x in inputs[:10]:  # warm-up
         sess.run([out], {name: x[None]})

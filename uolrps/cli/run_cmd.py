@@ -39,8 +39,9 @@ def run(
                               "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
                                         "streams to fill a batch."),
-    inflight: int = typer.Option(None, "--inflight", help="Inference calls in flight at once (default: 1, and 4 "
-                                 "for --backend triton, whose network round trips then overlap)."),
+    inflight: int = typer.Option(None, "--inflight", help="Inference calls in flight at once (default: 2 for "
+                                 "ONNX Runtime on the CPU at its default threads; 1 with --threads, a GPU provider "
+                                 "or TensorRT; 4 for --backend triton, whose network round trips then overlap)."),
     stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without a frame before a live source "
                                         "is reopened."),
     reopen_limit: int = typer.Option(10, "--reopen-limit", help="Failed recoveries in a row before a live stream ends."),

@@ -94,6 +94,12 @@ def one_run(url: str, video: Path, frames: int, inflight: int | None) -> dict:
     return {"fps": stats.fps, "frames": stats.frames}
 
 
+def average_batch(before: dict, after: dict) -> float:
+    """Images per model execution on the server between two :func:`server_stats` readings (NaN: none ran)."""
+    execs = after["executions"] - before["executions"]
+    return (after["images"] - before["images"]) / execs if execs else float("nan")
+
+
 def server_stats(server, name: str) -> dict:
     import tritonclient.grpc as g
 
@@ -153,16 +159,14 @@ def main(argv=None) -> int:
                 finally:
                     for b in backends:
                         b.close()
-                execs = after["executions"] - before["executions"]
-                r["avg_server_batch"] = (after["images"] - before["images"]) / execs if execs else float("nan")
+                r["avg_server_batch"] = average_batch(before, after)
                 results[f"triton_{s}"] = r
             for inflight in (1, None):
                 one_run(url, args.video, 20, inflight)  # warm-up
                 before = server_stats(server, "m")
                 r = one_run(url, args.video, args.run_frames, inflight)
                 after = server_stats(server, "m")
-                execs = after["executions"] - before["executions"]
-                r["avg_server_batch"] = (after["images"] - before["images"]) / execs if execs else float("nan")
+                r["avg_server_batch"] = average_batch(before, after)
                 results[f"run_inflight_{inflight or 'default'}"] = r
     ort_r = results["ort_local"]
     print(f"model {Path(results['model']).name}, {args.protocol}, {args.seconds:.0f} s each, "

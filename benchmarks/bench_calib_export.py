@@ -31,7 +31,8 @@ def main() -> None:
     from uolrps.calib.backbones.random_weights import random_state_dict
     from uolrps.calib.backbones.vit import VisionTransformer
     from uolrps.calib.wstar import compute_wstar
-    from uolrps.export.onnx_export import export_model, fp16_path_for
+    from uolrps.export.onnx_export import export_model
+from uolrps.model.files import twin_path
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; onnxruntime {ort.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,7 +53,7 @@ def main() -> None:
         export_model("vits", tmp / "vits.onnx", weights=ckpt, wstar=tmp / "w.npz", fp16=True, progress=False,
                      log=lambda m: None)
         print(f"export vits 224 (+ fp16 twin, with verification): {time.perf_counter() - t0:.1f} s")
-        for p in (tmp / "vits.onnx", fp16_path_for(tmp / "vits.onnx")):
+        for p in (tmp / "vits.onnx", twin_path(tmp / "vits.onnx", "fp16")):
             t0 = time.perf_counter()
             ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
             print(f"load {p.name} in ONNX Runtime: {time.perf_counter() - t0:.2f} s")

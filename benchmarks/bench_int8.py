@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from uolrps.export.int8 import int8_cpu_path_for, int8_path_for  # noqa: E402
-from uolrps.images import list_images, read_bgr  # noqa: E402
-from uolrps.runtime.boxes import first_box_iou  # noqa: E402
+from uolrps.model.files import twin_path  # noqa: E402
+from uolrps.core.images import list_images, read_bgr  # noqa: E402
+from uolrps.core.boxes import first_box_iou  # noqa: E402
 
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
@@ -134,9 +134,9 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     import onnxruntime as ort
 
-    from uolrps.meta import ModelMeta
+    from uolrps.model.meta import ModelMeta
 
-    models = {"fp32": a.model, "int8 (Q/DQ)": int8_path_for(a.model), "int8 cpu (dynamic)": int8_cpu_path_for(a.model)}
+    models = {"fp32": a.model, "int8 (Q/DQ)": twin_path(a.model, "int8"), "int8 cpu (dynamic)": twin_path(a.model, "int8-cpu")}
     models = {k: p for k, p in models.items() if p.is_file()}
     meta = ModelMeta.from_props(session(a.model, 1).get_modelmeta().custom_metadata_map, str(a.model))
     print(f"model {a.model} ({meta.backbone}, {meta.input_size[0]}x{meta.input_size[1]}); "

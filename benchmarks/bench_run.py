@@ -227,7 +227,7 @@ import os, json, time
 os.sched_setaffinity(0, {{sorted(os.sched_getaffinity(0))[0]}})
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import numpy as np
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.core.boxes import heatmap_to_boxes
 hms = np.load({str(heatmaps)!r})
 for hm in hms[:20]:
     heatmap_to_boxes(hm[0], {size}, 0.5)

@@ -97,7 +97,7 @@ class Replay:
             return self.cur if self.cur is not None and self.cur.seq > after_seq else None
 
     def add_stream(self, source, name=None):
-        from uolrps.errors import UserError
+        from uolrps.core.errors import UserError
 
         raise UserError("this replay has one stream")
 

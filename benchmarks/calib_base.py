@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/calib_base")
     args = ap.parse_args()
     from uolrps.calib.merge import Base, merge
-    from uolrps.calib.wstar import load_calibration, wstar_from_means
+    from uolrps.calib.means import load_calibration, wstar_from_means
     from uolrps.eval import metrics as M
     from uolrps.eval.datasets import load_dataset
     from uolrps.eval.evaluate import run_heatmaps, sweep

@@ -31,7 +31,7 @@ def per_image_means(images: Path, backbone: str, size: int, batch: int = 32) -> 
     import torch
 
     from uolrps.calib.encoder import build_encoder
-    from uolrps.images import list_images, read_rgb, resize
+    from uolrps.core.images import list_images, read_rgb, resize
 
     enc = build_encoder(backbone, None, size, progress=False)
     paths = list_images(images)
@@ -53,7 +53,7 @@ def per_image_means(images: Path, backbone: str, size: int, batch: int = 32) -> 
 
 
 def wstar(F: np.ndarray, Nn: np.ndarray, idx) -> np.ndarray:
-    from uolrps.calib.wstar import wstar_from_means
+    from uolrps.calib.means import wstar_from_means
 
     return wstar_from_means(F[idx].mean(0), Nn[idx].mean(0))
 

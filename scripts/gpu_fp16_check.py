@@ -70,7 +70,7 @@ def main() -> None:
     for name, weights in backbones:
         enc = build_encoder(name, weights, 224, progress=False)
         if name == "vits":  # random weights: calibrate w* on these very images
-            from uolrps.calib.wstar import wstar_from_means
+            from uolrps.calib.means import wstar_from_means
 
             with torch.inference_mode():
                 f = torch.cat([enc(images[i:i + 16]) for i in range(0, len(images), 16)]).double()
@@ -78,7 +78,7 @@ def main() -> None:
             n = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
             w = wstar_from_means(f.mean(0).numpy(), n.mean(0).numpy()).astype(np.float32)
         else:
-            from uolrps.export.onnx_export import default_wstar_path
+            from uolrps.calib.means import default_wstar_path
             w = np.load(default_wstar_path(name), allow_pickle=False)["w"]
         g32 = HeatmapGraph(enc, w)
         with torch.inference_mode():
@@ -103,8 +103,8 @@ def main() -> None:
 
 
 def compare(out: Path) -> None:
-    from uolrps.runtime.boxes import first_box_iou
-    from uolrps.runtime.boxes import heatmap_to_boxes
+    from uolrps.core.boxes import first_box_iou
+    from uolrps.core.boxes import heatmap_to_boxes
 
     for f in sorted(out.glob("heatmaps_*.npz")):
         z = np.load(f, allow_pickle=False)

@@ -46,7 +46,7 @@ class FakeCudaTensorRT:
         header, _, onnx_bytes = plan[len(PLAN_MAGIC):].partition(b"\n")
         self.header = json.loads(header)
         if self.header["version"] != self.trt_version:
-            from uolrps.errors import UserError  # what the real seam raises when deserialisation returns None
+            from uolrps.core.errors import UserError  # what the real seam raises when deserialisation returns None
 
             raise UserError("TensorRT could not deserialise the engine")
         import onnxruntime as ort

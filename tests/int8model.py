@@ -44,7 +44,7 @@ def tiny_int8_model(size: int = 64, dynamic_batch: bool = True, batch: int = 1):
     """(FP32 ONNX ModelProto with metadata, its ModelMeta) of the tiny encoder with a random w*."""
     from uolrps.export.graph import HeatmapGraph
     from uolrps.export.onnx_export import set_meta, torch_to_onnx
-    from uolrps.meta import ModelMeta
+    from uolrps.model.meta import ModelMeta
 
     enc = tiny_encoder(size)
     w = np.random.default_rng(1).standard_normal((1, enc.info.channels)).astype(np.float32)

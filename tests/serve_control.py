@@ -19,7 +19,7 @@ import time
 import cv2
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.result import LocalizationResult
 

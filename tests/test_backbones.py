@@ -14,7 +14,7 @@ from uolrps.calib.backbones.resnet import ResNet50
 from uolrps.calib.backbones.vit import VisionTransformer
 from uolrps.calib.checkpoints import load_strict, read_state_dict
 from uolrps.calib.encoder import build_encoder
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 # ---- a straightforward re-implementation of DINO's VisionTransformer forward, on a state dict ----------

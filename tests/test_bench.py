@@ -21,7 +21,7 @@ from test_export_gates import _inverted  # noqa: E402
 from tinymodel import make_tiny_model  # noqa: E402
 from uolrps.bench import parse_batches, run_bench  # noqa: E402
 from uolrps.bench.measure import Timing  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 
 
 @pytest.fixture

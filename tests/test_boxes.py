@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from uolrps.runtime.boxes import boxes_from_map8, heatmap_to_boxes, map8, upsample
+from uolrps.core.boxes import boxes_from_map8, heatmap_to_boxes, map8, upsample
 
 
 def reference(hm: np.ndarray, size, t: float, multi: bool = False) -> np.ndarray:
@@ -73,7 +73,7 @@ def test_multi_returns_every_region_largest_first():
 def test_runtime_multi_boxes_come_from_outer_contours_eval_keeps_every_contour():
     """A ring: the region has a hole. The runtime gives one box (holes are not objects); the wsolevaluation
     protocol (eval) keeps the hole's contour too, as that protocol defines."""
-    from uolrps.runtime.boxes import boxes_from_map8
+    from uolrps.core.boxes import boxes_from_map8
 
     m = np.zeros((60, 80), np.uint8)
     m[10:50, 10:70] = 250
@@ -90,7 +90,7 @@ def test_runtime_multi_boxes_come_from_outer_contours_eval_keeps_every_contour()
 
 
 def test_one_batching_helper_pads_fixed_batches_and_chunks():
-    from uolrps.runtime.batching import pad_batch, run_batched
+    from uolrps.core.batching import pad_batch, run_batched
 
     calls = []
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from uolrps.calib.encoder import build_encoder
-from uolrps.calib.wstar import compute_wstar, load_calibration, wstar_from_means
-from uolrps.errors import UserError
+from uolrps.calib.wstar import compute_wstar
+from uolrps.calib.means import load_calibration, wstar_from_means
+from uolrps.core.errors import UserError
 
 
 def independent_wstar(paths, enc, size=224) -> np.ndarray:

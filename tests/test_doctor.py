@@ -12,7 +12,7 @@ import pytest
 from fake_pycuda import make_pycuda
 from fake_tensorrt import make_trt
 from uolrps.cli.main import main
-from uolrps import doctor
+from uolrps.bench import doctor
 
 
 @pytest.fixture

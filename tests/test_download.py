@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from uolrps.calib.download import cached_weights
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 @pytest.fixture

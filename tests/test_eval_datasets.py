@@ -9,8 +9,11 @@ import pytest
 from evaldata import (SHARED_DATA, make_scenes, voc_xml, write_coco, write_csv, write_cub, write_voc,
                       write_wsol)
 
-from uolrps.errors import UserError
-from uolrps.eval.datasets import check_boxes, detect_format, load_dataset, load_mask, summarise
+from uolrps.core.errors import UserError
+from uolrps.eval.datasets import load_dataset
+from uolrps.eval.items import load_mask, summarise
+from uolrps.core.annotations import check_boxes
+from uolrps.eval.detect import detect_format
 
 
 def _by_name(ds):
@@ -195,7 +198,7 @@ def test_csv_paths_relative_to_the_csv_and_non_finite_sizes(tmp_path):
     import numpy as np
     import pytest
 
-    from uolrps.errors import UserError
+    from uolrps.core.errors import UserError
     from uolrps.eval.datasets import load_dataset
 
     (tmp_path / "images" / "sub").mkdir(parents=True)

@@ -15,11 +15,11 @@ from evaldata import SHARED_DATA, make_scenes, write_csv, write_voc, write_wsol
 from tinymodel import make_tiny_model, tiny_meta
 
 from uolrps.cli.main import main
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.eval.evaluate import evaluate
 from uolrps.eval.metrics import AUTHORS_THRESHOLDS
-from uolrps.eval.threshold import write_threshold
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.model.threshold import write_threshold
+from uolrps.core.boxes import heatmap_to_boxes
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_write_threshold_round_trip_onnx(tmp_path, model, voc):
 
 
 def test_write_threshold_engine_sidecar(tmp_path):
-    from uolrps.runtime.sidecar import Sidecar, read_sidecar, write_sidecar
+    from uolrps.model.sidecar import Sidecar, read_sidecar, write_sidecar
 
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"not a real engine")

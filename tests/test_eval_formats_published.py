@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tinymodel import make_tiny_model
-from uolrps.eval.datasets import load_dataset, load_mask
+from uolrps.eval.datasets import load_dataset
+from uolrps.eval.items import load_mask
 from uolrps.eval.evaluate import evaluate
 
 
@@ -225,7 +226,7 @@ def test_coco_polygons_rle_and_crowd_decode_as_drawn(tmp_path):
 def test_coco_evaluates_with_pxap_and_crowd_ignored(tmp_path):
     from uolrps.eval import metrics as M
     from uolrps.runtime import Localizer
-    from uolrps.runtime.boxes import map8
+    from uolrps.core.boxes import map8
 
     root, _, _ = _coco(tmp_path / "d")
     model = make_tiny_model(tmp_path / "m.onnx")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from uolrps.eval import metrics as M
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.core.boxes import heatmap_to_boxes
 
 
 def iou_loop(a, b) -> float:

@@ -12,7 +12,7 @@ import pytest
 import reference_protocols as R
 from conftest import shared
 from uolrps.eval import metrics as M
-from uolrps.runtime.boxes import map8 as project_map8
+from uolrps.core.boxes import map8 as project_map8
 
 
 # ---- hand-worked cases --------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ import pytest
 from tinymodel import bright_square_frame, make_tiny_model
 
 from uolrps.cli.main import main
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.explain.draw import explain_grid
 from uolrps.explain.representers import (box_positions, explain, foreground_feature, load_representers,
                                          projection_map)
-from uolrps.images import read_rgb, resize
+from uolrps.core.images import read_rgb, resize
 
 
 def decompose(feats: np.ndarray, top_k: int = 3):

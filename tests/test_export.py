@@ -16,10 +16,13 @@ import torch.nn.functional as F
 
 from conftest import shared
 from test_backbones import reference_vit_features
-from uolrps.calib.wstar import compute_wstar, load_calibration
-from uolrps.errors import UserError
-from uolrps.export.onnx_export import default_wstar_path, export_model, fp16_path_for
-from uolrps.meta import ModelMeta
+from uolrps.calib.wstar import compute_wstar
+from uolrps.calib.means import load_calibration
+from uolrps.core.errors import UserError
+from uolrps.export.onnx_export import export_model
+from uolrps.model.files import twin_path
+from uolrps.calib.means import default_wstar_path
+from uolrps.model.meta import ModelMeta
 
 
 # ---- the method, written independently of uolrps.export ------------------------------------------------
@@ -74,7 +77,7 @@ def assert_matches_reference(got: np.ndarray, ref: np.ndarray, size: int, t: flo
 
 
 def fp16_agreement(path, images, size, t=0.5) -> float:
-    a, b = run(path, images, size), run(fp16_path_for(path), images, size)
+    a, b = run(path, images, size), run(twin_path(path, "fp16"), images, size)
     ious = [iou(reference_box(x[0], (size, size), t), reference_box(y[0], (size, size), t)) for x, y in zip(a, b)]
     return float(np.mean(np.array(ious) >= 0.9))
 
@@ -108,19 +111,19 @@ def test_metadata_says_everything_the_runtime_needs(efflite0_model):
     assert 0 < meta.threshold < 1
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0]
     assert (inp.name, inp.type, out.name, out.type) == ("image", "tensor(uint8)", "heatmap", "tensor(float)")
-    fp16 = ModelMeta.from_props(ort.InferenceSession(str(fp16_path_for(efflite0_model))).get_modelmeta().custom_metadata_map)
+    fp16 = ModelMeta.from_props(ort.InferenceSession(str(twin_path(efflite0_model, "fp16"))).get_modelmeta().custom_metadata_map)
     assert fp16.precision == "fp16" and meta.precision == "fp32"
 
 
 def test_graph_is_opset17_checked_and_fp16_keeps_io_types(efflite0_model):
-    for path in (efflite0_model, fp16_path_for(efflite0_model)):
+    for path in (efflite0_model, twin_path(efflite0_model, "fp16")):
         m = onnx.load(str(path))
         onnx.checker.check_model(m)
         assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
         assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
         assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert "Resize" not in {n.op_type for n in m.graph.node}
-    half = onnx.load(str(fp16_path_for(efflite0_model)))
+    half = onnx.load(str(twin_path(efflite0_model, "fp16")))
     types = {onnx.TensorProto.DataType.Name(t.data_type) for t in half.graph.initializer}
     assert "FLOAT16" in types
 
@@ -224,7 +227,7 @@ def test_real_graphs_use_only_tensorrt_10_ops(efflite0_model, tmp_path, vits_che
     vit = tmp_path / "vits.onnx"
     export_model("vits", vit, weights=vits_checkpoint, wstar=vits_wstar, fp16=True, dynamic_batch=True,
                  progress=False, log=lambda m: None)
-    for path in (efflite0_model, fp16_path_for(efflite0_model), vit, fp16_path_for(vit)):
+    for path in (efflite0_model, twin_path(efflite0_model, "fp16"), vit, twin_path(vit, "fp16")):
         assert unsupported_ops(path) == [], path.name
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from tinymodel import bright_square_frame, make_tiny_model  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export.verify import MIN_GATE_IMAGES, VerifyReport, gate_twin  # noqa: E402
 
 

@@ -11,9 +11,10 @@ import pytest
 from conftest import shared
 
 from uolrps.calib.stability import MIN_IMAGES
-from uolrps.calib.wstar import compute_wstar, load_calibration
+from uolrps.calib.wstar import compute_wstar
+from uolrps.calib.means import load_calibration
 from uolrps.cli.main import main
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 SIZE = 64  # the merge is exact at any size; small keeps the test fast
 
@@ -97,7 +98,7 @@ def test_few_own_images_on_a_large_base_do_not_warn(folders, capsys, tmp_path):
 
 def test_base_default_is_the_shipped_calibration_and_can_serve(tmp_path, monkeypatch):
     from uolrps.calib.merge import load_bases, resolve_base
-    from uolrps.export.onnx_export import DEFAULT_WSTAR_DIR
+    from uolrps.calib.means import DEFAULT_WSTAR_DIR
 
     assert resolve_base("default", "efflite0") == DEFAULT_WSTAR_DIR / "efflite0.npz"
     (base,) = load_bases(["default"], "efflite0")  # it holds v, u and n_images, so it can be merged

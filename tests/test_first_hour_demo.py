@@ -23,7 +23,7 @@ def iou(a, b) -> float:
 def test_quickstart_calibration_boxes_the_demo_objects(tmp_path, capsys):
     pytest.importorskip("skimage", reason="the demo photos come from scikit-image ([demo] or [dev] extra)")
     from uolrps.cli.main import main
-    from uolrps.demo import make_demo_data
+    from uolrps.bench.demo import make_demo_data
     from uolrps.export.onnx_export import export_model
     from uolrps.runtime import Localizer
 

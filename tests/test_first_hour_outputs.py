@@ -14,8 +14,8 @@ import cv2
 import pytest
 from tinymodel import bright_square_frame, make_tiny_model
 
-from uolrps.errors import UserError
-from uolrps.paths import check_distinct_outputs
+from uolrps.core.errors import UserError
+from uolrps.core.paths import check_distinct_outputs
 
 
 def uolrps(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:

@@ -15,8 +15,8 @@ import pytest
 from evaldata import make_scenes, write_voc
 from tinymodel import bright_square_frame, make_tiny_model
 
-from uolrps.errors import UserError
-from uolrps.meta import PREFIX
+from uolrps.core.errors import UserError
+from uolrps.model.meta import PREFIX
 from uolrps.runtime import Localizer
 from uolrps.runtime.localizer import threshold_origin
 
@@ -62,7 +62,7 @@ def test_threshold_origin(tmp_path):
         assert loc.threshold_origin == "model metadata of m.onnx (default)"
     with Localizer(m, threshold=0.3) as loc:
         assert loc.threshold == pytest.approx(0.3) and loc.threshold_origin == "given"
-    from uolrps.eval.threshold import write_threshold
+    from uolrps.model.threshold import write_threshold
 
     write_threshold(m, 0.25, "eval:authors:raccoon:200")
     with Localizer(m) as loc:

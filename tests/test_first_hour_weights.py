@@ -17,7 +17,7 @@ import pytest
 
 from uolrps.calib import backbones
 from uolrps.cli.main import main
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 URL = backbones.BACKBONES["vits"].url
 NAME = "dino_deitsmall16_pretrain.pth"

@@ -31,7 +31,7 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 def lazy_exports(tree: ast.Module) -> dict[str, str]:
-    """A package's ``_EXPORTS = {"name": "module", ...}`` table (uolrps._lazy), if it has one."""
+    """A package's ``_EXPORTS = {"name": "module", ...}`` table (uolrps.core.lazy), if it has one."""
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets):
             try:

@@ -1,4 +1,5 @@
-"""The runtime imports with numpy and OpenCV only: no torch, onnx, tensorrt, pycuda, nor onnxruntime at import."""
+"""The runtime (and the core and model layers under it) import with numpy and OpenCV only: no torch, onnx,
+tensorrt, pycuda, nor onnxruntime at import."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime", "tritonclient", "
 
 PROBE = r"""
 import importlib, json, pkgutil, sys
-import uolrps.runtime as rt
+import uolrps.core, uolrps.model, uolrps.runtime as rt
 after_package = sorted(m for m in {HEAVY} if m in sys.modules)
-names = [m.name for m in pkgutil.walk_packages(rt.__path__, "uolrps.runtime.")]
+names = [m.name for pkg in (uolrps.core, uolrps.model, rt) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")]
 for name in names:
     importlib.import_module(name)
 for attr in rt.__all__:
     getattr(rt, attr)
-import uolrps.cli.run_cmd, uolrps.demo
+import uolrps.cli.run_cmd, uolrps.bench.demo
 print(json.dumps({"names": names, "after_package": after_package,
                   "loaded": sorted(m for m in {HEAVY} if m in sys.modules)}))
 """
@@ -34,7 +35,7 @@ def test_runtime_imports_nothing_heavy():
                      "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.runtime.draw",
                      "uolrps.runtime.backends.ort", "uolrps.runtime.runner",
                      "uolrps.runtime.control", "uolrps.runtime.backends.triton", "uolrps.runtime.engine",
-                     "uolrps.runtime.stream", "uolrps.runtime.handoff", "uolrps.runtime.batching",
+                     "uolrps.runtime.stream", "uolrps.runtime.handoff", "uolrps.core.batching",
                      "uolrps.runtime.capture", "uolrps.runtime.files", "uolrps.runtime.post",
                      "uolrps.runtime.recording", "uolrps.runtime.sourcelist", "uolrps.runtime.blas",
                      "uolrps.runtime.outputs.video", "uolrps.runtime.outputs.images"):
@@ -53,10 +54,10 @@ def test_ort_is_loaded_only_when_a_model_is_opened(tmp_path):
 
 
 def test_build_side_and_gpu_helpers_import_nothing_heavy():
-    mods = ["uolrps.gpu", "uolrps.onnx_header", "uolrps.export.trt_build", "uolrps.export.trt_exec",
+    mods = ["uolrps.core.gpu", "uolrps.model.onnx_meta", "uolrps.export.trt_build", "uolrps.export.trt_exec",
             "uolrps.export.trt_onnx", "uolrps.export.trt_profile", "uolrps.export.trt_support",
             "uolrps.export.fileset", "uolrps.cli.build_cmd", "uolrps.bench", "uolrps.bench.targets",
-            "uolrps.bench.measure", "uolrps.bench.report", "uolrps.doctor", "uolrps.opencv_info",
+            "uolrps.bench.measure", "uolrps.bench.report", "uolrps.bench.doctor", "uolrps.core.opencv_info",
             "uolrps.cli.bench_cmd", "uolrps.cli.doctor_cmd"]
     code = (f"import importlib, json, sys\nfor m in {mods!r}: importlib.import_module(m)\n"
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")

@@ -13,9 +13,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 
 from int8model import scenes, tiny_int8_model, write_scenes  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export import int8 as q8  # noqa: E402
-from uolrps.meta import ModelMeta  # noqa: E402
+from uolrps.model.meta import ModelMeta  # noqa: E402
 
 COMPUTE = ("Conv", "MatMul", "Gemm")
 

@@ -20,7 +20,7 @@ from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
 from int8model import scenes, tiny_int8_model, write_scenes  # noqa: E402
 from uolrps.export import int8 as q8  # noqa: E402
 from uolrps.export.trt_build import build_engine, trt_api  # noqa: E402
-from uolrps.runtime.sidecar import read_sidecar  # noqa: E402
+from uolrps.model.sidecar import read_sidecar  # noqa: E402
 
 GPU = ("Orin", (8, 7))
 
@@ -97,7 +97,8 @@ def test_int8_module_imports_nothing_heavy():
 
 
 def test_bench_finds_both_int8_twins(twins):
-    from uolrps.bench.targets import base_of, discover
+    from uolrps.bench.targets import discover
+    from uolrps.model.files import split as base_of
 
     ref, qdq, cpu = twins
     targets, _ = discover(ref, backends=["ort:cpu"])
@@ -110,7 +111,7 @@ def test_bench_finds_both_int8_twins(twins):
 def test_cli_export_int8_efflite0(calib_subset, tmp_path, capsys):
     """The whole command on the real efflite0 and real images: a CNN gets the Q/DQ twin only."""
     from uolrps.cli.main import main
-    from uolrps.meta import ModelMeta
+    from uolrps.model.meta import ModelMeta
 
     out = tmp_path / "e.onnx"
     code = main(["export", "--backbone", "efflite0", "--dynamic-batch", "-o", str(out), "--int8",

@@ -7,9 +7,9 @@ import json
 import onnx
 
 from tinymodel import make_tiny_model, tiny_meta
-from uolrps.eval.threshold import write_threshold
-from uolrps.meta import PREFIX, ModelMeta
-from uolrps.runtime.sidecar import Sidecar, read_sidecar, update_sidecar_meta, write_sidecar
+from uolrps.model.threshold import write_threshold
+from uolrps.model.meta import PREFIX, ModelMeta
+from uolrps.model.sidecar import Sidecar, read_sidecar, update_sidecar_meta, write_sidecar
 
 # what a newer version might add: a field this version does not know, and its own entry in uolrps.extra
 NEWER = {PREFIX + "calibration_drift": json.dumps({"cosine": 0.97, "n": 3000}),

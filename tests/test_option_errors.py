@@ -1,7 +1,7 @@
 """Library errors name Python parameters; the command line words them with the running command's flags.
 
 A Python caller gets ``sampling_ratio must be ...`` (the name it passed), a shell user ``--sampling-ratio must
-be ...`` (the flag it typed), from one :class:`uolrps.errors.OptionError` reworded in uolrps/cli/main.py. The
+be ...`` (the flag it typed), from one :class:`uolrps.core.errors.OptionError` reworded in uolrps/cli/main.py. The
 guards below keep flag names out of the library's error messages and out of the names and labels it passes.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from uolrps.cli.main import main
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 ROOT = Path(__file__).resolve().parents[1] / "uolrps"
 
@@ -299,7 +299,7 @@ def test_server_token_renamed_for_the_run():
 def test_check_helpers_name_parameters_or_keep_a_flag():
     """A library call passes the parameter (an OptionError the CLI rewords); a CLI's own call passes its flag or a
     label (a UserError, as written)."""
-    from uolrps.options import check_at_least, check_between, check_choice, check_interval, check_positive
+    from uolrps.core.options import check_at_least, check_between, check_choice, check_interval, check_positive
 
     cases = [(lambda n: check_positive(0, n, "number of frames"), "must be a positive number of frames, but got 0"),
              (lambda n: check_between(-1, 0, 10_000, n), "must be between 0 and 10000, but got -1"),

@@ -9,14 +9,14 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 
 from tinymodel import make_tiny_model  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.runtime.backends.ort import OrtBackend  # noqa: E402
 
 
 def test_the_provider_that_runs_is_reported(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="uolrps.ort"):
         b = OrtBackend(make_tiny_model(tmp_path / "m.onnx"), providers="cpu")
-    assert b.provider == "cpu" and b.providers == ["cpu"]
+    assert b.caps.provider == "cpu" and b.caps.providers == ("cpu",)
     assert "m.onnx: ONNX Runtime" in caplog.text and "runs it on CPUExecutionProvider" in caplog.text
 
 

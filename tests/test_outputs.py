@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.outputs import meter as outputs_meter
 from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
@@ -142,7 +142,7 @@ def test_fps_meter(monkeypatch):
 
 
 def test_heatmap_overlay_is_upsampled_like_the_boxes_map():
-    from uolrps.runtime.boxes import map8
+    from uolrps.core.boxes import map8
 
     hm = np.zeros((1, 4, 5), np.float32)
     hm[0, 1:3, 2:4] = 1.0

@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from uolrps.opencv_info import gui_backend, parse_build_information
+from uolrps.core.opencv_info import gui_backend, parse_build_information
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -88,7 +88,7 @@ def test_build_information_is_read(text, gui, gst):
 
 def test_this_environment_report():
     cv2 = pytest.importorskip("cv2")
-    from uolrps.opencv_info import opencv_build
+    from uolrps.core.opencv_info import opencv_build
 
     b = opencv_build(cv2)
     assert b.version == cv2.__version__ and b.path.endswith(".py")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from uolrps.progress import progress
+from uolrps.core.progress import progress
 
 
 class Terminal(io.StringIO):

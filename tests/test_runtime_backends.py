@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tinymodel import bright_square_frame, make_tiny_model
 
-from uolrps.errors import UserError
-from uolrps.meta import ModelMeta
+from uolrps.core.errors import UserError
+from uolrps.model.meta import ModelMeta
 from uolrps.runtime.backends import BACKENDS, backend_name, load_backend
 from uolrps.runtime.backends.ort import OrtBackend, parse_providers
 
@@ -109,7 +109,7 @@ def test_metadata_and_input_spec(models):
         assert isinstance(dyn.meta, ModelMeta) and dyn.meta.backbone == "tiny"
         assert dyn.input_spec.shape == (None, 64, 64, 3) and dyn.input_spec.dtype == "uint8"
         assert fixed.input_spec.shape == (1, 64, 64, 3)
-        assert dyn.providers == ["cpu"]
+        assert dyn.caps.providers == ("cpu",)
 
 
 def test_fixed_batch_runs_any_n_in_chunks_equal_to_dynamic(models):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tinymodel import bright_square_frame, make_tiny_model
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.runtime import LocalizationResult, Localizer
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.core.boxes import heatmap_to_boxes
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ from test_runtime_pipeline import no_worker_threads
 from test_sources import factory, new_world, write_video
 from tinymodel import make_tiny_model
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.runtime import Localizer
 from uolrps.runtime.engine import StreamEngine
 from uolrps.runtime.pipeline import localize_stream, localize_streams
-from uolrps.runtime.sources import Status, open_source
+from uolrps.runtime.sources import open_source
+from uolrps.runtime.capture import Status
 from uolrps.runtime.stats import RunStats
 
 
@@ -307,7 +308,10 @@ class _RemoteLike:
     def __init__(self, inner, concurrency: int, seed: int = 0):
         import threading
 
-        self.inner, self.meta, self.concurrency = inner, inner.meta, concurrency
+        import dataclasses
+
+        self.inner, self.meta = inner, inner.meta
+        self.caps = dataclasses.replace(inner.caps, concurrency=concurrency)
         self._lock, self.now, self.most = threading.Lock(), 0, 0
         self._rng = np.random.default_rng(seed)
 

@@ -13,7 +13,7 @@ pytest.importorskip("uvicorn", reason="the [serve] extra (fastapi, uvicorn, prom
 from serve_client import request  # noqa: E402
 from serve_control import SyntheticRun, pattern_box  # noqa: E402
 
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.serve import TOKEN_ENV, start_server  # noqa: E402
 
 A = "pattern:320x240@30/80x60"
@@ -251,7 +251,7 @@ def test_without_the_serve_extra_the_error_names_it():
     import sys
 
     code = ("import sys; sys.modules['uvicorn'] = None\n"  # as if uvicorn were not installed
-            "from uolrps.errors import UserError\nfrom uolrps.serve import start_server\n"
+            "from uolrps.core.errors import UserError\nfrom uolrps.serve import start_server\n"
             "try:\n    start_server(object(), port=0)\nexcept UserError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from tinymodel import tiny_meta
-from uolrps.errors import UserError
-from uolrps.runtime.sidecar import (Sidecar, check_sidecar, read_sidecar, sha256_file, sidecar_differences,
-                                    sidecar_path, update_sidecar_meta, write_sidecar)
+from uolrps.core.errors import UserError
+from uolrps.model.sidecar import Sidecar, check_sidecar, read_sidecar, sidecar_differences, sidecar_path, update_sidecar_meta, write_sidecar
+from uolrps.core.digest import sha256_file
 
 
 def _sidecar(**kw) -> Sidecar:
@@ -111,9 +111,9 @@ def test_fields_of_the_wrong_kind_are_user_errors(tmp_path):
 
     import pytest
 
-    from uolrps.errors import UserError
-    from uolrps.meta import ModelMeta
-    from uolrps.runtime.sidecar import SIDECAR_FORMAT, read_sidecar
+    from uolrps.core.errors import UserError
+    from uolrps.model.meta import ModelMeta
+    from uolrps.model.sidecar import SIDECAR_FORMAT, read_sidecar
 
     good = ModelMeta(backbone="b", input_size=(32, 32), grid=(4, 4), mean=(0, 0, 0), std=(1, 1, 1)).to_props()
     p = tmp_path / "m.engine.json"

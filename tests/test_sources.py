@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from uolrps.errors import UserError
-from uolrps.runtime.sources import Status, open_source, parse_source
+from uolrps.core.errors import UserError
+from uolrps.runtime.sources import open_source, parse_source
+from uolrps.runtime.capture import Status
 
 
 def write_video(path, n=40, fps=25.0, size=(120, 160)):

@@ -10,11 +10,11 @@ import pytest
 from tinymodel import make_tiny_model
 
 from uolrps.cli.main import main
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.export.triton_repo import RepoSettings, write_triton_repo
-from uolrps.meta import ModelMeta
+from uolrps.model.meta import ModelMeta
 from uolrps.runtime.backends import backend_name, load_backend
-from uolrps.runtime.sidecar import Sidecar, write_sidecar
+from uolrps.model.sidecar import Sidecar, write_sidecar
 
 
 def _parse(path):
@@ -184,7 +184,7 @@ def test_doctor_says_whether_the_triton_client_is_there():
     pytest.importorskip("tritonclient.grpc", reason="tritonclient is not installed")
     from importlib.metadata import version
 
-    from uolrps.doctor import diagnose
+    from uolrps.bench.doctor import diagnose
 
     (line,) = [c for c in diagnose() if c.name.endswith("grpc://HOST:8001/NAME")]
     assert line.ok is True and f"tritonclient {version('tritonclient')} (grpc, http)" == line.detail

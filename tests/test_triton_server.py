@@ -25,7 +25,7 @@ from tinymodel import make_tiny_model  # noqa: E402
 from tritonserver import TritonServer, Unavailable, ensure_venv  # noqa: E402
 
 from uolrps.cli.main import main  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export.triton_repo import RepoSettings, write_triton_repo  # noqa: E402
 from uolrps.runtime.backends import load_backend  # noqa: E402
 

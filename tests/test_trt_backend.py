@@ -21,11 +21,11 @@ pytest.importorskip("onnx")
 from fake_seam import FakeCudaTensorRT  # noqa: E402
 from fake_tensorrt import make_trt  # noqa: E402
 from tinymodel import bright_square_frame, make_tiny_model  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export.trt_build import build_engine  # noqa: E402
 from uolrps.runtime.backends.trt import TensorInfo, TensorRTBackend, numpy_dtype, plan_io  # noqa: E402
 from uolrps.runtime.preprocess import preprocess  # noqa: E402
-from uolrps.runtime.sidecar import sidecar_path  # noqa: E402
+from uolrps.model.sidecar import sidecar_path  # noqa: E402
 
 GPU = ("Orin", (8, 7))
 
@@ -67,7 +67,7 @@ def test_matches_onnx_runtime_for_every_batch_size(built):
     fake = FakeCudaTensorRT()
     with TensorRTBackend(engine, cuda=fake) as b:
         assert b.meta.input_size == (64, 64) and b.input_spec.shape == (None, 64, 64, 3)
-        assert (b.io.min_batch, b.io.max_batch) == (1, 4) and b.max_batch is None
+        assert (b.io.min_batch, b.io.max_batch) == (1, 4) and (b.caps.min_batch, b.caps.max_batch, b.caps.fixed_batch) == (1, 4, False)
         for n in (1, 3, 4, 9):  # 9 > max batch 4: runs as 4 + 4 + 1
             x = _batch(b.meta, n, seed=n)
             y = b(x)
@@ -104,7 +104,7 @@ def test_fixed_batch_engine(tmp_path):
     onnx_path, engine = _engine(tmp_path, dynamic=False)
     fake = FakeCudaTensorRT()
     with TensorRTBackend(engine, cuda=fake) as b:
-        assert b.input_spec.shape == (1, 64, 64, 3) and b.max_batch == 1
+        assert b.input_spec.shape == (1, 64, 64, 3) and (b.caps.max_batch, b.caps.fixed_batch) == (1, True)
         x = _batch(b.meta, 3)
         expected = np.concatenate([_ort(onnx_path, x[i:i + 1]) for i in range(3)])  # the graph takes 1 image
         np.testing.assert_array_equal(b(x), expected)
@@ -251,7 +251,7 @@ def test_close_is_idempotent_and_final(built):
 
 
 def test_runtime_import_stays_light():
-    code = ("import sys, uolrps.runtime.backends.trt, uolrps.runtime.sidecar, uolrps.runtime.backends as r; "
+    code = ("import sys, uolrps.runtime.backends.trt, uolrps.model.sidecar, uolrps.runtime.backends as r; "
             "bad = [m for m in ('tensorrt', 'pycuda', 'onnx', 'torch', 'onnxruntime') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from tinymodel import make_tiny_model  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export.trt_ops import TRT10_LATE_OPS, TRT10_OPS, check_tensorrt_ops, unsupported_ops  # noqa: E402
 
 

@@ -17,10 +17,10 @@ pytest.importorskip("onnx")
 from fake_pycuda import make_pycuda  # noqa: E402
 from fake_tensorrt import make_trt  # noqa: E402
 from tinymodel import make_tiny_model  # noqa: E402
-from uolrps.errors import UserError  # noqa: E402
+from uolrps.core.errors import UserError  # noqa: E402
 from uolrps.export.trt_build import build_engine  # noqa: E402
 from uolrps.runtime.backends.trt import CudaTensorRT, TensorRTBackend  # noqa: E402
-from uolrps.runtime.sidecar import sidecar_path  # noqa: E402
+from uolrps.model.sidecar import sidecar_path  # noqa: E402
 
 GPU = ("Orin", (8, 7))
 
@@ -196,7 +196,7 @@ def test_cli_eval_with_an_engine_from_another_builder(tmp_path, monkeypatch, cap
 def test_a_logger_is_never_handed_to_another_module_that_reuses_an_id(monkeypatch):
     """CPython reuses the id of a dead object: a fake tensorrt module made later may get the id of one made
     earlier; it must get a logger of its own (the full suite failed on this, depending on test order)."""
-    from uolrps import gpu
+    from uolrps.core import gpu
 
     gone, new = make_trt(), make_trt()
     stale = gone.Logger(gone.Logger.WARNING)

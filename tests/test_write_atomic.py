@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from uolrps.errors import UserError
-from uolrps.paths import write_atomic
+from uolrps.core.errors import UserError
+from uolrps.core.paths import write_atomic
 
 
 def test_two_concurrent_writers_each_write_whole_files(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.meta import ModelMeta
+from uolrps.model.meta import ModelMeta
 
 
 def tiny_meta(size=(64, 64), grid=(8, 8), dynamic_batch=True, threshold=0.5, batch=1) -> ModelMeta:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 log = logging.getLogger("uolrps.bench")
 N_IMAGES = 32
@@ -36,7 +36,7 @@ class BenchReport:
 
 def load_frames(images: str | Path | None, n: int = N_IMAGES) -> tuple[list[np.ndarray], str]:
     """Up to ``n`` BGR frames spread over the images under ``images``; generated ones when None."""
-    from uolrps.images import list_images, read_bgr
+    from uolrps.core.images import list_images, read_bgr
 
     if images is None:
         from uolrps.export.verify import synthetic_images

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
+from uolrps.core.boxes import first_box_iou, heatmap_to_boxes
 from uolrps.runtime.preprocess import preprocess
 
 AGREE_IOU = 0.9
@@ -90,6 +90,6 @@ def measure(backend, target, frames: list[np.ndarray], batch: int, warmup: int, 
     if reference is not None:
         got = heatmaps_of(backend, inputs, batch)
         diff, share = agreement(got, reference, [f.shape[:2] for f in frames], meta.threshold)
-    provider = getattr(backend, "provider", None) or target.backend
+    provider = backend.caps.provider or target.backend
     return Row(target.label, target.backend, str(provider), getattr(meta, "precision", target.precision) or
                target.precision, batch, infer, whole, diff, share, len(frames))

@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.files import ENGINE_SUFFIXES, ModelFiles
+from uolrps.model.files import VARIANTS as FILE_VARIANTS
 from uolrps.runtime.backends import BACKENDS, backend_name
 
-TWINS = (("fp32", ""), ("fp16", ".fp16"), ("int8", ".int8"), ("int8-cpu", ".int8.cpu"))  # see docs/int8.md
-ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,11 @@ class Skipped:
     reason: str  # why not measured here, and what would make it run
 
 
-def base_of(path: Path) -> tuple[Path, str]:
-    """``dir/model.fp16.onnx`` -> (``dir/model``, "fp16")."""
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    for precision, tag in TWINS[1:]:
-        if stem.endswith(tag):
-            return path.with_name(stem[: -len(tag)]), precision
-    return path.with_name(stem), "fp32"
-
-
 def reference_of(model: str | Path) -> Path | None:
     """The FP32 ONNX twin that agreement is measured against, when it exists."""
     if "://" in str(model):
         return None
-    base, _ = base_of(Path(model))
-    ref = base.with_name(base.name + ".onnx")
+    ref = ModelFiles.of(Path(model)).path("fp32")
     return ref if ref.is_file() else None
 
 
@@ -111,10 +101,10 @@ def discover(model: str | Path, backends: list[str] | None = None, threads: int 
         if not model.is_file():
             raise UserError(f"model file {str(model)!r} does not exist: pass a .onnx from `uolrps export` or an "
                             ".engine from `uolrps build`")
-        base, _ = base_of(model)
-        for precision, tag in TWINS:
-            onnx = base.with_name(base.name + tag + ".onnx")
-            engines = [base.with_name(base.name + tag + s) for s in ENGINE_SUFFIXES]
+        family = ModelFiles.of(model)
+        for precision in (v.name for v in FILE_VARIANTS):
+            onnx = family.path(precision)
+            engines = [family.path(precision, s) for s in ENGINE_SUFFIXES]
             files = [p for p in [onnx, *engines] if p.is_file()]
             for path in files:
                 name = backend_name(path)

@@ -3,7 +3,7 @@ package costs nothing until a function is used."""
 
 from __future__ import annotations
 
-from uolrps._lazy import lazy_attributes
+from uolrps.core.lazy import lazy_attributes
 
 _EXPORTS = {
     "compute_wstar": "uolrps.calib.wstar",

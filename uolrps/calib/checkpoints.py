@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from uolrps.digest import sha256_file  # noqa: F401 (re-exported: calib and download import it from here)
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 # keys some official files carry that are not part of the encoder (classifier heads, DINO projection heads)
 _IGNORED = re.compile(r"^(fc\.|head\.|head_drop|pooler\.|classifier\.|_fc\.|mask_token$)")

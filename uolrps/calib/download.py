@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from uolrps.calib.checkpoints import sha256_file
-from uolrps.errors import OptionError, UserError
-from uolrps.progress import progress as progress_bar
+from uolrps.core.digest import sha256_file
+from uolrps.core.errors import OptionError, UserError
+from uolrps.core.progress import progress as progress_bar
 
 log = logging.getLogger("uolrps.download")
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from uolrps.calib.backbones import get_spec
-from uolrps.calib.checkpoints import load_strict, read_state_dict, sha256_file
+from uolrps.calib.checkpoints import load_strict, read_state_dict
+from uolrps.core.digest import sha256_file
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Encoder(nn.Module):
 def build_encoder(backbone: str, weights: str | Path | None = None, size: int | tuple[int, int] = 224,
                   dilated: bool = False, progress: bool = True) -> Encoder:
     """Encoder ``backbone`` at input ``size`` with ``weights`` (a file), or its published/bundled weights."""
-    from uolrps.errors import OptionError, UserError
+    from uolrps.core.errors import OptionError, UserError
 
     spec = get_spec(backbone)
     H, W = (size, size) if isinstance(size, int) else tuple(size)
@@ -88,7 +89,7 @@ def features(backbone: str | Encoder, weights=None, images_rgb=(), size=224, bat
 
     Images are stretched to ``size`` with the project's one resize (OpenCV INTER_LINEAR).
     """
-    from uolrps.images import resize
+    from uolrps.core.images import resize
 
     enc = backbone if isinstance(backbone, Encoder) else build_encoder(backbone, weights, size)
     H, W = enc.info.input_size

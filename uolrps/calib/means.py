@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 EPS = 1e-12
 DEFAULT_WSTAR_DIR = Path(__file__).resolve().parents[1] / "export" / "default_wstar"  # shipped calibrations

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError
+from uolrps.core.errors import OptionError
 
 MUST_MATCH = ("backbone", "weights_sha256", "input_size", "mean", "std", "dilated")
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from uolrps import __version__
-from uolrps.errors import OptionError, UserError
-from uolrps.calib.means import EPS, load_calibration, wstar_from_means  # noqa: F401  (their home; re-exported)
+from uolrps.core.errors import OptionError, UserError
+from uolrps.calib.means import EPS, wstar_from_means
 from uolrps.calib.stability import split_half_cosine
-from uolrps.images import list_images, read_rgb, resize
-from uolrps.progress import progress as progress_bar
+from uolrps.core.images import list_images, read_rgb, resize
+from uolrps.core.progress import progress as progress_bar
 
 
 
@@ -41,7 +41,7 @@ class Calibration:
     warnings: list[str] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
-        from uolrps.paths import check_output_path, write_atomic
+        from uolrps.core.paths import check_output_path, write_atomic
 
         path = check_output_path(path, "output", (".npz",))
         arrays = dict(w=self.w.astype(np.float32), v=self.v.astype(np.float32), u=self.u.astype(np.float32),

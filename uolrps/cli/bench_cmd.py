@@ -26,7 +26,7 @@ def bench(
     with the FP32 ONNX Runtime result (max heatmap difference, share of boxes with IoU >= 0.9)."""
     from uolrps.bench import run_bench
     from uolrps.bench.report import table
-    from uolrps.paths import check_output_path, write_atomic
+    from uolrps.core.paths import check_output_path, write_atomic
 
     if json_out is not None:
         check_output_path(json_out, "--json", (".json",), inputs=(model, meta))

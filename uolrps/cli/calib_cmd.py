@@ -25,7 +25,7 @@ def calib(
 ) -> None:
     """Compute the projection vector w* from unlabeled images."""
     from uolrps.calib.wstar import compute_wstar
-    from uolrps.paths import check_output_path
+    from uolrps.core.paths import check_output_path
 
     from uolrps.calib.merge import resolve_base
 

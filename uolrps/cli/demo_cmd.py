@@ -12,7 +12,7 @@ def demo_data(
     frames: int = typer.Option(90, "--frames", help="Frames in the clip (30 per second)."),
 ) -> None:
     """Write a few photos bundled with scikit-image (DIR/images) and a pan/zoom clip over them (DIR/clip.mp4)."""
-    from uolrps.demo import make_demo_data
+    from uolrps.bench.demo import make_demo_data
 
     demo = make_demo_data(directory, frames=frames)
     typer.echo(f"wrote {len(demo.images)} images to {demo.images[0].parent} and {demo.clip} "

@@ -9,7 +9,7 @@ import typer
 
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON (for scripts).")) -> None:
     """Check Python, OpenCV (GUI, GStreamer, FFmpeg, V4L2), ONNX Runtime, TensorRT, CUDA, GPUs and DLA."""
-    from uolrps.doctor import diagnose, report_json
+    from uolrps.bench.doctor import diagnose, report_json
 
     checks = diagnose()
     if as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 def eval_(
@@ -33,7 +33,7 @@ def eval_(
     """Evaluate a model's boxes against ground truth (MaxBoxAccV2, CorLoc, PxAP where masks exist)."""
     from uolrps.eval.evaluate import evaluate
     from uolrps.eval.report import format_table
-    from uolrps.options import check_at_least
+    from uolrps.core.options import check_at_least
 
     check_at_least(workers, 0, "--workers (0: automatic)")
     if meta is not None and write_threshold:

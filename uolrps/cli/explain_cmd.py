@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
@@ -38,8 +38,8 @@ def explain_(
 
     from uolrps.explain.draw import explain_grid
     from uolrps.explain.representers import IDENTITY_TOL, explain
-    from uolrps.images import read_bgr
-    from uolrps.paths import check_output_path, write_atomic
+    from uolrps.core.images import read_bgr
+    from uolrps.core.paths import check_output_path, write_atomic
 
     check_output_path(output, "-o", (".png",), inputs=(image, model, calib))  # before the backbone loads
     exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights)

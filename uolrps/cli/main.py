@@ -1,7 +1,7 @@
 """The `uolrps` command: a thin skin over the library, one module per command.
 
-Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.errors.UserError` anywhere becomes one
-line on stderr and exit code 2, never a traceback; an :class:`uolrps.errors.OptionError` is first reworded with
+Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.core.errors.UserError` anywhere becomes one
+line on stderr and exit code 2, never a traceback; an :class:`uolrps.core.errors.OptionError` is first reworded with
 the flags of the command that ran (:func:`word_option_errors`).
 """
 
@@ -15,7 +15,7 @@ import sys
 import typer
 
 from uolrps import __version__
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 COMMANDS = ["calib", "export", "build", "run", "demo", "eval", "explain", "triton", "doctor", "bench"]  # modules uolrps/cli/<name>_cmd.py
 # commands that read or write images and video: without OpenCV they stop at once, naming the extra to install
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         name = next((a for a in args if not a.startswith("-")), None)
         if name in NEEDS_OPENCV and not {"--help", "-h"} & set(args):
-            from uolrps.opencv_info import import_cv2
+            from uolrps.core.opencv_info import import_cv2
 
             import_cv2(f"`uolrps {name}`")
         command = typer.main.get_command(app)

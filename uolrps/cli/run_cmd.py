@@ -8,7 +8,7 @@ from typing import List
 
 import typer
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in failure (docs/run.md)
 
@@ -59,7 +59,7 @@ def run(
     """Localize the main object in every frame of cameras, video files, image folders or network streams."""
     # the parameters have RunConfig's names (source, sources_file...), so a library OptionError is worded with
     # these flags (uolrps.cli.main.word_option_errors)
-    from uolrps.paths import check_distinct_outputs, check_output_path, write_atomic
+    from uolrps.core.paths import check_distinct_outputs, check_output_path, write_atomic
     from uolrps.runtime.capture import CaptureOptions
     from uolrps.runtime.runner import RunConfig, run as run_pipeline
     from uolrps.runtime.sourcelist import parse_size

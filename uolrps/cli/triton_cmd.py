@@ -8,7 +8,7 @@ import typer
 
 
 def _preferred(text: str | None) -> tuple[int, ...] | None:
-    from uolrps.errors import UserError
+    from uolrps.core.errors import UserError
 
     if text is None:
         return None

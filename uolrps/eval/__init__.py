@@ -7,13 +7,12 @@ CSV, PASCAL VOC, CUB-200-2011, wsolevaluation and COCO annotations. Names are re
 
 from __future__ import annotations
 
-from uolrps._lazy import lazy_attributes
+from uolrps.core.lazy import lazy_attributes
 
 _EXPORTS = {
     "evaluate": "uolrps.eval.evaluate",
     "load_dataset": "uolrps.eval.datasets",
     "detect_format": "uolrps.eval.datasets",
-    "write_threshold": "uolrps.eval.threshold",
     "format_table": "uolrps.eval.report",
 }
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.eval import metrics as M
 from uolrps.eval.sweep import summarise_sweep, sweep
-from uolrps.images import read_rgb
-from uolrps.progress import progress as progress_bar
+from uolrps.core.images import read_rgb
+from uolrps.core.progress import progress as progress_bar
 
 
 def feature_baselines(items, sizes, backbone, weights, size, protocol, progress, workers) -> dict:

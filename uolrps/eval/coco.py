@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 from uolrps.eval.coco_masks import INSTALL
 from uolrps.eval.detect import _coco_json_in
-from uolrps.eval.items import Dataset, Item, Problem, finish_dataset, read_json
+from uolrps.eval.items import Dataset, Item, finish_dataset, read_json
+from uolrps.core.annotations import Problem
 
 def _has_pycocotools() -> bool:
     try:

@@ -1,15 +1,14 @@
 """Evaluation data sets: ``load_dataset`` picks the format (``uolrps.eval.detect``) and its loader
-(``uolrps.eval.loaders``); the data model lives in ``uolrps.eval.items``, re-exported here.
+(``uolrps.eval.loaders``); the data model lives in ``uolrps.eval.items``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from uolrps.errors import UserError
-from uolrps.eval.detect import FORMATS, detect_format  # noqa: F401 (part of this API)
-from uolrps.eval.items import (BOX_TOLERANCE, Dataset, Item, Problem, check_boxes, load_mask,  # noqa: F401
-                               read_json, summarise)
+from uolrps.core.errors import UserError
+from uolrps.eval.detect import FORMATS, detect_format
+from uolrps.eval.items import Dataset, summarise
 
 
 def load_dataset(path: str | Path, fmt: str = "auto", split: str | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 FORMATS = ("csv", "voc", "cub", "wsol", "coco")
 

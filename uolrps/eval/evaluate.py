@@ -1,7 +1,7 @@
 """``evaluate``: run the shipped model over a data set once, then sweep thresholds on the stored heatmaps.
 
 Inference goes through :class:`uolrps.runtime.Localizer` (the runtime's preprocessing and backend, any
-model file it opens; ``uolrps.eval.inference``), boxes through ``uolrps.runtime.boxes``, compared with the
+model file it opens; ``uolrps.eval.inference``), boxes through ``uolrps.core.boxes``, compared with the
 ground truth in source pixels (``uolrps.eval.sweep``). See ``uolrps.eval.metrics`` for the protocols and
 docs/eval.md for the output. This module only puts the steps together and writes the results.
 """
@@ -12,12 +12,13 @@ import json
 import time
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 from uolrps.eval import metrics as M
-from uolrps.eval.datasets import load_dataset, summarise
+from uolrps.eval.datasets import load_dataset
+from uolrps.eval.items import summarise
 from uolrps.eval.inference import run_heatmaps
 from uolrps.eval.sweep import summarise_sweep, sweep
-from uolrps.options import check_at_least
+from uolrps.core.options import check_at_least
 
 PROTOCOLS = ("both", "authors", "wsol")
 
@@ -92,7 +93,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
         result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
     if write_threshold:  # last but the JSON (whose path was checked first): a failure above changes no model
-        from uolrps.eval.threshold import write_threshold as _write
+        from uolrps.model.threshold import write_threshold as _write
 
         source = f"eval:{'wsol' if protocol == 'wsol' else 'authors'}:{Path(dataset_path).resolve().name}:{len(items)}"
         done = _write(model_path, chosen["threshold"], source)
@@ -107,8 +108,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
 
 def _check_outputs(model_path, json_path, save_vis, write_threshold=False) -> None:
-    from uolrps.eval.threshold import threshold_targets
-    from uolrps.paths import check_distinct_outputs, check_output_path
+    from uolrps.model.threshold import threshold_targets
+    from uolrps.core.paths import check_distinct_outputs, check_output_path
 
 
     if json_path is not None:
@@ -122,7 +123,7 @@ def _check_outputs(model_path, json_path, save_vis, write_threshold=False) -> No
 
 
 def _write_json(path: Path, result: dict) -> None:
-    from uolrps.paths import write_atomic
+    from uolrps.core.paths import write_atomic
 
     text = json.dumps(result, indent=2) + "\n"
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "json_path")

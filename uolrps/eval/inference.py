@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.eval.items import Dataset, Problem, check_boxes
-from uolrps.images import read_bgr
-from uolrps.progress import progress as progress_bar
+from uolrps.eval.items import Dataset
+from uolrps.core.annotations import Problem, check_boxes
+from uolrps.core.images import read_bgr
+from uolrps.core.progress import progress as progress_bar
 
 
 def workers_or_default(workers: int | None) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.annotations import BOX_TOLERANCE, Problem, check_boxes  # noqa: F401 (part of this API)
-from uolrps.errors import UserError
+from uolrps.core.annotations import Problem, check_boxes
+from uolrps.core.errors import UserError
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 from uolrps.eval.coco import load_coco  # noqa: F401 (COCO has its own module; load_dataset finds it here)
 from uolrps.eval.detect import _csv_in, _wsol_splits
-from uolrps.eval.items import Dataset, Item, Problem, finish_dataset
-from uolrps.images import IMAGE_SUFFIXES
+from uolrps.eval.items import Dataset, Item, finish_dataset
+from uolrps.core.annotations import Problem
+from uolrps.core.images import IMAGE_SUFFIXES
 
 CSV_COLUMNS = ("image", "x1", "y1", "x2", "y2")
 
@@ -278,7 +279,7 @@ def load_wsol(path: Path, split: str | None = None, images_root: Path | None = N
 
 
 def _mask_boxes(masks: tuple[Path, ...]) -> np.ndarray:
-    from uolrps.images import read_bgr
+    from uolrps.core.images import read_bgr
 
     out = []
     for p in masks:

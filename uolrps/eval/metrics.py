@@ -1,6 +1,6 @@
 """Localization metrics swept over thresholds on stored heatmaps (inference is never re-run).
 
-For one image, the heatmap is upsampled and quantised once (``uolrps.runtime.boxes``); the threshold t
+For one image, the heatmap is upsampled and quantised once (``uolrps.core.boxes``); the threshold t
 only enters through the integer level ``int(t * max)``, so boxes are extracted once per distinct level
 (at most 256) and shared by every t that maps to it. IoUs against all ground-truth boxes are computed at
 once; accuracies over images and thresholds are array reductions.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.maps import minmax
-from uolrps.runtime.boxes import box_iou, boxes_from_map8, map8  # noqa: F401 (box_iou is part of this API)
+from uolrps.core.maps import minmax
+from uolrps.core.boxes import box_iou, boxes_from_map8, map8
 
 IOUS = (0.3, 0.5, 0.7)
 AUTHORS_THRESHOLDS = np.round(np.arange(1, 100) * 0.01, 2)

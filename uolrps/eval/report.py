@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from uolrps.eval.datasets import Problem, summarise
+from uolrps.eval.items import summarise
+from uolrps.core.annotations import Problem
 
 
 def _row(name: str, r: dict) -> str:

@@ -8,9 +8,10 @@ import numpy as np
 
 from uolrps.eval import metrics as M
 from uolrps.eval.inference import workers_or_default
-from uolrps.eval.items import Problem, load_mask
-from uolrps.progress import progress as progress_bar
-from uolrps.runtime.boxes import map8
+from uolrps.eval.items import load_mask
+from uolrps.core.annotations import Problem
+from uolrps.core.progress import progress as progress_bar
+from uolrps.core.boxes import map8
 
 
 def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, wsol: bool = True,

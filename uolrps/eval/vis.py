@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
-from uolrps.eval.metrics import box_iou
-from uolrps import canvas as draw
-from uolrps.images import read_bgr
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.core.errors import OptionError, UserError
+from uolrps.core.boxes import box_iou
+from uolrps.core import drawing as draw
+from uolrps.core.images import read_bgr
+from uolrps.core.boxes import heatmap_to_boxes
 
 MAX_SIDE = 640
 MIN_SIDE = 320  # small images are enlarged for legibility

@@ -4,7 +4,7 @@ it (``uolrps.explain.draw``). Names are resolved on first use; the test image's 
 
 from __future__ import annotations
 
-from uolrps._lazy import lazy_attributes
+from uolrps.core.lazy import lazy_attributes
 
 _EXPORTS = {
     "explain": "uolrps.explain.representers",

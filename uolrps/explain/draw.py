@@ -1,5 +1,5 @@
 """Drawing of explanations: the test image with its heatmap and box, then the most positive and negative
-calibration images with their strongest patches (primitives from ``uolrps.canvas``).
+calibration images with their strongest patches (primitives from ``uolrps.core.drawing``).
 
 Every function returns a new image (BGR uint8) and never draws on the caller's array.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from uolrps.canvas import (FONT_SCALE, GT_COLOR, NEG_COLOR, POS_COLOR, PRED_COLOR, caption,  # noqa: F401
-                           draw_boxes, fit, heat_overlay, placeholder, row, stack, title)
+from uolrps.core.drawing import (NEG_COLOR, POS_COLOR, PRED_COLOR, caption, draw_boxes, fit, heat_overlay,
+                                 placeholder, row, stack, title)
 
 PATCH_COLOR = (0, 255, 255)
 
@@ -31,7 +31,7 @@ def patch_marks(img: np.ndarray, positions, grid: tuple[int, int], color=PATCH_C
 def _calibration_tile(path: str, calib_dir, value: float, patches, grid, input_size, size: int) -> np.ndarray:
     from pathlib import Path
 
-    from uolrps.images import read_bgr, resize
+    from uolrps.core.images import read_bgr, resize
 
     p = Path(path)
     if not p.is_file() and calib_dir is not None and (Path(calib_dir) / p).is_file():

@@ -16,10 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from uolrps.digest import sha256_wstar
-from uolrps.errors import OptionError, UserError
-from uolrps.maps import minmax
-from uolrps.options import check_at_least
+from uolrps.core.digest import sha256_wstar
+from uolrps.core.errors import OptionError, UserError
+from uolrps.core.maps import minmax
+from uolrps.core.options import check_at_least
 
 EPS = 1e-12
 IDENTITY_TOL = 1e-4
@@ -174,10 +174,10 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     ``features_fn(images_rgb) -> N x C x h x w`` gives raw features; by default the calibration file's
     backbone and weights through ``uolrps.calib.features`` (``weights`` overrides the recorded path).
     """
-    from uolrps.annotations import check_boxes
-    from uolrps.images import read_bgr
+    from uolrps.core.annotations import check_boxes
+    from uolrps.core.images import read_bgr
     from uolrps.runtime import Localizer
-    from uolrps.runtime.boxes import heatmap_to_boxes
+    from uolrps.core.boxes import heatmap_to_boxes
 
     check_at_least(k, 1, "k")
     reps = load_representers(calib_npz)

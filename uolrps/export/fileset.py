@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 def _tmp_for(path: Path) -> Path:

@@ -39,7 +39,7 @@ class HeatmapGraph(nn.Module):
         super().__init__()
         w = np.atleast_2d(np.asarray(w, dtype=np.float32))
         if w.shape[1] != encoder.info.channels:
-            from uolrps.errors import UserError
+            from uolrps.core.errors import UserError
 
             raise UserError(f"w* has {w.shape[1]} channels but backbone {encoder.info.backbone} gives "
                             f"{encoder.info.channels}: was it calibrated with another backbone?")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.files import twin_path
 
 DEFAULT_IMAGES = 256  # calibration sample
 N_GATE = 32  # verification images for the gates
@@ -59,21 +60,13 @@ class Int8Recipe:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def int8_path_for(path: Path) -> Path:
-    return path.with_name(path.stem + ".int8" + path.suffix)
-
-
-def int8_cpu_path_for(path: Path) -> Path:
-    return path.with_name(path.stem + ".int8.cpu" + path.suffix)
-
-
 # ---- calibration images --------------------------------------------------------------------------------
 def resolve_calib_folder(calib_images, int8_calib, wstar_images) -> Path:
     """The folder to calibrate on: ``calib_images``, else ``int8_calib``, else the w* file's image folder.
 
     Raises :class:`UserError` (an :class:`OptionError` naming the parameter; before any work) when none is given or the one given has no readable image.
     """
-    from uolrps.images import list_images
+    from uolrps.core.images import list_images
 
     for value, param in ((calib_images, "calib_images"), (int8_calib, "int8_calib")):
         if value is not None:
@@ -102,7 +95,7 @@ def resolve_calib_folder(calib_images, int8_calib, wstar_images) -> Path:
 
 
 def _readable(path) -> bool:
-    from uolrps.images import read_rgb
+    from uolrps.core.images import read_rgb
 
     try:
         return read_rgb(path) is not None
@@ -113,7 +106,7 @@ def _readable(path) -> bool:
 def split_images(folder: Path, n_calib: int, size: tuple[int, int], n_gate: int = N_GATE
                  ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(calibration images, gate images): disjoint where the folder has enough, RGB uint8 at ``size``."""
-    from uolrps.images import list_images, read_rgb, resize
+    from uolrps.core.images import list_images, read_rgb, resize
 
     if n_calib < 1:
         raise OptionError(f"int8_images must be at least 1, but got {n_calib}", "int8_images")
@@ -333,7 +326,7 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
     Runtime (finite heatmaps, box IoU >= 0.7 on >= 90% of 32 images not used for calibration); a twin that
     fails raises :class:`UserError` naming the layers whose quantization costs the most.
     """
-    from uolrps.export.onnx_props import set_meta
+    from uolrps.model.onnx_meta import set_meta
     from uolrps.export.trt_support import check_tensorrt_support
     from uolrps.export.verify import gate_twin
 
@@ -344,11 +337,11 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
     q, recipe = quantize_qdq(model, calib)
     recipe = replace_source(recipe, folder)
     check_tensorrt_support(q, source="the int8 Q/DQ graph")
-    jobs = [(int8_path_for(output), q, recipe, "int8 twin (Q/DQ)")]
+    jobs = [(twin_path(output, "int8"), q, recipe, "int8 twin (Q/DQ)")]
     if cpu:
         made = quantize_cpu(model)
         if made is not None:
-            jobs.append((int8_cpu_path_for(output), made[0], replace_source(made[1], folder), "int8 CPU twin (dynamic)"))
+            jobs.append((twin_path(output, "int8-cpu"), made[0], replace_source(made[1], folder), "int8 CPU twin (dynamic)"))
     for path, qm, r, label in jobs:
         set_meta(qm, meta.replace(precision="int8", extra={**meta.extra, "int8": r.to_json()}))
         try:

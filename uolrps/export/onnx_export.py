@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from uolrps import __version__
-from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path  # noqa: F401  (their home, below calib and export)
-from uolrps.digest import sha256_wstar
-from uolrps.errors import OptionError, UserError
-from uolrps.export.onnx_props import set_meta
-from uolrps.meta import ModelMeta
+from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path
+from uolrps.core.digest import sha256_wstar
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.files import twin_path
+from uolrps.model.onnx_meta import set_meta
+from uolrps.model.meta import ModelMeta
 
 OPSET = 17
 DEFAULT_THRESHOLD = 0.5
@@ -53,7 +54,8 @@ def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | P
                   encoder, progress: bool, log=None) -> tuple[np.ndarray, dict, str, str]:
     """(w, calibration meta, source description, sha256 of w) from --wstar, --calib-images or the default;
     ``log`` gets a --calib-images calibration's stability line and warnings, as `uolrps calib` prints them."""
-    from uolrps.calib.wstar import compute_wstar, load_calibration
+    from uolrps.calib.wstar import compute_wstar
+    from uolrps.calib.means import load_calibration
 
     if wstar is not None and calib_images is not None:
         raise OptionError("give either wstar or calib_images, not both", "wstar", "calib_images")
@@ -167,14 +169,10 @@ def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
     """Write ``model`` with ``meta`` in metadata_props, atomically (temp file, then rename)."""
     import onnx
 
-    from uolrps.paths import write_atomic
+    from uolrps.core.paths import write_atomic
 
     set_meta(model, meta)
     return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "output")
-
-
-def fp16_path_for(path: Path) -> Path:
-    return path.with_name(path.stem + ".fp16" + path.suffix)
 
 
 def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weights=None, wstar=None,
@@ -190,18 +188,17 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.graph import HeatmapGraph
     from uolrps.export.trt_support import check_tensorrt_support
     from uolrps.export.verify import gate_twin, sample_images, verify
-    from uolrps.paths import check_distinct_outputs, check_output_path
+    from uolrps.core.paths import check_distinct_outputs, check_output_path
 
-    outputs = {"output": output, "output (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None}
+    outputs = {"output": output, "output (FP16 twin)": twin_path(output, "fp16") if fp16 else None}
     if int8:
-        from uolrps.export.int8 import int8_cpu_path_for, int8_path_for
 
-        outputs.update({"output (INT8 twin)": int8_path_for(Path(output)),
-                        "output (INT8 CPU twin)": int8_cpu_path_for(Path(output))})
+        outputs.update({"output (INT8 twin)": twin_path(output, "int8"),
+                        "output (INT8 CPU twin)": twin_path(output, "int8-cpu")})
     check_distinct_outputs(outputs)
     output = check_output_path(output, "output", (".onnx",), inputs=(weights, wstar))
     if fp16:
-        check_output_path(fp16_path_for(output), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
+        check_output_path(twin_path(output, "fp16"), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
         raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
@@ -248,7 +245,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         set_meta(half, meta.replace(precision="fp16"))
         twin = gate_twin(model.SerializeToString(), half.SerializeToString(), images, label="fp16 twin")
         log(twin.summary())
-        result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = fp16_path_for(output), twin.max_abs_diff, list(twin.ious)
+        result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = twin_path(output, "fp16"), twin.max_abs_diff, list(twin.ious)
         files.append((result.fp16_path, half))
     if int8:
         from uolrps.export.int8 import DEFAULT_IMAGES, int8_twins
@@ -266,17 +263,17 @@ def _check_int8(int8: bool, int8_calib, int8_images, calib_images, wstar, output
         if int8_calib is not None or int8_images is not None:
             raise OptionError("int8_calib and int8_images need int8", "int8_calib", "int8_images", "int8")
         return None
-    from uolrps.export.int8 import check_quantizer, int8_cpu_path_for, int8_path_for, resolve_calib_folder
-    from uolrps.paths import check_output_path
+    from uolrps.export.int8 import check_quantizer, resolve_calib_folder
+    from uolrps.core.paths import check_output_path
 
     if int8_images is not None and int8_images < 1:
         raise OptionError(f"int8_images must be at least 1, but got {int8_images}", "int8_images")
-    for path, what in ((int8_path_for(output), "output (INT8 twin)"), (int8_cpu_path_for(output), "output (INT8 CPU twin)")):
+    for path, what in ((twin_path(output, "int8"), "output (INT8 twin)"), (twin_path(output, "int8-cpu"), "output (INT8 CPU twin)")):
         check_output_path(path, what, (".onnx",), inputs=inputs)
     check_quantizer()
     wstar_images = None
     if calib_images is None and int8_calib is None and wstar is not None:
-        from uolrps.calib.wstar import load_calibration
+        from uolrps.calib.means import load_calibration
 
         wstar_images = load_calibration(wstar)["meta"].get("images")
     return resolve_calib_folder(calib_images, int8_calib, wstar_images)

@@ -7,7 +7,7 @@ ONNX Runtime inside Triton's Python backend instead (``1/model.py``), for server
 onnxruntime backend, such as the one bundled in the ``nvidia-pytriton`` wheel.
 
 Every config carries the model metadata as ``parameters`` (the ``uolrps.*`` keys of
-:meth:`uolrps.meta.ModelMeta.to_props`), so a client (``--backend triton``) reads the threshold and the input
+:meth:`uolrps.model.meta.ModelMeta.to_props`), so a client (``--backend triton``) reads the threshold and the input
 contract from the server. The written text is parsed with Triton's own ``ModelConfig`` protobuf when
 ``tritonclient`` is installed. Nothing is written unless every entry could be prepared.
 """
@@ -19,8 +19,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
-from uolrps.meta import ModelMeta
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.meta import ModelMeta
 
 DEFAULT_MAX_BATCH = 8  # max_batch_size of a dynamic-batch model unless told otherwise
 DEFAULT_QUEUE_DELAY_US = 1000  # how long the dynamic batcher may hold a request to fill a batch
@@ -190,7 +190,7 @@ def validate_config(text: str, source: str = "config.pbtxt"):
 # ---- reading the model ----------------------------------------------------------------------------------
 def onnx_meta(path: Path) -> ModelMeta:
     """The uolrps metadata of an ONNX file (read without the onnx package), checked against its graph input."""
-    from uolrps.onnx_header import read_onnx_meta
+    from uolrps.model.onnx_meta import read_onnx_meta
 
     meta, inputs = read_onnx_meta(path)
     shape = inputs.get(meta.input_name, ())
@@ -202,7 +202,7 @@ def onnx_meta(path: Path) -> ModelMeta:
 
 def engine_info(engine: Path) -> tuple[ModelMeta, int | None]:
     """An engine's metadata (from its sidecar) and the largest batch its optimisation profile takes."""
-    from uolrps.runtime.sidecar import read_sidecar
+    from uolrps.model.sidecar import read_sidecar
 
     if not engine.is_file():
         raise UserError(f"engine {str(engine)!r} does not exist: build it with `uolrps build MODEL.fp16.onnx`")

@@ -8,12 +8,12 @@ Works with TensorRT 10.x (JetPack 6, desktop) and 11.x, chosen by ``packaging.ve
 - A dynamic batch axis gets one optimisation profile min/opt/max (:mod:`uolrps.export.trt_profile`).
 - Every parser error is printed (the parser is the op check here: no operator list, no ``onnx`` import, so
   building works with what ``[trt]`` installs); every TensorRT call that can fail is checked: a constructor's
-  nullptr TypeError and a None are one-line errors (:func:`uolrps.gpu.trt_create`), a build returning None is
+  nullptr TypeError and a None are one-line errors (:func:`uolrps.core.gpu.trt_create`), a build returning None is
   an error, never an empty file. The timing cache is loaded before and saved after the build. ``--dla N``
   runs on DLA core N with GPU fallback, after checking that the device has that core.
 
 Split: ONNX inspection :mod:`~uolrps.export.trt_onnx`, settings and profile :mod:`~uolrps.export.trt_profile`,
-the trtexec equivalent :mod:`~uolrps.export.trt_exec`, the sidecar :mod:`uolrps.runtime.sidecar`.
+the trtexec equivalent :mod:`~uolrps.export.trt_exec`, the sidecar :mod:`uolrps.model.sidecar`.
 ``tensorrt`` is imported inside :func:`build_engine` only; tests pass a fake module object as ``trt=``.
 """
 
@@ -28,13 +28,14 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from uolrps import __version__
-from uolrps.errors import OptionError, UserError
-from uolrps.export.trt_exec import default_engine_path, trtexec_argv
+from uolrps.core.errors import OptionError, UserError
+from uolrps.export.trt_exec import trtexec_argv
+from uolrps.model.files import ENGINE_SUFFIXES, engine_path_for
 from uolrps.export.trt_onnx import OnnxInfo, read_onnx_info
 from uolrps.export.trt_profile import BatchProfile, BuildSettings, batch_profile
-from uolrps.gpu import INSTALL_HINT, import_tensorrt, trt_create, trt_logger
-from uolrps.paths import write_atomic
-from uolrps.runtime.sidecar import Sidecar, sidecar_path, write_sidecar
+from uolrps.core.gpu import INSTALL_HINT, import_tensorrt, trt_create, trt_logger
+from uolrps.core.paths import write_atomic
+from uolrps.model.sidecar import Sidecar, sidecar_path, write_sidecar
 
 MIN_TENSORRT = Version("10")
 
@@ -142,11 +143,11 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
                              min_batch, opt_batch, max_batch)
     info = read_onnx_info(onnx_path)
     profile = batch_profile(info.input_shape, settings, source=str(info.path))
-    engine_path = Path(engine_path) if engine_path else default_engine_path(info.path)
-    from uolrps.paths import check_distinct_outputs, check_output_path
+    engine_path = Path(engine_path) if engine_path else engine_path_for(info.path)
+    from uolrps.core.paths import check_distinct_outputs, check_output_path
 
     check_distinct_outputs({"engine_path": engine_path, "the sidecar": sidecar_path(engine_path), "timing_cache": timing_cache})
-    check_output_path(engine_path, "engine_path", (".engine", ".plan"), inputs=(info.path,))
+    check_output_path(engine_path, "engine_path", ENGINE_SUFFIXES, inputs=(info.path,))
     if timing_cache:
         check_output_path(timing_cache, "timing_cache", inputs=(info.path,))
     if trt is None:
@@ -160,7 +161,7 @@ def build_engine(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache=No
     logger = trt_logger(trt)
     builder = trt_create(trt.Builder, logger, what="a builder")
     if gpu is None:
-        from uolrps.gpu import query_gpu
+        from uolrps.core.gpu import query_gpu
 
         gpu = query_gpu()
     gpu_name, cc = gpu[0], tuple(gpu[1])

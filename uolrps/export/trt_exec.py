@@ -9,11 +9,7 @@ from packaging.version import Version
 
 from uolrps.export.trt_onnx import OnnxInfo, read_onnx_info
 from uolrps.export.trt_profile import BatchProfile, BuildSettings, batch_profile
-
-
-def default_engine_path(onnx_path: str | Path) -> Path:
-    """``model.fp16.onnx`` -> ``model.fp16.engine`` (beside it)."""
-    return Path(onnx_path).with_suffix(".engine")
+from uolrps.model.files import engine_path_for
 
 
 def trtexec_argv(info: OnnxInfo, engine_path: Path, settings: BuildSettings, profile: BatchProfile | None,
@@ -40,6 +36,6 @@ def trtexec_command(onnx_path, engine_path=None, workspace_gib=2.0, timing_cache
                              min_batch, opt_batch, max_batch)
     info = read_onnx_info(onnx_path)
     profile = batch_profile(info.input_shape, settings, source=str(info.path))
-    engine = Path(engine_path) if engine_path else default_engine_path(onnx_path)
+    engine = Path(engine_path) if engine_path else engine_path_for(onnx_path)
     major = Version(trt_version).major if trt_version else None
     return shlex.join(trtexec_argv(info, engine, settings, profile, major))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
-from uolrps.meta import ModelMeta
-from uolrps.onnx_header import read_onnx_meta
-from uolrps.runtime.sidecar import sha256_file
+from uolrps.core.errors import UserError
+from uolrps.model.meta import ModelMeta
+from uolrps.model.onnx_meta import read_onnx_meta
+from uolrps.core.digest import sha256_file
 
 
 @dataclass(frozen=True)

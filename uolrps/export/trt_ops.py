@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 TRT10_OPS = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike Ceil

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 DEFAULT_MAX_BATCH = 8
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
-from uolrps.gpu import NULLPTR, trt_logger
+from uolrps.core.errors import UserError
+from uolrps.core.gpu import NULLPTR, trt_logger
 
 LIST_CHECKER = "the TensorRT 10 operator list (no TensorRT builder on this machine)"
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
-from uolrps.images import list_images, read_rgb, resize
-from uolrps.runtime.batching import run_batched  # the one batching helper: chunks of b, the last padded
-from uolrps.runtime.boxes import first_box_iou, heatmap_to_boxes
+from uolrps.core.errors import UserError
+from uolrps.core.images import list_images, read_rgb, resize
+from uolrps.core.batching import run_batched  # the one batching helper: chunks of b, the last padded
+from uolrps.core.boxes import first_box_iou, heatmap_to_boxes
 
 N_VERIFY = 32
 MIN_GATE_IMAGES = 32  # a share of 95% means something only over a few dozen images

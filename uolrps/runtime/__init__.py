@@ -12,7 +12,7 @@ Public API (imported on first use, so ``import uolrps.runtime`` stays light):
 
 from __future__ import annotations
 
-from uolrps._lazy import lazy_attributes
+from uolrps.core.lazy import lazy_attributes
 
 _API = {
     "Localizer": "uolrps.runtime.localizer",

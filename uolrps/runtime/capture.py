@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
-from uolrps.options import check_choice, check_positive
+from uolrps.core.errors import OptionError, UserError
+from uolrps.core.options import check_choice, check_positive
 
 log = logging.getLogger("uolrps.runtime")
 

@@ -52,10 +52,10 @@ class Annotator:
 
     def _overlay(self, frame: np.ndarray, result: LocalizationResult) -> np.ndarray:
         """Blend a colour-mapped heatmap (the maximum over channels) into a new image; it is upsampled exactly
-        as the map the boxes come from (:func:`uolrps.runtime.boxes.map8`), so the overlay and the boxes agree."""
+        as the map the boxes come from (:func:`uolrps.core.boxes.map8`), so the overlay and the boxes agree."""
         import cv2
 
-        from uolrps.runtime.boxes import map8
+        from uolrps.core.boxes import map8
 
         hm = result.heatmap.max(axis=0) if result.heatmap.shape[0] > 1 else result.heatmap[0]
         H, W = frame.shape[:2]

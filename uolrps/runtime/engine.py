@@ -5,7 +5,7 @@ post thread for a live one, so its stalls, reopenings and failure are its own). 
 the newest ready input of every stream (files: the next one in order) and runs them as one batch, up to the
 model's largest batch; when only some streams are ready it waits at most ``batch_wait_ms`` for the others,
 so a stalled camera never holds the rest back. It has ``inflight`` threads, each with one batch in flight,
-by default the backend's :attr:`uolrps.runtime.backends.base.Backend.concurrency` (one for a TensorRT
+by default the backend's ``caps.concurrency`` (:class:`uolrps.runtime.backends.base.Capabilities`) (one for a TensorRT
 engine, two for ONNX Runtime on the CPU, several for a remote server, whose round trips then overlap); a
 stream's results stay in order whichever call returns first. Results come out of
 :meth:`StreamEngine.results` as ``(name, frame, result)`` in the order they were produced. The engine
@@ -28,9 +28,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from uolrps.errors import UserError
-from uolrps.options import check_at_least, check_batch_wait_ms, check_inflight, check_max_frames
-from uolrps.runtime.batching import run_batched
+from uolrps.core.errors import UserError
+from uolrps.core.options import check_at_least, check_batch_wait_ms, check_inflight, check_max_frames
 from uolrps.runtime.capture import Source, SourceSpec, log
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -63,17 +62,12 @@ class StreamEngine:
         check_batch_wait_ms(batch_wait_ms)
         check_max_frames(max_frames)
         check_at_least(queue_size, 1, "queue_size")
-        self.inflight = check_inflight(inflight) or int(getattr(localizer.backend, "concurrency", 1))
+        self.inflight = check_inflight(inflight) or localizer.backend.caps.concurrency
         self.localizer = localizer
         self.queue_size = int(queue_size)
         self.batch_wait = batch_wait_ms / 1000.0
-        model_max = localizer.max_batch
-        self.fixed = bool(localizer.backend.input_spec.shape[0])
-        self.step = model_max  # None: any batch size
-        cap = model_max or DYNAMIC_BATCH_CAP
-        self.max_batch = min(cap, max_batch) if max_batch else cap
-        if self.fixed:
-            self.max_batch = max(self.max_batch, 1)
+        cap = localizer.max_batch or DYNAMIC_BATCH_CAP  # the backend pads a batch below its smallest
+        self.max_batch = max(min(cap, max_batch) if max_batch else cap, 1)
         self.loop, self.max_frames = loop, max_frames
         self.stall_timeout, self.reopen_limit, self.backoff = stall_timeout, reopen_limit, backoff
         self.capture_factory = capture_factory
@@ -256,7 +250,7 @@ class StreamEngine:
                 self.max_in_flight = max(self.max_in_flight, self._in_flight)
             t0 = time.perf_counter()
             try:
-                heatmaps = run_batched(self.localizer.infer, batch, self.step, fixed=self.fixed)
+                heatmaps = self.localizer.infer(batch)
             finally:
                 with self._stats_lock:
                     self._in_flight -= 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from uolrps.errors import UserError
-from uolrps.images import read_bgr
+from uolrps.core.errors import UserError
+from uolrps.core.images import read_bgr
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log, \
     opencv_capture
 

@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Callable
 
-from uolrps.errors import UserError
-from uolrps.options import check_reopen_limit, check_stall_timeout
+from uolrps.core.errors import UserError
+from uolrps.core.options import check_reopen_limit, check_stall_timeout
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
 
 NAMES = {"camera": "camera", "rtsp": "RTSP stream", "http": "HTTP stream", "gst": "GStreamer pipeline"}

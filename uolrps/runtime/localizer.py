@@ -12,9 +12,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from uolrps.errors import UserError
-from uolrps.options import check_interval, check_positive, check_smooth, check_threshold
-from uolrps.runtime.batching import chunk_ranges, run_batched
+from uolrps.core.errors import UserError
+from uolrps.model.files import is_engine
+from uolrps.core.options import check_interval, check_positive, check_smooth, check_threshold
+from uolrps.core.batching import chunk_ranges
 from uolrps.runtime.blas import limit_blas_threads
 from uolrps.runtime.post import PostProcessor
 from uolrps.runtime.preprocess import preprocess
@@ -31,7 +32,7 @@ def as_frame(frame) -> np.ndarray:
     """An array as given (``preprocess`` checks it is BGR uint8 H x W x 3), or the image read from a path;
     anything else is a UserError saying what is expected."""
     if isinstance(frame, (str, Path)):
-        from uolrps.images import read_bgr
+        from uolrps.core.images import read_bgr
 
         path = Path(frame)
         if not path.is_file():
@@ -53,8 +54,8 @@ def threshold_origin(model_path: str | Path, meta, given: bool) -> str:
     if given:
         return "given"
     path = Path(str(model_path))
-    if path.suffix.lower() in (".engine", ".plan"):
-        from uolrps.runtime.sidecar import sidecar_path
+    if is_engine(path):
+        from uolrps.model.sidecar import sidecar_path
 
         where = f"engine sidecar {sidecar_path(path).name}"
     else:
@@ -93,8 +94,8 @@ class Localizer:
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
                                    smooth=smooth, min_area=min_area)
-        self.threshold_origin = threshold_origin(meta if meta is not None and getattr(self.backend, "sidecar", 1) is None
-                                                 else model_path, self.meta, threshold is not None)
+        self.threshold_origin = threshold_origin(self.backend.caps.meta_from or model_path, self.meta,
+                                                 threshold is not None)
 
     threshold = property(lambda self: self._post.threshold, lambda self, v: setattr(self._post, "threshold", float(v)))
     multi = property(lambda self: self._post.multi, lambda self, v: setattr(self._post, "multi", bool(v)))
@@ -109,14 +110,7 @@ class Localizer:
     def max_batch(self) -> int | None:
         """The largest batch one backend call takes: the fixed batch, the engine profile's largest, a Triton
         model's max_batch_size, or None (any) for a dynamic ONNX batch axis."""
-        fixed = self.backend.input_spec.shape[0]
-        if fixed:
-            return int(fixed)
-        io = getattr(self.backend, "io", None)
-        hi = getattr(io, "max_batch", None)
-        if not (isinstance(hi, int) and hi > 0):
-            hi = getattr(self.backend, "max_batch_size", None)  # a Triton model's configured max_batch_size
-        return int(hi) if isinstance(hi, int) and hi > 0 else None
+        return self.backend.caps.max_batch
 
     # ---- the three stages -----------------------------------------------------------------------------
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -160,7 +154,7 @@ class Localizer:
         out = []
         for start, stop in chunk_ranges(n, step):
             chunk = np.stack([self.preprocess(f) for f in frames_bgr[start:stop]])
-            out.append(run_batched(self.infer, chunk, fixed, fixed=bool(fixed)) if fixed else self.infer(chunk))
+            out.append(self.infer(chunk))  # the backend pads a fixed batch's last chunk
         return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 
     def reset(self) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from uolrps.errors import UserError
-from uolrps.options import check_max_frames
+from uolrps.core.errors import UserError
+from uolrps.core.options import check_max_frames
 from uolrps.runtime.capture import Source
 from uolrps.runtime.engine import StreamEngine
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT

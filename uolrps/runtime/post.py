@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.core.boxes import heatmap_to_boxes
 from uolrps.runtime.result import LocalizationResult
 
 

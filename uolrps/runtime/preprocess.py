@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from uolrps.images import resize
-from uolrps.meta import ModelMeta
+from uolrps.core.images import resize
+from uolrps.model.meta import ModelMeta
 
 
 def preprocess(frame_bgr: np.ndarray, meta: ModelMeta) -> np.ndarray:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from uolrps.errors import OptionError
-from uolrps.paths import check_output_path
+from uolrps.core.errors import OptionError
+from uolrps.core.paths import check_output_path
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
 
@@ -32,7 +32,7 @@ def parse_serve(text: str) -> tuple[str, int]:
 
 
 def _inputs(config, specs) -> list[Path]:
-    from uolrps.runtime.sidecar import sidecar_path
+    from uolrps.model.sidecar import sidecar_path
 
     model = Path(config.model)
     files = [model, sidecar_path(model)]

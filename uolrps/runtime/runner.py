@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uolrps.errors import OptionError
-from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
+from uolrps.core.errors import OptionError
+from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
     check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
@@ -164,10 +164,10 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             engine.add_source(spec, entry.name, open_now=single)
         origin = loc.threshold_origin
         say(f"threshold {loc.threshold:g} ({origin if origin == 'given' else 'from ' + origin})")
-        ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
+        ran_on = loc.backend.caps.provider  # ONNX Runtime: the execution provider that actually runs
         if ran_on is not None:
             say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "
-                f"{', '.join(loc.backend.providers)})")
+                f"{', '.join(loc.backend.caps.providers)})")
         server = None
         if config.serve is not None:
             host, port = parse_serve(config.serve)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError, option_error
+from uolrps.core.errors import OptionError, UserError, option_error
 from uolrps.runtime.capture import CaptureOptions
 
 _NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(?!=)(.+)")
@@ -31,7 +31,7 @@ class SourceEntry:
 
 def parse_size(text: str, where: str = "size", param: str | None = None) -> tuple[int, int]:
     """``WxH`` -> (W, H); an error begins with ``where`` and names ``param`` (default: ``where``, when it is a
-    parameter name; see :func:`uolrps.errors.option_error`)."""
+    parameter name; see :func:`uolrps.core.errors.option_error`)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not m or min(int(m.group(1)), int(m.group(2))) <= 0:
         raise option_error(f"{where} must be WIDTHxHEIGHT such as 1280x720, but got {text!r}", param or where)

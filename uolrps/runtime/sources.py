@@ -18,11 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from uolrps.errors import UserError
-from uolrps.images import is_image, list_images
-from uolrps.runtime.capture import (DEFAULT_FPS, CaptureOptions, Frame, Read, Source, SourceSpec, Status,  # noqa: F401
-                                    log, opencv_capture)
-from uolrps.runtime.files import IMAGE_FPS, ImageSource, VideoFileSource  # noqa: F401
+from uolrps.core.errors import UserError
+from uolrps.core.images import is_image, list_images
+from uolrps.runtime.capture import CaptureOptions, Source, SourceSpec, log, opencv_capture
+from uolrps.runtime.files import ImageSource, VideoFileSource
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT, LiveSource
 
 FORMS = ("cam0 / 0 / /dev/video0 (camera), a video file, an image file, a folder or glob of images "

@@ -10,7 +10,7 @@ a server starts.
 
 from __future__ import annotations
 
-from uolrps._lazy import lazy_attributes
+from uolrps.core.lazy import lazy_attributes
 
 _API = {
     "start_server": "uolrps.serve.server",

@@ -9,7 +9,7 @@ import json
 import threading
 from dataclasses import asdict
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 from uolrps.runtime.control import StreamControl
 from uolrps.serve.auth import check_mutation
 from uolrps.serve.frames import Encoded, Hubs

@@ -16,7 +16,7 @@ import hmac
 import ipaddress
 import os
 
-from uolrps.errors import OptionError
+from uolrps.core.errors import OptionError
 
 TOKEN_ENV = "UOLRPS_SERVE_TOKEN"
 

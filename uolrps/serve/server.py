@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 from uolrps.runtime.control import StreamControl
 from uolrps.serve.auth import is_loopback, resolve_token
 

@@ -65,7 +65,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 
 
 def get_spec(name: str) -> BackboneSpec:
-    from uolrps.errors import UserError
+    from uolrps.core.errors import UserError
 
     if name not in BACKBONES:
         known = ", ".join(f"{k} ({v.description})" for k, v in BACKBONES.items())

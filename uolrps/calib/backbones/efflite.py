@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
 
 
 def bundled_weights_path() -> str:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uolrps.errors import OptionError
+from uolrps.core.errors import OptionError
 
 CONFIGS = {  # name: (patch, dim, depth, heads)
     "vits": (16, 384, 12, 6),

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.files import ENGINE_SUFFIXES, ONNX_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,9 @@ class BackendEntry:
 
 
 BACKENDS: dict[str, BackendEntry] = {
-    "ort": BackendEntry("ort", (".onnx",), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
+    "ort": BackendEntry("ort", (ONNX_SUFFIX,), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
                         options=("providers", "threads"), what="ONNX Runtime"),
-    "trt": BackendEntry("trt", (".engine", ".plan"), "uolrps.runtime.backends.trt:TensorRTBackend",
+    "trt": BackendEntry("trt", ENGINE_SUFFIXES, "uolrps.runtime.backends.trt:TensorRTBackend",
                         ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT"),
     "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
                            ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",

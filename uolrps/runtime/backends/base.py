@@ -1,4 +1,11 @@
-"""The one interface every inference backend implements (ONNX Runtime, TensorRT, ...)."""
+"""The one interface every inference backend implements (ONNX Runtime, TensorRT, Triton, ...).
+
+A backend implements two things: opening (its constructor: load the model, read its ``meta``, check its
+inputs and outputs against that metadata with :func:`check_io`, declare its :class:`Capabilities`) and one
+inference call (:meth:`Backend.infer`, on a batch within the declared limits). The base class owns the rest:
+the check of each batch against the model's input, the empty batch, chunking to the largest batch a call
+takes, and padding to the smallest (copies of the last image, whose outputs are dropped).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.meta import ModelMeta
+from uolrps.core.errors import UserError
+from uolrps.model.meta import ModelMeta
 
 
 @dataclass(frozen=True)
@@ -17,26 +25,112 @@ class InputSpec:
     dtype: str  # numpy dtype name, "uint8"
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares once it is open; callers read these, never probe the backend's attributes.
+
+    - ``device``: where inference runs, in words (``cpu``, ``cuda``, ``tensorrt``, ``server``).
+    - ``concurrency``: how many calls may usefully run at once from different threads: 1 where one call
+      already uses the device (a TensorRT engine, a GPU provider), more where calls overlap usefully (ONNX
+      Runtime on the CPU: 2; a server reached over the network). The multi-stream engine runs this many
+      inference threads by default.
+    - ``min_batch`` / ``max_batch``: the smallest and largest batch one inference call takes (``max_batch``
+      None: any); ``fixed_batch``: every call takes exactly ``max_batch`` images.
+    - ``provider`` / ``providers``: ONNX Runtime's execution provider that actually runs the model and the
+      session's providers; None / () for other backends.
+    - ``meta_from``: the file the metadata was read from when it is not the model file itself (an engine
+      without a sidecar, opened with ``meta=`` its ONNX file); None otherwise.
+    """
+
+    device: str = "cpu"
+    concurrency: int = 1
+    min_batch: int = 1
+    max_batch: int | None = None
+    fixed_batch: bool = False
+    provider: str | None = None
+    providers: tuple[str, ...] = ()
+    meta_from: str | None = None
+
+    def __post_init__(self):
+        if self.fixed_batch and self.max_batch is None:
+            raise ValueError("a fixed batch needs max_batch")
+        if self.max_batch is not None and not 1 <= self.min_batch <= self.max_batch:
+            raise ValueError(f"batch limits {self.min_batch}..{self.max_batch} are empty")
+
+
+def check_io(where: str, meta: ModelMeta, inputs: dict[str, tuple], outputs: dict[str, tuple]) -> None:
+    """The one check of a model's inputs and outputs against its metadata: ``inputs`` and ``outputs`` map
+    each tensor name to ``(dtype, shape)`` as the backend sees them (dtype: numpy dtype name or None when
+    unknown; shape: ints with None for a dynamic axis, or None when unknown). A uolrps model has one uint8
+    input N x H x W x 3 named ``meta.input_name`` and a float32 output N x K x h x w named ``meta.output_name``."""
+    if meta.input_name not in inputs:
+        raise UserError(f"{where}: the model has no input {meta.input_name!r} (inputs: {', '.join(inputs)})")
+    if meta.output_name not in outputs:
+        raise UserError(f"{where}: the model has no output {meta.output_name!r} (outputs: {', '.join(outputs)})")
+    (idt, ishape), (odt, oshape) = inputs[meta.input_name], outputs[meta.output_name]
+    if idt not in (None, "uint8") or odt not in (None, "float32"):
+        raise UserError(f"{where}: the model takes {idt} and returns {odt}, but uolrps models take uint8 images and "
+                        "return float32 heatmaps: use the `uolrps export` ONNX file (or what was built from it)")
+    expected = (None, *meta.input_size, 3)
+    if ishape is not None and (len(ishape) != 4 or any(s is not None and e is not None and s != e
+                                                        for s, e in zip(ishape, expected))):
+        raise UserError(f"{where}: input {meta.input_name} has shape {tuple(ishape)}, but the metadata says "
+                        f"N x {meta.input_size[0]} x {meta.input_size[1]} x 3")
+    if oshape is not None and (len(oshape) != 4 or any(s is not None and e is not None and s != e
+                                                        for s, e in zip(oshape[2:], meta.grid))):
+        raise UserError(f"{where}: output {meta.output_name} has shape {tuple(oshape)}, but the metadata says "
+                        f"N x K x {meta.grid[0]} x {meta.grid[1]}")
+
+
 class Backend(ABC):
     """``with Backend(path) as b: heatmaps = b(batch)``.
 
-    ``batch`` is uint8 N x H x W x 3 in the model's colour order; the result is float32 N x K x h x w.
-    ``meta`` is the model file's own metadata (:class:`uolrps.meta.ModelMeta`).
+    ``batch`` is uint8 N x H x W x 3 in the model's colour order, any N; the result is float32 N x K x h x w.
+    ``meta`` is the model file's own metadata (:class:`uolrps.model.meta.ModelMeta`); ``caps`` what the
+    backend declares (:class:`Capabilities`). Subclasses set both when they open and implement :meth:`infer`.
     """
 
     meta: ModelMeta
-    #: How many calls may usefully run at once from different threads: 1 where one call already uses the device
-    #: (a TensorRT engine, a GPU provider), more where calls overlap usefully (ONNX Runtime on the CPU: 2; a
-    #: server reached over the network, whose round trips overlap). The multi-stream engine runs this many
-    #: inference threads by default.
-    concurrency: int = 1
+    caps: Capabilities = Capabilities()
 
     @property
-    @abstractmethod
-    def input_spec(self) -> InputSpec: ...
+    def input_spec(self) -> InputSpec:
+        c = self.caps
+        return InputSpec(self.meta.input_name, (c.max_batch if c.fixed_batch else None, *self.meta.input_size, 3),
+                         "uint8")
 
     @abstractmethod
-    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """One inference call on a checked, contiguous batch of ``caps.min_batch`` to ``caps.max_batch`` images."""
+
+    def infer_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`infer` on each chunk, in order; a backend whose calls overlap may run them at once."""
+        return [self.infer(c) for c in chunks]
+
+    def check_open(self) -> None:
+        """Raise RuntimeError once the backend is closed (each backend says so in its own words)."""
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.check_open()
+        batch = np.asarray(batch)
+        self.check_batch(batch)
+        n = batch.shape[0]
+        if n == 0:
+            return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
+        c = self.caps
+        step = c.max_batch or n
+        if n <= step and n >= c.min_batch and not (c.fixed_batch and n != step):
+            return self.infer(np.ascontiguousarray(batch))  # the common case: one call, no copy
+        low = step if c.fixed_batch else c.min_batch
+        chunks, sizes = [], []
+        for start in range(0, n, step):
+            part = batch[start:start + step]
+            sizes.append(len(part))
+            if len(part) < low:
+                part = np.concatenate([part, np.repeat(part[-1:], low - len(part), axis=0)])
+            chunks.append(np.ascontiguousarray(part))
+        outs = [o[:k] for o, k in zip(self.infer_chunks(chunks), sizes)]
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=0)
 
     def close(self) -> None:
         """Release the session or engine; calling it twice is harmless."""
@@ -48,11 +142,10 @@ class Backend(ABC):
         self.close()
 
     def check_batch(self, batch: np.ndarray) -> None:
-        """Refuse a batch that does not match the declared input (expected against actual)."""
+        """Refuse a batch that does not match the model's input (expected against actual)."""
         spec = self.input_spec
         if batch.dtype != np.dtype(spec.dtype):
             raise ValueError(f"input {spec.name} must be {spec.dtype}, but got {batch.dtype}")
-        if batch.ndim != len(spec.shape) or any(
-            s is not None and s != b for s, b in zip(spec.shape, batch.shape)
-        ):
-            raise ValueError(f"input {spec.name} must have shape {spec.shape}, but got {batch.shape}")
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(spec.shape[1:]):
+            raise ValueError(f"input {spec.name} must have shape (N, {', '.join(map(str, spec.shape[1:]))}), "
+                             f"but got {batch.shape}")

@@ -12,10 +12,9 @@ from typing import Iterable
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
-from uolrps.meta import ModelMeta
-from uolrps.runtime.backends.base import Backend, InputSpec
-from uolrps.runtime.batching import run_batched
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.meta import ModelMeta
+from uolrps.runtime.backends.base import Backend, Capabilities, check_io
 
 # short name (--providers) -> ONNX Runtime execution provider, in the order a session should try them
 PROVIDERS = {
@@ -27,6 +26,8 @@ GPU_HINT = ("install onnxruntime-gpu with matching CUDA/cuDNN/TensorRT libraries
             "pip uninstall -y onnxruntime; on a Jetson the Jetson wheel, docs/jetson.md); `uolrps doctor` lists the "
             "providers this onnxruntime has")
 log = logging.getLogger("uolrps.ort")
+ORT_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32", "tensor(float16)": "float16",
+             "tensor(double)": "float64"}
 
 
 def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
@@ -73,7 +74,7 @@ class OrtBackend(Backend):
     threads leave CPU cores to decoding and box extraction when inference runs on the CPU); its workers do
     not spin between runs, which holds up when other jobs share the cores.
 
-    ``concurrency`` (the batches the multi-stream engine keeps in flight): 2 on a CPU session with the default
+    ``caps.concurrency`` (the batches the multi-stream engine keeps in flight): 2 on a CPU session with the default
     threads and at least two cores (two runs at once overlap one run's serial stretches and thread hand-offs
     with the other's work; the session is safe to run from several threads), 1 when ``threads`` was given
     (the caller sets how much CPU inference may take) or a GPU provider runs the model.
@@ -112,56 +113,41 @@ class OrtBackend(Backend):
         if lost:
             raise UserError(f"execution provider {', '.join(lost)} failed to start for {self.path.name} "
                             f"(the session fell back to {', '.join(active)}): {GPU_HINT}")
-        self.providers = [k for k, v in PROVIDERS.items() if v in active]
+        providers = [k for k, v in PROVIDERS.items() if v in active]
         # the first active provider takes every node it supports; the rest fall to the next ones (CPU last)
-        self.provider = next(k for k, v in PROVIDERS.items() if v == active[0]) if active[0] in PROVIDERS.values() \
+        provider = next(k for k, v in PROVIDERS.items() if v == active[0]) if active[0] in PROVIDERS.values() \
             else active[0]
         log.info("%s: ONNX Runtime %s runs it on %s (session providers: %s)", self.path.name, ort.__version__,
                  active[0], ", ".join(active))
         self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
-        self._spec, self._output = self._io_spec()
-        self.concurrency = 2 if self.provider == "cpu" and threads is None and _cores() >= 2 else 1
+        fixed = self._check_io()
+        self.caps = Capabilities(
+            device=provider, providers=tuple(providers), provider=provider,
+            concurrency=2 if provider == "cpu" and threads is None and _cores() >= 2 else 1,
+            max_batch=fixed, min_batch=fixed or 1, fixed_batch=fixed is not None)
 
-    def _io_spec(self) -> tuple[InputSpec, str]:
-        meta, where = self.meta, str(self.path)
-        inputs = {i.name: i for i in self._session.get_inputs()}
-        outputs = [o.name for o in self._session.get_outputs()]
-        if meta.input_name not in inputs:
-            raise UserError(f"{where}: the graph has no input {meta.input_name!r} (inputs: {', '.join(inputs)})")
-        if meta.output_name not in outputs:
-            raise UserError(f"{where}: the graph has no output {meta.output_name!r} (outputs: {', '.join(outputs)})")
-        node = inputs[meta.input_name]
-        if node.type != "tensor(uint8)":
-            raise UserError(f"{where}: input {node.name} must be tensor(uint8), but the graph declares {node.type}")
-        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
-        expected = (None if meta.dynamic_batch else meta.batch, *meta.input_size, 3)
-        if len(shape) != 4 or any(s is not None and e is not None and s != e for s, e in zip(shape, expected)):
-            raise UserError(f"{where}: input {node.name} has shape {node.shape}, but the metadata says "
-                            f"N x {meta.input_size[0]} x {meta.input_size[1]} x 3")
-        return InputSpec(node.name, shape, "uint8"), meta.output_name
+    def _check_io(self) -> int | None:
+        """The graph's input and outputs against the metadata; returns the graph's fixed batch size (None: dynamic)."""
+        def shape(node):
+            return tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
 
-    @property
-    def input_spec(self) -> InputSpec:
-        return self._spec
+        def dtype(node):
+            return ORT_TYPES.get(node.type, node.type)
 
-    @property
-    def max_batch(self) -> int | None:
-        """The fixed batch size of the graph, or None when its batch axis is dynamic."""
-        return self._spec.shape[0]
+        inputs = {i.name: (dtype(i), shape(i)) for i in self._session.get_inputs()}
+        outputs = {o.name: (dtype(o), shape(o)) for o in self._session.get_outputs()}
+        check_io(str(self.path), self.meta, inputs, outputs)
+        return inputs[self.meta.input_name][1][0]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def check_open(self) -> None:
         if self._session is None:
             raise RuntimeError(f"{self.path.name}: the session is closed")
-        b = self.max_batch
-        if batch.ndim == 4 and batch.shape[0] == 0:
-            return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
-        if b is None or batch.shape[0] == b:
-            self.check_batch(batch)
-            return self._session.run([self._output], {self._spec.name: batch})[0]
-        return run_batched(self, batch, b, fixed=True)  # chunks of b, the last padded (the one batching helper)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run([self.meta.output_name], {self.meta.input_name: batch})[0]
 
     def close(self) -> None:
         self._session = None
 
     def __repr__(self) -> str:
-        return f"OrtBackend({self.path.name}, providers={self.providers})"
+        return f"OrtBackend({self.path.name}, providers={list(self.caps.providers)})"

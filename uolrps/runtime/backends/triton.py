@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uolrps.errors import OptionError, UserError
-from uolrps.meta import PREFIX, ModelMeta
-from uolrps.runtime.backends.base import Backend, InputSpec
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.meta import PREFIX, ModelMeta
+from uolrps.runtime.backends.base import Backend, Capabilities
 
 log = logging.getLogger("uolrps.triton")
 
@@ -96,7 +96,6 @@ class TritonBackend(Backend):
         if int(in_flight) < 1:
             raise OptionError(f"in_flight must be at least 1 request, but got {in_flight}", "in_flight")
         self.in_flight = int(in_flight)
-        self.concurrency = self.in_flight  # the multi-stream engine keeps this many batches in flight
         self._pool = None
         self.headers = dict(headers or {})
         self._lib = importlib.import_module(f"tritonclient.{self.target.protocol}")
@@ -115,8 +114,12 @@ class TritonBackend(Backend):
             raise UserError(f"the Triton server at {self.target.address} is not live: check its log")
         self._check_ready(client, where)
         metadata, config = self._describe(client, where)
-        self.meta, self._spec, self.max_batch_size = self._contract(metadata, config, where)
+        self.meta, fixed, self.max_batch_size = self._contract(metadata, config, where)
         self._output = self.meta.output_name
+        limit = fixed or self.max_batch_size or None  # a fixed batch; else the model's max_batch_size
+        # the multi-stream engine keeps in_flight batches in flight
+        self.caps = Capabilities(device="server", concurrency=self.in_flight, max_batch=limit,
+                                 min_batch=fixed or 1, fixed_batch=fixed is not None)
 
     # ---- clients --------------------------------------------------------------------------------------
     def _client(self):
@@ -173,7 +176,8 @@ class TritonBackend(Backend):
             raise UserError(f"{where}: cannot read the model's metadata and config ({_message(e)})") from None
         return metadata, config.get("config", config)
 
-    def _contract(self, metadata: dict, config: dict, where: str) -> tuple[ModelMeta, InputSpec, int]:
+    def _contract(self, metadata: dict, config: dict, where: str) -> tuple[ModelMeta, int | None, int]:
+        """(metadata, the fixed batch size or None, the config's max_batch_size)."""
         inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
         mb = int(config.get("max_batch_size", 0) or 0)
         want = "one UINT8 input of N x H x W x 3 (NHWC) and one FP32 output: serve a model written by `uolrps triton-repo`"
@@ -201,36 +205,20 @@ class TritonBackend(Backend):
             raise UserError(f"{where}: input {meta.input_name!r} is {shape}, but the metadata says N x "
                             f"{meta.input_size[0]} x {meta.input_size[1]} x 3")
         fixed = None if mb > 0 else (shape[0] if shape[0] > 0 else None)
-        return meta, InputSpec(meta.input_name, (fixed, *shape[1:]), "uint8"), mb
+        return meta, fixed, mb
 
-    # ---- inference ------------------------------------------------------------------------------------
-    @property
-    def input_spec(self) -> InputSpec:
-        return self._spec
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    # ---- inference (the base class checks, chunks and pads) -------------------------------------------
+    def check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self.target}: the backend is closed")
-        if batch.ndim == 4 and batch.shape[0] == 0:
-            return np.zeros((0, len(self.meta.classes), *self.meta.grid), dtype=np.float32)
-        fixed, spec = self._spec.shape[0], self._spec
-        if batch.dtype != np.uint8:
-            raise ValueError(f"input {spec.name} must be uint8, but got {batch.dtype}")
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(spec.shape[1:]):
-            raise ValueError(f"input {spec.name} must have shape (N, {', '.join(map(str, spec.shape[1:]))}), but got "
-                             f"{batch.shape}")
-        step = fixed or self.max_batch_size
-        n, parts = batch.shape[0], []
-        for start in range(0, n, step):
-            part = batch[start:start + step]
-            if fixed is not None and len(part) < fixed:  # a fixed-batch model: pad, drop the extra outputs
-                part = np.concatenate([part, np.repeat(part[-1:], fixed - len(part), axis=0)])
-            parts.append(np.ascontiguousarray(part))
-        if len(parts) == 1 or self.in_flight == 1:
-            outs = [self._infer(p) for p in parts]
-        else:  # several requests in flight at once, each thread with its own client
-            outs = list(self._executor().map(self._infer, parts))
-        return np.concatenate(outs, axis=0)[:n]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self._infer(batch)
+
+    def infer_chunks(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        if len(chunks) == 1 or self.in_flight == 1:
+            return [self._infer(c) for c in chunks]
+        return list(self._executor().map(self._infer, chunks))  # several requests at once, a client per thread
 
     def _executor(self):
         with self._lock:
@@ -242,7 +230,7 @@ class TritonBackend(Backend):
 
     def _request(self, x: np.ndarray) -> np.ndarray:
         lib, client = self._lib, self._client()
-        inp = lib.InferInput(self._spec.name, list(x.shape), "UINT8")
+        inp = lib.InferInput(self.meta.input_name, list(x.shape), "UINT8")
         inp.set_data_from_numpy(x)
         out = lib.InferRequestedOutput(self._output)
         result = self._call(client.infer, self.target.name, [inp], model_version=self.target.version, outputs=[out])

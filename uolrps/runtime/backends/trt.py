@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
-from uolrps.gpu import import_pycuda, import_tensorrt, query_gpu, trt_create, trt_logger
-from uolrps.runtime.backends.base import Backend, InputSpec
-from uolrps.runtime.sidecar import check_sidecar, describe_engine
+from uolrps.core.errors import UserError
+from uolrps.core.gpu import import_pycuda, import_tensorrt, query_gpu, trt_create, trt_logger
+from uolrps.runtime.backends.base import Backend, Capabilities
+from uolrps.model.sidecar import check_sidecar, describe_engine
 
 log = logging.getLogger("uolrps.trt")
 # TensorRT DataType names -> numpy dtypes of host buffers (BF16, FP8, INT4 have no numpy type)
@@ -244,39 +244,19 @@ class TensorRTBackend(Backend):
             self._closed = True
             raise
         self._bound_batch = None if self.io.dynamic else self.io.max_batch
+        self.caps = Capabilities(device="tensorrt" if desc.dla_core is None else f"dla{desc.dla_core}",
+                                 min_batch=self.io.min_batch, max_batch=self.io.max_batch,
+                                 fixed_batch=not self.io.dynamic,
+                                 meta_from=str(meta) if meta is not None and self.sidecar is None else None)
 
-    @property
-    def input_spec(self) -> InputSpec:
-        n = None if self.io.dynamic else self.io.max_batch
-        return InputSpec(self.io.input.name, (n, *self.io.image_shape), "uint8")
-
-    @property
-    def max_batch(self) -> int | None:
-        """The fixed batch size of the engine, or None when its batch axis is dynamic (see :attr:`io`)."""
-        return None if self.io.dynamic else self.io.max_batch
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self.path.name}: the engine is closed")
-        batch = np.asarray(batch)
-        if batch.dtype != np.uint8:
-            raise ValueError(f"input {self.io.input.name} must be uint8, but got {batch.dtype}")
-        if batch.ndim != 4 or tuple(batch.shape[1:]) != self.io.image_shape:
-            raise ValueError(f"input {self.io.input.name} must have shape (N, {', '.join(map(str, self.io.image_shape))})"
-                             f", but got {batch.shape}")
-        if batch.shape[0] == 0:
-            return np.zeros((0, *self.io.heatmap_shape), dtype=np.float32)
-        hi = self.io.max_batch
-        parts = [self._run(batch[s:s + hi]) for s in range(0, batch.shape[0], hi)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _run(self, chunk: np.ndarray) -> np.ndarray:
-        m = chunk.shape[0]
-        k = max(m, self.io.min_batch)
+    def infer(self, chunk: np.ndarray) -> np.ndarray:
+        k = chunk.shape[0]  # within the profile's min_batch..max_batch (the base class pads and chunks)
         with self._lock, self._cuda.active():
-            np.copyto(self._h_in[:m], chunk)
-            if k > m:
-                self._h_in[m:k] = chunk[-1]
+            np.copyto(self._h_in[:k], chunk)
             if self._bound_batch != k:
                 self._set_batch(k)
             self._cuda.h2d(self._d_in, self._h_in[:k])
@@ -287,7 +267,7 @@ class TensorRTBackend(Backend):
                 self._cuda.synchronize()
             if not ok:
                 raise RuntimeError(f"{self.path.name}: TensorRT execution failed (see the TensorRT messages above)")
-            return self._h_out[:m].copy()
+            return self._h_out[:k].copy()
 
     def _set_batch(self, k: int) -> None:
         name, io = self.io.input.name, self.io

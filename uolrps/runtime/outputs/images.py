@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError
+from uolrps.core.errors import OptionError
 
 
 class ImageFolderOutput:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from uolrps.errors import OptionError
-from uolrps.paths import check_output_path
+from uolrps.core.errors import OptionError
+from uolrps.core.paths import check_output_path
 from uolrps.runtime.result import LocalizationResult
 
 

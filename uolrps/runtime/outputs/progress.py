@@ -1,9 +1,9 @@
-"""A progress bar on stderr for file sources: the project's one progress display (``uolrps.progress``) with
+"""A progress bar on stderr for file sources: the project's one progress display (``uolrps.core.progress``) with
 the frame rate beside the count, shown only on a terminal."""
 
 from __future__ import annotations
 
-from uolrps.progress import progress
+from uolrps.core.progress import progress
 
 
 class Progress:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import OptionError
-from uolrps.paths import check_output_path
+from uolrps.core.errors import OptionError
+from uolrps.core.paths import check_output_path
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}  # .webm plays in browsers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from uolrps.errors import OptionError
+from uolrps.core.errors import OptionError
 
 
 class WindowOutput:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from uolrps.errors import OptionError, UserError, option_error, param_of
+from uolrps.core.errors import OptionError, UserError, option_error, param_of
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -68,7 +68,7 @@ def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
     ``outputs`` maps each output's name to its path: the parameter's name in the library (``jsonl``), the flag
     in a CLI's own check (``--jsonl``), or a label (``the sidecar``); None entries (outputs not asked for) are
     ignored. Raises one error naming both: an OptionError naming the parameters among them (see
-    :func:`uolrps.errors.param_of`).
+    :func:`uolrps.core.errors.param_of`).
     """
     seen: dict[tuple, tuple[str, Path]] = {}
     for name, path in outputs.items():

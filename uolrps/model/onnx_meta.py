@@ -1,4 +1,6 @@
-"""The uolrps metadata and the input shapes of an ONNX file, read without the ``onnx`` package.
+"""The uolrps metadata of an ONNX model, read and written in one place.
+
+Reading: the metadata and the input shapes of an ONNX file, without the ``onnx`` package.
 
 The ``[trt]`` extra (TensorRT + pycuda, what a Jetson has) does not install ``onnx``, so `uolrps build` and
 an engine opened with ``--meta model.onnx`` read the metadata straight from the protobuf wire format:
@@ -10,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from uolrps.errors import UserError
-from uolrps.meta import ModelMeta
+from uolrps.core.errors import UserError
+from uolrps.model.meta import PREFIX, ModelMeta
 
 # field numbers in onnx.proto3
 MODEL_GRAPH, MODEL_METADATA = 7, 14
@@ -130,3 +132,31 @@ def read_onnx_meta(path: str | Path) -> tuple[ModelMeta, dict[str, tuple | None]
     if not props:
         raise UserError(f"{path} carries no uolrps metadata: is it an ONNX file from `uolrps export`?")
     return ModelMeta.from_props(props, source=str(path)), inputs
+
+
+# ---- writing (on an ``onnx.ModelProto`` in memory; the caller has the onnx package) --------------------------
+def _put_props(model, props: dict[str, str]) -> None:
+    del model.metadata_props[:]
+    for k, v in props.items():
+        model.metadata_props.add(key=k, value=v)
+
+
+def set_meta(model, meta: ModelMeta):
+    """Put ``meta`` in ``model``'s metadata_props (replacing what was there); returns ``model``."""
+    from uolrps import __version__
+
+    _put_props(model, meta.to_props())
+    model.producer_name, model.producer_version = "uolrps", __version__
+    return model
+
+
+def update_meta(model, **changes):
+    """Rewrite only the uolrps props named in ``changes`` (JSON-encoded, like ``ModelMeta.to_props``), keeping
+    every other prop as it is; returns ``model``."""
+    import json
+
+    props = {q.key: q.value for q in model.metadata_props}
+    for key, value in changes.items():
+        props[PREFIX + key] = json.dumps(value)
+    _put_props(model, props)
+    return model

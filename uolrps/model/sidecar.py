@@ -15,10 +15,10 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from uolrps.digest import sha256_file  # noqa: F401 (re-exported: the engine build and tests import it from here)
-from uolrps.errors import OptionError, UserError
-from uolrps.meta import ModelMeta
-from uolrps.paths import write_atomic
+from uolrps.core.digest import sha256_file
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.meta import ModelMeta
+from uolrps.core.paths import write_atomic
 
 SIDECAR_FORMAT = 1
 SIDECAR_SUFFIX = ".json"  # model.engine -> model.engine.json
@@ -220,7 +220,7 @@ def describe_engine(engine_path: str | Path, meta_onnx: str | Path | None = None
         raise OptionError(f"no sidecar {side.name} beside {engine.name}: build engines with `uolrps build MODEL.fp16.onnx` "
                           "(it writes both), or, for an engine from trtexec or Polygraphy, pass meta=MODEL.onnx "
                           "(the ONNX file it was built from, which carries the model metadata)", "meta")
-    from uolrps.onnx_header import read_onnx_meta
+    from uolrps.model.onnx_meta import read_onnx_meta
 
     meta, _ = read_onnx_meta(meta_onnx)
     note = (f"{engine.name} has no sidecar (built by trtexec or Polygraphy?): the model metadata comes from "

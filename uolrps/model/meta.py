@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from uolrps.errors import UserError
-from uolrps.options import check_fraction
+from uolrps.core.errors import UserError
+from uolrps.core.options import check_fraction
 
 FORMAT_VERSION = "1"
 PREFIX = "uolrps."  # every key in metadata_props carries this prefix

@@ -6,21 +6,22 @@ file beside the model that then replaces it, so a crash never leaves half a mode
 (``model.onnx``, ``model.fp16.onnx``, ``model.int8.onnx``, ``model.int8.cpu.onnx``: the files one export
 writes, whichever of them was evaluated) get the same threshold, when their metadata says they come from the
 same export (backbone, input size, weights and w* hashes): the FP16 twin is the file a TensorRT engine is built
-from. TensorRT engine: its sidecar JSON, through ``uolrps.runtime.sidecar.update_sidecar_meta``.
+from. TensorRT engine: its sidecar JSON, through ``uolrps.model.sidecar.update_sidecar_meta``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from uolrps.errors import OptionError, UserError
-from uolrps.meta import PREFIX, ModelMeta
-from uolrps.paths import write_atomic
+from uolrps.core.errors import OptionError, UserError
+from uolrps.model.meta import ModelMeta
+from uolrps.model.onnx_meta import update_meta
+from uolrps.core.paths import write_atomic
 
-ENGINE_SUFFIXES = (".engine", ".plan")
-TWIN_TAGS = (".fp16", ".int8.cpu", ".int8")  # <stem><tag>.onnx beside <stem>.onnx; longest tag first
+from uolrps.model.files import ENGINE_SUFFIXES, ModelFiles, is_engine, is_onnx
+
+TWIN_ORDER = ("fp32", "fp16", "int8-cpu", "int8")  # the order the twins are read, written and listed in
 
 
 @dataclass(frozen=True)
@@ -41,22 +42,18 @@ def twin_paths(model_path: str | Path) -> list[Path]:
     """The ONNX files one export writes, derived from any one of them (the evaluated file first); only
     those that exist."""
     path = Path(model_path)
-    if path.suffix.lower() != ".onnx":
+    if not is_onnx(path):
         return [path]
-    stem = path.stem
-    for tag in TWIN_TAGS:
-        if stem.endswith(tag):
-            stem = stem[: -len(tag)]
-            break
-    family = [path.with_name(stem + tag + path.suffix) for tag in ("",) + TWIN_TAGS]
+    files = ModelFiles.of(path)
+    family = [files.path(name, path.suffix) for name in TWIN_ORDER]
     return [path] + [p for p in family if p.is_file() and p.resolve() != path.resolve()]
 
 
 def threshold_targets(model_path: str | Path) -> dict[str, Path]:
     """The files ``write_threshold`` may rewrite, by a label naming that parameter (for the distinct-outputs check)."""
     path = Path(model_path)
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        from uolrps.runtime.sidecar import sidecar_path
+    if is_engine(path):
+        from uolrps.model.sidecar import sidecar_path
 
         return {"write_threshold (engine sidecar)": sidecar_path(path)}
     return {f"write_threshold ({p.name})": p for p in twin_paths(path)}
@@ -70,13 +67,11 @@ def write_threshold(model_path: str | Path, threshold: float, source: str) -> Th
         raise UserError(f"threshold must be in [0, 1], but got {t}")
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
-    if path.suffix.lower() == ".onnx":
+    if is_onnx(path):
         return _write_onnx_family(path, t, source)
-    if path.suffix.lower() in ENGINE_SUFFIXES:
-        try:
-            from uolrps.runtime.sidecar import sidecar_path, update_sidecar_meta
-        except ImportError:
-            raise UserError("this installation cannot update engine sidecars (uolrps.runtime.sidecar is missing)") from None
+    if is_engine(path):
+        from uolrps.model.sidecar import sidecar_path, update_sidecar_meta
+
         meta = update_sidecar_meta(path, threshold=t, threshold_source=source)
         return ThresholdWrite(meta, (sidecar_path(path),))
     raise UserError(f"cannot write a threshold into {path.name}: the model must be a .onnx file or a "
@@ -123,12 +118,7 @@ def _write_onnx_family(path: Path, t: float, source: str) -> ThresholdWrite:
             left.append((p, why))
             continue
         m = meta.replace(threshold=round(t, 6), threshold_source=source)
-        props = {q.key: q.value for q in model.metadata_props}
-        props[PREFIX + "threshold"] = json.dumps(m.threshold)
-        props[PREFIX + "threshold_source"] = json.dumps(m.threshold_source)
-        del model.metadata_props[:]
-        for k, v in props.items():
-            model.metadata_props.add(key=k, value=v)
+        update_meta(model, threshold=m.threshold, threshold_source=m.threshold_source)
         write_atomic(p, lambda tmp, model=model: onnx.save(model, str(tmp)), "write_threshold")
         written.append(p)
         new_meta = new_meta or m

@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def check_python(jetson: str | None) -> list[Check]:
 
 
 def check_opencv(jetson: str | None) -> tuple[list[Check], object | None]:
-    from uolrps.opencv_info import INSTALL_HINT, opencv_build
+    from uolrps.core.opencv_info import INSTALL_HINT, opencv_build
 
     wheels = [d for d in ("opencv-python", "opencv-python-headless", "opencv-contrib-python") if _installed(d)]
     try:
@@ -115,7 +115,7 @@ def check_onnxruntime() -> tuple[list[Check], list[str]]:
 
 
 def check_cuda() -> tuple[list[Check], list[tuple[str, tuple[int, int]]]]:
-    from uolrps.gpu import cuda_init
+    from uolrps.core.gpu import cuda_init
 
     try:
         import pycuda.driver as cuda
@@ -138,7 +138,7 @@ def check_cuda() -> tuple[list[Check], list[tuple[str, tuple[int, int]]]]:
 
 
 def check_tensorrt() -> tuple[list[Check], bool]:
-    from uolrps.gpu import NULLPTR, trt_logger
+    from uolrps.core.gpu import NULLPTR, trt_logger
 
     trt, v = _version("tensorrt")
     if trt is None:

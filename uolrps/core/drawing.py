@@ -19,7 +19,7 @@ def heat_overlay(bgr: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> n
     """Blend a JET-coloured heatmap (h x w in [0, 1], upsampled as the protocol does) into a copy of ``bgr``."""
     import cv2
 
-    from uolrps.runtime.boxes import map8
+    from uolrps.core.boxes import map8
 
     colour = cv2.applyColorMap(map8(heatmap, bgr.shape[:2])[0], cv2.COLORMAP_JET)
     return cv2.addWeighted(bgr, 1.0 - alpha, colour, alpha, 0.0)

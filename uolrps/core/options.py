@@ -1,16 +1,16 @@
 """Checks of option values shared by the Python API, one home for the ranges and positivity every layer checks.
 
 Each takes the ``name`` of what it checks and returns the value or raises naming it: the library passes the
-parameter's Python name (``max_frames``) and gets an :class:`uolrps.errors.OptionError`, which the command line
+parameter's Python name (``max_frames``) and gets an :class:`uolrps.core.errors.OptionError`, which the command line
 rewords with its flag (``--max-frames``); a CLI's own check passes its flag and gets a UserError as written (see
-:func:`uolrps.errors.option_error`). Light: uolrps.runtime imports it.
+:func:`uolrps.core.errors.option_error`). Light: uolrps.runtime imports it.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from uolrps.errors import option_error
+from uolrps.core.errors import option_error
 
 
 def check_fraction(value: float, name: str, what: str = "") -> float:

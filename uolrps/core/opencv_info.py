@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 INSTALL_HINT = ("pip install 'uolrps[opencv]' on a desktop (windows for --show) or 'uolrps[headless]' on a "
                 "server; on a Jetson use JetPack's OpenCV (a venv made with --system-site-packages, see docs/jetson.md)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 INSTALL_HINT = ("pip install 'uolrps[trt]' on a desktop GPU; on a Jetson, TensorRT comes with JetPack "
                 "(the python3-libnvinfer package) and pycuda installs with pip (see docs/jetson.md)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.errors import UserError
+from uolrps.core.errors import UserError
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "camera")  # skimage.data functions, bundled offline
 

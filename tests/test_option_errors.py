@@ -89,13 +89,13 @@ OTHER_COMMAND = {
 # Flag-like text that is no flag of ours, or that no caller can reword (checked by the argument guard below).
 NOT_OURS = {
     ("export/trt_exec.py", "--"),  # the argv of trtexec, another program: its own flags
-    ("doctor.py", "--"),  # `uolrps doctor`'s checklist: what to type in the shell (flags, `python -m venv` ones)
+    ("bench/doctor.py", "--"),  # `uolrps doctor`'s checklist: what to type in the shell (flags, `python -m venv` ones)
     ("runtime/sourcelist.py", ": --size"),  # a sources file line's own syntax (`cam0=0 --size 640x480 --fps 30`),
     ("runtime/sourcelist.py", ": --fps must be"),  # quoted as the user wrote it in the file, whatever the caller
     ("runtime/sourcelist.py", "(--size WxH, --fps N"),
     ("runtime/sourcelist.py", "(use --size, --fps"),
     ("calib/wstar.py", " (--base "),  # the calibration file's record of how it was made (metadata, not a message)
-    ("runtime/sidecar.py", "--meta "),  # a warning handed back as text (EngineDescription.warnings): not reworded
+    ("model/sidecar.py", "--meta "),  # a warning handed back as text (EngineDescription.warnings): not reworded
 }
 
 

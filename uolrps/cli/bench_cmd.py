@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from uolrps.cli.model_options import META, THREADS
+
 
 def bench(
     model: str = typer.Argument(..., help="model.onnx (its .fp16/.int8 twins and engines beside it are measured too), "
@@ -17,9 +19,8 @@ def bench(
     warmup: int = typer.Option(10, "--warmup", help="Untimed calls before timing."),
     iters: int = typer.Option(50, "--iters", help="Timed calls per target and batch size."),
     backends: str = typer.Option(None, "--backends", help="Only these, e.g. ort:cpu,trt (default: all that run here)."),
-    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: its own choice)."),
-    meta: Path = typer.Option(None, "--meta", help="For an engine without a sidecar (trtexec, Polygraphy): the ONNX "
-                              "file it was built from."),
+    threads: int = THREADS,
+    meta: Path = META,
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON to this file."),
 ) -> None:
     """Warm-up, then p50/p95/p99 latency and images/s (inference alone and the full per-frame path), and agreement

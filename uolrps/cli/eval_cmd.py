@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from uolrps.core.errors import UserError
+from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, model_options
 
 
 def eval_(
@@ -24,9 +24,10 @@ def eval_(
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
     caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
-    backend: str = typer.Option("auto", "--backend", help="auto, ort, trt or triton."),
-    meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
-                              "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
+    backend: str = BACKEND,
+    providers: str = PROVIDERS,
+    threads: int = THREADS,
+    meta: Path = META,
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -36,15 +37,11 @@ def eval_(
     from uolrps.core.options import check_at_least
 
     check_at_least(workers, 0, "--workers (0: automatic)")
-    if meta is not None and write_threshold:
-        raise UserError("--write-threshold cannot write into an engine without a sidecar: run eval on the ONNX file "
-                        "given to --meta with --write-threshold (the engine reads the threshold from it through "
-                        "--meta), or rebuild the engine with uolrps build, which writes a sidecar")
 
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_path, save_vis=save_vis, n_vis=n_vis,
-                   channel=channel, caam_backbone=caam, caam_weights=caam_weights, backend=backend,
-                   progress=not quiet, workers=workers or None, meta=meta)
+                   channel=channel, caam_backbone=caam, caam_weights=caam_weights, progress=not quiet,
+                   workers=workers or None, options=model_options(backend, providers, threads, meta))
     typer.echo(format_table(res))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, model_options
 from uolrps.core.errors import UserError
 
 
@@ -32,6 +33,10 @@ def explain_(
     output: Path = typer.Option(Path("explain.png"), "-o", "--output", help="PNG grid to write."),
     as_json: bool = typer.Option(False, "--json", help="Print paths, values and patch positions as JSON."),
     weights: Path = typer.Option(None, "--weights", help="Backbone checkpoint (default: the one recorded in the calibration file)."),
+    backend: str = BACKEND,
+    providers: str = PROVIDERS,
+    threads: int = THREADS,
+    meta: Path = META,
 ) -> None:
     """Show which calibration images make the model call a region foreground (representer values)."""
     import cv2
@@ -41,8 +46,9 @@ def explain_(
     from uolrps.core.images import read_bgr
     from uolrps.core.paths import check_output_path, write_atomic
 
-    check_output_path(output, "-o", (".png",), inputs=(image, model, calib))  # before the backbone loads
-    exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights)
+    check_output_path(output, "-o", (".png",), inputs=tuple(p for p in (image, model, calib, meta) if p))  # before the backbone loads
+    exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights,
+                  options=model_options(backend, providers, threads, meta))
     grid = explain_grid(exp, read_bgr(image))
 
     def _write(tmp: Path) -> None:

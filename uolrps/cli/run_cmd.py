@@ -8,6 +8,8 @@ from typing import List
 
 import typer
 
+from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS
+
 from uolrps.core.errors import UserError
 
 EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in failure (docs/run.md)
@@ -32,11 +34,10 @@ def run(
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, trt or triton."),
-    providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
-    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md)."),
-    meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
-                              "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
+    backend: str = BACKEND,
+    providers: str = PROVIDERS,
+    threads: int = THREADS,
+    meta: Path = META,
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
                                         "streams to fill a batch."),
     inflight: int = typer.Option(None, "--inflight", help="Inference calls in flight at once (default: 2 for "

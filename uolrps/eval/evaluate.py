@@ -19,6 +19,7 @@ from uolrps.eval.items import summarise
 from uolrps.eval.inference import run_heatmaps
 from uolrps.eval.sweep import summarise_sweep, sweep
 from uolrps.core.options import check_at_least
+from uolrps.runtime.backends import ModelOptions
 
 PROTOCOLS = ("both", "authors", "wsol")
 
@@ -28,13 +29,15 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
              json_path: str | Path | None = None, save_vis: str | Path | None = None, n_vis: int = 8,
              channel: int = 0, caam_backbone: str | None = None, caam_weights: str | Path | None = None,
              backend: str = "auto", progress: bool = False, workers: int | None = None,
-             meta: str | Path | None = None) -> dict:
+             meta: str | Path | None = None, options: ModelOptions | None = None) -> dict:
     """Evaluate a model file on a data set; returns the result dict (see docs/eval.md).
 
     ``protocol``: ``both`` (default), ``authors`` or ``wsol`` (the one whose threshold is reported first and
     written by ``write_threshold``; ``both`` writes the authors' one). ``caam_backbone`` adds the CAAM
     baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
     ``meta``: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from.
+    ``options`` (:class:`uolrps.runtime.backends.ModelOptions`): how to open the model, in place of ``backend``
+    and ``meta`` (providers, threads and backend-specific options included).
     """
     from uolrps.runtime import Localizer
 
@@ -43,14 +46,15 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     check_at_least(n_vis, 1, "n_vis (the number of worst and best cases to draw)")
     if workers is not None:
         check_at_least(workers, 1, "workers")
-    if meta is not None and write_threshold:
-        raise UserError("the threshold cannot be written into an engine without a sidecar: evaluate the ONNX file "
-                        "it was built from with write_threshold (the engine then reads it through meta), or rebuild "
-                        "the engine with uolrps build, which writes a sidecar")
+    options = options or ModelOptions(backend, meta=meta)
+    if options.meta is not None and write_threshold:
+        raise OptionError("write_threshold cannot write into an engine without a sidecar: run eval on the ONNX file "
+                          "given to meta instead (the engine reads the threshold from that file), or rebuild the "
+                          "engine with uolrps build, which writes a sidecar", "write_threshold", "meta")
     _check_outputs(model_path, json_path, save_vis, write_threshold)  # before any work, so a bad path costs nothing
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)
-    with Localizer(model_path, backend=backend, meta=meta) as loc:
+    with Localizer(model_path, options=options) as loc:
         meta = loc.meta
         if not 0 <= channel < len(meta.classes):
             raise UserError(f"channel {channel} does not exist: the model has {len(meta.classes)} heatmap channels "

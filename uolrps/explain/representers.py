@@ -167,12 +167,13 @@ def _encoder_features(meta: dict, weights) -> Callable[[list], np.ndarray]:
 
 
 def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=None, k: int = 8, weights=None,
-            features_fn: Callable[[list], np.ndarray] | None = None) -> Explanation:
+            features_fn: Callable[[list], np.ndarray] | None = None, options=None) -> Explanation:
     """Representer values of every calibration image for the foreground of ``image``.
 
     The foreground is the model's box (largest contour at its threshold) or ``box`` = (x1, y1, x2, y2).
     ``features_fn(images_rgb) -> N x C x h x w`` gives raw features; by default the calibration file's
     backbone and weights through ``uolrps.calib.features`` (``weights`` overrides the recorded path).
+    ``options`` (:class:`uolrps.runtime.backends.ModelOptions`): how to open the model (backend, providers, ...).
     """
     from uolrps.core.annotations import check_boxes
     from uolrps.core.images import read_bgr
@@ -185,7 +186,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
     if bgr is None:
         raise UserError(f"cannot read image {image} (missing, or not a JPEG/PNG/BMP/WebP image)")
     H, W = bgr.shape[:2]
-    with Localizer(model) as loc:
+    with Localizer(model, options=options) as loc:
         meta = loc.meta
         if reps.meta.get("backbone") and reps.meta["backbone"] != meta.backbone:
             raise UserError(f"the model uses backbone {meta.backbone} but {Path(calib_npz).name} was calibrated "

@@ -16,6 +16,7 @@ from uolrps.core.errors import UserError
 from uolrps.model.files import is_engine
 from uolrps.core.options import check_interval, check_positive, check_smooth, check_threshold
 from uolrps.core.batching import chunk_ranges
+from uolrps.runtime.backends import ModelOptions, open_model
 from uolrps.runtime.blas import limit_blas_threads
 from uolrps.runtime.post import PostProcessor
 from uolrps.runtime.preprocess import preprocess
@@ -67,8 +68,10 @@ class Localizer:
     """Localize the main object of BGR frames with a uolrps model (``.onnx`` or TensorRT ``.engine``).
 
     - ``threshold``: box threshold t as a fraction of the heatmap's maximum; None takes the model's own.
-    - ``backend``: ``auto`` (by file suffix), ``ort`` or ``trt``; ``providers``: ONNX Runtime execution
-      providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only; default: its own).
+    - ``backend``: ``auto`` (by file suffix or URL), ``ort``, ``trt`` or ``triton``; ``providers``: ONNX Runtime
+      execution providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only;
+      default: its own); ``meta``: an engine's ONNX file when it has no sidecar. ``options`` (a
+      :class:`uolrps.runtime.backends.ModelOptions`) gives all of these at once, backend-specific ones included.
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
@@ -82,15 +85,16 @@ class Localizer:
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
-                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None) -> None:
+                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None,
+                 options: ModelOptions | None = None) -> None:
         check_threshold(threshold)
         check_smooth(smooth)
         check_interval(min_area, "min_area", 0, 1, "[)", " (a fraction of the frame area)")
-        from uolrps.runtime.backends import load_backend
-
         limit_blas_threads()
         # meta: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from
-        self.backend = load_backend(model_path, backend, providers=providers, threads=threads, meta=meta)
+        if options is None:
+            options = ModelOptions(backend, providers, threads, meta)
+        self.backend = open_model(model_path, options)
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
                                    smooth=smooth, min_area=min_area)

@@ -17,7 +17,7 @@ from pathlib import Path
 from uolrps.core.errors import OptionError
 from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
     check_smooth, check_stall_timeout, check_threshold
-from uolrps.runtime.backends import BACKENDS
+from uolrps.runtime.backends import BACKENDS, ModelOptions
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -72,6 +72,9 @@ class RunConfig:
         check_inflight(self.inflight)
         if self.serve is not None:
             parse_serve(self.serve)
+
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(self.backend, self.providers, self.threads, self.meta)
 
     def entries(self) -> list[SourceEntry]:
         """The sources in order: ``source`` first, then the lines of ``sources_file``."""
@@ -146,8 +149,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     closers: list = []
     engine = None
     try:
-        loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
-                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta)
+        loc = Localizer(config.model, threshold=config.threshold, multi=config.multi, smooth=config.smooth,
+                        options=config.model_options())
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)

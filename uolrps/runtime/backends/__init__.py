@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.core.errors import OptionError, UserError
@@ -98,3 +98,26 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
         if e.name == module_name:
             raise UserError(f"the {entry.name} backend ({entry.what}) is not part of this uolrps installation") from None
         raise
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to open a model, the same for run, eval, explain and bench: the backend (``auto``: by suffix or
+    URL), ONNX Runtime's ``providers`` and ``threads``, ``meta`` (an engine without a sidecar: the ONNX file
+    it was built from) and backend-specific ``extra`` options (Triton's ``timeout``, ``retry_s``,
+    ``in_flight``). An option the chosen backend does not take is refused when the model opens."""
+
+    backend: str = "auto"
+    providers: str | tuple[str, ...] | None = None
+    threads: int | None = None
+    meta: str | Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def loader_options(self) -> dict:
+        return {"providers": self.providers, "threads": self.threads, "meta": self.meta, **self.extra}
+
+
+def open_model(path: str | Path, options: ModelOptions | None = None):
+    """:func:`load_backend` with a :class:`ModelOptions`."""
+    options = options or ModelOptions()
+    return load_backend(path, options.backend, **options.loader_options())

@@ -1,0 +1,25 @@
+"""The model options every command that opens a model shares (run, eval, explain, bench), declared once.
+
+Each is a Typer option used as a parameter default; :func:`model_options` turns the values into the one
+:class:`uolrps.runtime.backends.ModelOptions` the Python API takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+BACKEND = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, trt or triton.")
+PROVIDERS = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu "
+                         "(default: cpu).")
+THREADS = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md).")
+META = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or Polygraphy): "
+                    "the ONNX file it was built from, which carries the model metadata.")
+
+
+def model_options(backend: str = "auto", providers: str | None = None, threads: int | None = None,
+                  meta: Path | None = None):
+    from uolrps.runtime.backends import ModelOptions
+
+    return ModelOptions(backend, providers, threads, meta)

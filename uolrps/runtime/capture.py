@@ -17,11 +17,10 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from uolrps.core.errors import OptionError, UserError
+from uolrps.core.errors import OptionError
 from uolrps.core.options import check_choice, check_positive
 
 log = logging.getLogger("uolrps.runtime")
@@ -77,14 +76,16 @@ class CaptureOptions:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # camera, video, image, folder, glob, rtsp, http, gst
+    kind: str  # a registered kind (uolrps.runtime.source_kinds): camera, video, image, folder, glob, rtsp, http, gst
     target: object  # camera index or device path, file path, url, pipeline, or a list of image paths
     text: str = ""
     options: CaptureOptions = field(default_factory=CaptureOptions)
 
     @property
     def live(self) -> bool:
-        return self.kind in ("camera", "rtsp", "http", "gst")
+        from uolrps.runtime.source_kinds import kind_of
+
+        return kind_of(self).live
 
 
 _OPEN_LOCK = threading.Lock()  # OpenCV's log level and FFmpeg's capture options are process-wide
@@ -117,40 +118,12 @@ def opencv_capture(spec: SourceSpec):
     """The default capture factory: an OpenCV ``VideoCapture`` with the right API and options for the source."""
     import cv2
 
-    opt = spec.options
+    from uolrps.runtime.source_kinds import kind_of
+
+    open_kind = kind_of(spec).capture
     with _OPEN_LOCK, quiet_opencv():
-        if spec.kind == "camera":
-            api = cv2.CAP_V4L2 if hasattr(cv2, "CAP_V4L2") and Path("/dev").is_dir() else cv2.CAP_ANY
-            cap = cv2.VideoCapture(spec.target, api)
-            if cap.isOpened():
-                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-                if opt.fourcc:  # before the size: the format decides which sizes exist
-                    cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*opt.fourcc))
-                if opt.size:
-                    cap.set(cv2.CAP_PROP_FRAME_WIDTH, opt.size[0])
-                    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, opt.size[1])
-                if opt.fps:
-                    cap.set(cv2.CAP_PROP_FPS, opt.fps)
-            return cap
-        if spec.kind in ("rtsp", "http"):
-            ms = int(1000 * (opt.timeout_s or NETWORK_TIMEOUT_S))
-            key, before = "OPENCV_FFMPEG_CAPTURE_OPTIONS", os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
-            if spec.kind == "rtsp":
-                os.environ[key] = f"rtsp_transport;{opt.rtsp_transport}"
-            try:
-                return cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, [
-                    cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
-            finally:
-                if spec.kind == "rtsp":
-                    if before is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = before
-        if spec.kind == "gst":
-            if not re.search(r"GStreamer:\s+YES", cv2.getBuildInformation()):
-                raise UserError("this OpenCV build has no GStreamer support, so gst: sources cannot open: "
-                                "use the system OpenCV (JetPack's python3-opencv) or a video file / camera form")
-            return cv2.VideoCapture(spec.target, cv2.CAP_GSTREAMER)
+        if open_kind is not None:
+            return open_kind(spec, cv2)
         return cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
 
 

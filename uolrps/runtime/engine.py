@@ -33,6 +33,7 @@ from uolrps.core.options import check_at_least, check_batch_wait_ms, check_infli
 from uolrps.runtime.capture import Source, SourceSpec, log
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
+from uolrps.runtime.source_kinds import kind_of
 from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.sources import open_source, parse_source
 from uolrps.runtime.stats import RunStats
@@ -44,8 +45,8 @@ DYNAMIC_BATCH_CAP = 32  # a dynamic ONNX batch axis has no limit of its own
 
 def default_name(spec: SourceSpec, index: int) -> str:
     """``cam<index>`` for live sources, the file's stem (as an identifier) for files."""
-    if spec.kind in ("video", "image", "folder", "glob"):
-        stem = Path(str(spec.text).rstrip("/")).stem if spec.kind != "glob" else "images"
+    stem = kind_of(spec).stream_name(spec)
+    if stem:
         name = re.sub(r"\W", "_", stem)
         if name and not name[0].isdigit():
             return name

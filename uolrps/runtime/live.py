@@ -18,23 +18,15 @@ from typing import Callable
 from uolrps.core.errors import UserError
 from uolrps.core.options import check_reopen_limit, check_stall_timeout
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
+from uolrps.runtime.source_kinds import kind_of
 
-NAMES = {"camera": "camera", "rtsp": "RTSP stream", "http": "HTTP stream", "gst": "GStreamer pipeline"}
-HINTS = {
-    "camera": "check that it exists, is connected and not used by another program (`ls /dev/video*`, "
-              "`v4l2-ctl --list-devices`)",
-    "rtsp": "check that the server is up and the URL (host, port, path, credentials) is right: try it in a "
-            "player (`ffplay -rtsp_transport tcp URL`)",
-    "http": "check that the server is up and the URL serves a video stream (MJPEG or a format FFmpeg reads): "
-            "try it in a player (`ffplay URL`)",
-    "gst": "check the pipeline with `gst-launch-1.0` (it must end in appsink)",
-}
 DEFAULT_STALL_TIMEOUT = 5.0
 
 
 def open_failure(spec: SourceSpec) -> str:
     """The one-line reason a live source did not open, with the hint for its kind."""
-    return f"cannot open {NAMES.get(spec.kind, spec.kind)} {spec.text}: {HINTS.get(spec.kind, 'check the source')}"
+    kind = kind_of(spec)
+    return f"cannot open {kind.label or kind.name} {spec.text}: {kind.hint}"
 
 
 class LiveSource(Source):
@@ -53,7 +45,7 @@ class LiveSource(Source):
         self._backoff = backoff
         self._reopen_limit = reopen_limit
         self._stall = float(stall_timeout)
-        self.name = f"{NAMES.get(spec.kind, spec.kind)} {spec.text}"
+        self.name = f"{kind_of(spec).label or spec.kind} {spec.text}"
         self.fps = DEFAULT_FPS
         self._cap = None
         self._delivered_since_open = 0

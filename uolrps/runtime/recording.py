@@ -16,10 +16,10 @@ from pathlib import Path
 
 from uolrps.core.errors import OptionError
 from uolrps.core.paths import check_output_path
+from uolrps.runtime.source_kinds import kind_of
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
 
-IMAGE_KINDS = ("image", "folder", "glob")
 
 
 def parse_serve(text: str) -> tuple[str, int]:
@@ -37,11 +37,7 @@ def _inputs(config, specs) -> list[Path]:
     model = Path(config.model)
     files = [model, sidecar_path(model)]
     for spec in specs:
-        targets = spec.target if isinstance(spec.target, (list, tuple)) else [spec.target]
-        if spec.kind in ("video", *IMAGE_KINDS):
-            files += [Path(t) for t in targets]
-            if spec.kind == "folder":
-                files.append(Path(spec.text))
+        files += kind_of(spec).files(spec)
     return files
 
 
@@ -57,8 +53,8 @@ def save_target(save: str | Path, name: str, spec, single: bool) -> tuple[str, P
     elif single:
         path = Path(text)
     else:
-        path = Path(text) / (name if spec.kind in IMAGE_KINDS else f"{name}.mp4")
-    if spec.kind in IMAGE_KINDS and not _is_video_name(path):
+        path = Path(text) / (name if kind_of(spec).images else f"{name}.mp4")
+    if kind_of(spec).images and not _is_video_name(path):
         return "images", path
     return "video", path
 
@@ -116,7 +112,7 @@ class Recorders:
                 path = given.with_name(f"{given.stem}_{stream.name}{given.suffix}") if kind == "video" and \
                     given.suffix else given / stream.name
             if kind == "images":
-                root = spec.text if spec.kind == "folder" else None
+                root = kind_of(spec).root(spec)
                 out.images = ImageFolderOutput(path, root=root, inputs=inputs)
             else:
                 out.video_path = check_output_path(path, "save", FOURCC, inputs)

@@ -1,0 +1,26 @@
+"""A video file, read frame by frame without loss (any container FFmpeg reads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from uolrps.core.images import is_image
+from uolrps.runtime.capture import SourceSpec
+from uolrps.runtime.source_kinds import SourceKind, path_of
+
+
+def recognise(raw: str) -> SourceSpec | None:
+    path = path_of(raw)
+    return SourceSpec("video", path, raw) if path.is_file() and not is_image(path) else None
+
+
+def open_video(spec, *, loop=False, capture_factory=None, **_):
+    from uolrps.runtime.capture import opencv_capture
+    from uolrps.runtime.files import VideoFileSource
+
+    return VideoFileSource(spec, loop=loop, capture_factory=capture_factory or opencv_capture)
+
+
+KINDS = (SourceKind("video", live=False, recognise=recognise, open=open_video, label="video file",
+                    files=lambda spec: [Path(spec.target)], stream_name=lambda spec: Path(str(spec.text)).stem,
+                    forms="a video file", forms_rank=1),)

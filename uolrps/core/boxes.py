@@ -55,11 +55,6 @@ def map8(heatmap: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.nda
     return s255.astype(np.uint8), s255
 
 
-def quantise(scoremap: np.ndarray) -> np.ndarray:
-    """``(map * 255)`` truncated to uint8, for a map in [0, 1] already upsampled (see also ``map8``)."""
-    return (scoremap * np.float32(255)).astype(np.uint8)
-
-
 def boxes_from_map8(map8: np.ndarray, threshold: float, multi: bool = False,
                     min_area: float = 0.0, outer_only: bool = False) -> np.ndarray:
     """Boxes (K x 4 float32, inclusive corners, largest contour first) from an 8-bit map at ``threshold``

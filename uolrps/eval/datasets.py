@@ -1,5 +1,5 @@
-"""Evaluation data sets: ``load_dataset`` picks the format (``uolrps.eval.detect``) and its loader
-(``uolrps.eval.loaders``); the data model lives in ``uolrps.eval.items``.
+"""Evaluation data sets: ``load_dataset`` picks the format (``uolrps.eval.detect``) and its loader (the
+registry ``uolrps.eval.formats``); the data model lives in ``uolrps.eval.items``.
 """
 
 from __future__ import annotations
@@ -7,25 +7,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from uolrps.core.errors import UserError
-from uolrps.eval.detect import FORMATS, detect_format
+from uolrps.eval.detect import detect_format
+from uolrps.eval.formats import FORMATS, detect_registered
 from uolrps.eval.items import Dataset, summarise
 
 
 def load_dataset(path: str | Path, fmt: str = "auto", split: str | None = None,
                  images_root: str | Path | None = None) -> Dataset:
     """Load a data set in ``fmt`` (``auto`` detects it); refuses one with no usable image."""
-    from uolrps.eval import loaders  # loaders import items and detect, never this module
-
     path = Path(path)
     found = ""
     if fmt == "auto":
-        fmt, found = detect_format(path)
+        fmt, found = (path.exists() and detect_registered(path)) or detect_format(path)
     elif fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}: use one of auto, {', '.join(FORMATS)}")
     elif not path.exists():
         raise UserError(f"data set {path} does not exist")
-    loader = getattr(loaders, f"load_{fmt}")
-    ds: Dataset = loader(path, split=split, images_root=None if images_root is None else Path(images_root))
+    ds: Dataset = FORMATS[fmt].load(path, split=split, images_root=None if images_root is None else Path(images_root))
     if found:
         ds.description = f"{found}; {ds.description}" if ds.description else found
     if not ds.items:

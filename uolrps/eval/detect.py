@@ -6,8 +6,6 @@ from pathlib import Path
 
 from uolrps.core.errors import OptionError, UserError
 
-FORMATS = ("csv", "voc", "cub", "wsol", "coco")
-
 
 def _csv_in(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.csv"))

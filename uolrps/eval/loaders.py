@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from uolrps.core.errors import OptionError, UserError
-from uolrps.eval.coco import load_coco  # noqa: F401 (COCO has its own module; load_dataset finds it here)
 from uolrps.eval.detect import _csv_in, _wsol_splits
 from uolrps.eval.items import Dataset, Item, finish_dataset
 from uolrps.core.annotations import Problem

@@ -28,7 +28,6 @@ from uolrps.model.onnx_meta import set_meta
 from uolrps.model.meta import ModelMeta
 
 OPSET = 17
-DEFAULT_THRESHOLD = 0.5
 TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
 # (message regex, why it is harmless here); everything else the exporter warns about is logged
 HARMLESS_WARNINGS = (
@@ -43,10 +42,7 @@ class ExportResult:
     path: Path
     meta: ModelMeta
     max_abs_diff: float
-    box_iou: list[float] = field(default_factory=list)
     fp16_path: Path | None = None
-    fp16_max_abs_diff: float | None = None
-    fp16_box_iou: list[float] = field(default_factory=list)
     int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
 
 
@@ -165,16 +161,6 @@ def torch_to_onnx(graph, size: tuple[int, int], batch: int, dynamic_batch: bool,
     return model
 
 
-def save_with_meta(model, meta: ModelMeta, path: Path) -> Path:
-    """Write ``model`` with ``meta`` in metadata_props, atomically (temp file, then rename)."""
-    import onnx
-
-    from uolrps.core.paths import write_atomic
-
-    set_meta(model, meta)
-    return write_atomic(path, lambda tmp: onnx.save(model, str(tmp)), "output")
-
-
 def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weights=None, wstar=None,
                  calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
                  fp16: bool = False, class_index: int | None = None, threshold: float | None = None,
@@ -245,7 +231,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         set_meta(half, meta.replace(precision="fp16"))
         twin = gate_twin(model.SerializeToString(), half.SerializeToString(), images, label="fp16 twin")
         log(twin.summary())
-        result.fp16_path, result.fp16_max_abs_diff, result.fp16_box_iou = twin_path(output, "fp16"), twin.max_abs_diff, list(twin.ious)
+        result.fp16_path = twin_path(output, "fp16")
         files.append((result.fp16_path, half))
     if int8:
         from uolrps.export.int8 import DEFAULT_IMAGES, int8_twins

@@ -71,7 +71,6 @@ class Stream:
         self._release = threading.Lock()  # one thread hands results on at a time, in ticket order
         self.feeding = True
         self.posting = True
-        self.emitted = 0  # results made
         self.delivered = 0  # results the consumer took (a live stream drops results a slow consumer missed)
         self._final: tuple[str, str | None] | None = None
         self._seq = 0
@@ -181,7 +180,6 @@ class Stream:
                       path=frame.path)
         latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
         r = dataclasses.replace(r, latency_ms=latency)
-        self.emitted += 1
         self._publish(frame, r)
         return r
 

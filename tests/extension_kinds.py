@@ -1,0 +1,88 @@
+"""Small extra kinds that tests/test_extensions.py registers from outside the package: a numpy backend, a
+synthetic source kind and a tab-separated data set format. Nothing here is part of uolrps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from uolrps.eval.items import Dataset, Item, finish_dataset
+from uolrps.model.meta import ModelMeta
+from uolrps.runtime.backends.base import Backend, Capabilities, check_io
+from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status
+
+from tinymodel import bright_square_frame
+
+
+# ---- a backend: the tiny model's arithmetic in numpy, its metadata in a JSON file ------------------------
+class NumpyBackend(Backend):
+    """``model.npjson`` = the metadata props as JSON (and ``"fixed_batch"``); heatmap = each grid cell's mean
+    brightness, min-max normalised (what tests/tinymodel.py's ONNX graph computes). Records each call's size."""
+
+    calls: list[int] = []
+
+    def __init__(self, path, scale: float | None = None):
+        data = json.loads(Path(path).read_text())
+        self.meta = ModelMeta.from_props(data["props"], source=str(path))
+        fixed = data.get("fixed_batch")
+        H, W = self.meta.input_size
+        check_io(str(path), self.meta, {self.meta.input_name: ("uint8", (fixed, H, W, 3))},
+                 {self.meta.output_name: ("float32", (fixed, 1, *self.meta.grid))})
+        self.caps = Capabilities(device="cpu", max_batch=fixed, min_batch=fixed or 1, fixed_batch=fixed is not None)
+        self.scale = 1.0 if scale is None else float(scale)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        NumpyBackend.calls.append(len(batch))
+        n, (H, W), (gh, gw) = len(batch), self.meta.input_size, self.meta.grid
+        gray = batch.astype(np.float32).mean(axis=3)
+        pooled = gray.reshape(n, gh, H // gh, gw, W // gw).mean(axis=(2, 4))[:, None]
+        lo = pooled.min(axis=(2, 3), keepdims=True)
+        hi = pooled.max(axis=(2, 3), keepdims=True)
+        return ((pooled - lo) / (hi - lo + 1e-6) * self.scale).astype(np.float32)
+
+
+def write_numpy_model(path: Path, meta: ModelMeta, fixed_batch: int | None = None) -> Path:
+    path.write_text(json.dumps({"props": meta.to_props(), "fixed_batch": fixed_batch}))
+    return path
+
+
+# ---- a source kind: "square:N" = N frames of a bright square moving right -------------------------------
+def square_box(i: int) -> tuple[int, int, int, int]:
+    return (20 + 4 * i, 30, 70 + 4 * i, 80)
+
+
+class SquareSource(Source):
+    def __init__(self, spec: SourceSpec, loop: bool = False):
+        super().__init__(spec)
+        self.total, self.fps, self._i = int(spec.target), DEFAULT_FPS, 0
+
+    def read(self, timeout: float = 1.0) -> Read:
+        if self._i >= self.total:
+            return Read(Status.END)
+        i, self._i = self._i, self._i + 1
+        return Read(Status.OK, Frame(bright_square_frame(120, 160, square_box(i)), i, i / self.fps, 0.0))
+
+
+def recognise_square(raw: str):
+    return SourceSpec("square", int(raw[7:]), raw) if raw.startswith("square:") and raw[7:].isdigit() else None
+
+
+def open_square(spec, *, loop=False, **_):
+    return SquareSource(spec, loop)
+
+
+# ---- a data set format: "image<TAB>x1<TAB>y1<TAB>x2<TAB>y2" lines in a .tsv file -------------------------
+def detect_tsv(path: Path) -> str | None:
+    return f"tab-separated boxes {path.name}" if path.is_file() and path.suffix == ".tsv" else None
+
+
+def load_tsv(path: Path, split=None, images_root=None) -> Dataset:
+    root = images_root or path.parent
+    boxes: dict[str, list] = {}
+    for line in path.read_text().splitlines():
+        name, *numbers = line.split("\t")
+        boxes.setdefault(name, []).append([float(v) for v in numbers])
+    items = [Item(root / name, np.asarray(b, dtype=np.float64)) for name, b in boxes.items()]
+    return finish_dataset("tsv", root, items, [], str(path))

@@ -1,0 +1,103 @@
+"""Each extension point takes a new kind without an edit to the package: the test registers a small kind of
+its own (tests/extension_kinds.py) and runs it end to end, its answer checked against what the built-in
+kinds give on the same input (docs/ARCHITECTURE.md, the table "to add ...")."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from evaldata import make_scenes, write_csv
+from extension_kinds import (NumpyBackend, detect_tsv, open_square, recognise_square, square_box,
+                             write_numpy_model)
+from tinymodel import bright_square_frame, make_tiny_model, tiny_meta
+
+from uolrps.core.errors import UserError
+from uolrps.runtime import Localizer, RunConfig, run
+from uolrps.runtime import source_kinds
+from uolrps.runtime.backends import BACKENDS, BackendEntry, ModelOptions
+from uolrps.runtime.sources import parse_source
+
+
+@pytest.fixture
+def numpy_backend(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "numpy", BackendEntry("numpy", (".npjson",), "extension_kinds:NumpyBackend",
+                                                        ("numpy",), "numpy", options=("scale",), what="numpy test"))
+    NumpyBackend.calls = []
+    return NumpyBackend
+
+
+@pytest.fixture
+def square_kind():
+    kind = source_kinds.register(source_kinds.SourceKind(
+        "square", live=False, recognise=recognise_square, open=open_square, stream_name=lambda spec: "square",
+        forms="square:N (test frames)", forms_rank=50))
+    yield kind
+    source_kinds.unregister("square")
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ---- a backend --------------------------------------------------------------------------------------------
+def test_a_registered_backend_runs_end_to_end_like_the_onnx_model(tmp_path, numpy_backend):
+    onnx_model = make_tiny_model(tmp_path / "m.onnx")
+    np_model = write_numpy_model(tmp_path / "m.npjson", tiny_meta(), fixed_batch=2)
+    frames = [bright_square_frame(120, 160, (10 + 9 * i, 20, 60 + 9 * i, 70)) for i in range(5)]
+    with Localizer(onnx_model) as ref, Localizer(np_model) as loc:  # backend "auto": the suffix picks it
+        assert type(loc.backend) is numpy_backend and loc.max_batch == 2
+        np.testing.assert_allclose(loc.heatmaps(frames, batch_size=3), ref.heatmaps(frames), atol=1e-5)
+        # the base class chunked 3 + 2 frames to the fixed batch of 2, padding the odd ones
+        assert numpy_backend.calls == [2, 2, 2] and len(loc.heatmaps([])) == 0
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import cv2
+
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i}.png"), f)
+    for model in (onnx_model, np_model):
+        run(RunConfig(source=str(folder), model=model, jsonl=tmp_path / f"{model.suffix[1:]}.jsonl", progress=False),
+            say=lambda *_: None)
+    got, want = _jsonl(tmp_path / "npjson.jsonl"), _jsonl(tmp_path / "onnx.jsonl")
+    assert len(got) == 5 and [r["boxes"] for r in got] == [r["boxes"] for r in want]
+    with Localizer(np_model, options=ModelOptions(extra={"scale": 2.0})) as loc:  # its own option, through ModelOptions
+        assert loc.backend.scale == 2.0
+    with pytest.raises(UserError, match="threads does not apply to the numpy backend"):
+        Localizer(np_model, threads=2)
+
+
+# ---- a source kind ----------------------------------------------------------------------------------------
+def test_a_registered_source_kind_runs_end_to_end(tmp_path, square_kind):
+    model = make_tiny_model(tmp_path / "m.onnx")
+    assert parse_source("square:6").kind == "square"
+    with pytest.raises(UserError, match=r"square:N \(test frames\)"):  # listed among the forms
+        parse_source("nothing-here")
+    out = tmp_path / "r.jsonl"
+    stats = run(RunConfig(source="square:6", model=model, jsonl=out, progress=False), say=lambda *_: None)
+    rows = _jsonl(out)
+    assert len(rows) == 6 and {r["stream"] for r in rows} == {"square"}
+    for r in rows:  # the model finds the square each frame drew (IoU against the drawn box)
+        (x1, y1, x2, y2), (a1, b1, a2, b2) = r["boxes"][0], square_box(r["frame"])
+        inter = max(0, min(x2, a2) - max(x1, a1) + 1) * max(0, min(y2, b2) - max(y1, b1) + 1)
+        union = (x2 - x1 + 1) * (y2 - y1 + 1) + (a2 - a1 + 1) * (b2 - b1 + 1) - inter
+        assert inter / union > 0.5, (r["frame"], r["boxes"][0])
+    assert stats is not None
+
+
+# ---- a data set format ------------------------------------------------------------------------------------
+def test_a_registered_dataset_format_evaluates_like_the_csv_loader(tmp_path, monkeypatch):
+    from uolrps.eval import formats
+    from uolrps.eval.evaluate import evaluate
+
+    monkeypatch.setitem(formats.FORMATS, "tsv", formats.DatasetFormat("tsv", "extension_kinds:load_tsv", detect_tsv))
+    model = make_tiny_model(tmp_path / "m.onnx")
+    root = write_csv(tmp_path / "ds", make_scenes(6), extra_column=False)
+    lines = [line.split(",") for line in (root / "boxes.csv").read_text().splitlines()[1:]]
+    (root / "images" / "boxes.tsv").write_text("\n".join("\t".join(cells) for cells in lines) + "\n")
+    by_tsv = evaluate(root / "images" / "boxes.tsv", model)  # fmt "auto": the format's own detect claims it
+    by_csv = evaluate(root / "boxes.csv", model)
+    assert by_tsv["format"] == "tsv" and by_tsv["found"].startswith("tab-separated boxes")
+    assert by_tsv["n_images"] == by_csv["n_images"] == 6
+    assert by_tsv["protocols"] == by_csv["protocols"]

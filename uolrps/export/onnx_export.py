@@ -223,7 +223,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     if not report.within(TOLERANCE):
         raise UserError(f"verification failed: ONNX Runtime and PyTorch heatmaps differ by "
                         f"{report.max_abs_diff:.2e} > {TOLERANCE}; nothing was written")
-    result = ExportResult(output, meta32, report.max_abs_diff, report.ious)
+    result = ExportResult(output, meta32, report.max_abs_diff)
     files = [(output, model)]
     if fp16:
         half = torch_to_onnx(HeatmapGraph(encoder, rows, half=True), info.input_size, batch, dynamic_batch, log=log)

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
 
     from tritonserver import TritonServer, ensure_venv
 
-    from uolrps.export.triton_repo import RepoSettings, write_triton_repo
+    from uolrps.export.triton.repo import RepoSettings, write_triton_repo
     from uolrps.runtime.backends import load_backend
 
     streams = [int(s) for s in args.streams.split(",")]

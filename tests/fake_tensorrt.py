@@ -13,7 +13,7 @@ those wheels are available):
 - ``build_serialized_network`` and ``ITimingCache.serialize()`` return ``IHostMemory``: a buffer (bytes() and
   memoryview work) with ``dtype`` and ``nbytes``, no len(), no slicing, no bytes methods.
 - The ONNX parser decides op support by itself (:data:`PARSER_REFUSES` plus non-default domains, or what a
-  test passes): it knows nothing of ``uolrps.export.trt_ops``, so a wrong operator list can be caught.
+  test passes): it knows nothing of ``uolrps.export.tensorrt.ops``, so a wrong operator list can be caught.
 
 A fake "plan" is the ONNX model with a JSON header (version, profile, DLA core): the fake runtime runs it
 with ONNX Runtime, so results can be compared with a real ONNX Runtime session. pycuda's fake is in

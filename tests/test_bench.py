@@ -85,7 +85,7 @@ def test_cli_table_and_json(tmp_path, photos, capsys):
 
 
 def test_engine_beside_the_model_on_a_gpu_machine(tmp_path, photos, monkeypatch):
-    from uolrps.export.trt_build import build_engine
+    from uolrps.export.tensorrt.build import build_engine
 
     trt, cuda = make_trt(), make_pycuda()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)

@@ -222,7 +222,7 @@ def test_cli_export_vit_size_error_is_one_line(tmp_path, vits_checkpoint, vits_w
 
 
 def test_real_graphs_use_only_tensorrt_10_ops(efflite0_model, tmp_path, vits_checkpoint, vits_wstar):
-    from uolrps.export.trt_ops import unsupported_ops
+    from uolrps.export.tensorrt.ops import unsupported_ops
 
     vit = tmp_path / "vits.onnx"
     export_model("vits", vit, weights=vits_checkpoint, wstar=vits_wstar, fp16=True, dynamic_batch=True,

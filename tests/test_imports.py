@@ -54,8 +54,8 @@ def test_ort_is_loaded_only_when_a_model_is_opened(tmp_path):
 
 
 def test_build_side_and_gpu_helpers_import_nothing_heavy():
-    mods = ["uolrps.core.gpu", "uolrps.model.onnx_meta", "uolrps.export.trt_build", "uolrps.export.trt_exec",
-            "uolrps.export.trt_onnx", "uolrps.export.trt_profile", "uolrps.export.trt_support",
+    mods = ["uolrps.core.gpu", "uolrps.model.onnx_meta", "uolrps.export.tensorrt.build", "uolrps.export.tensorrt.trtexec",
+            "uolrps.export.tensorrt.onnx_info", "uolrps.export.tensorrt.profile", "uolrps.export.tensorrt.support",
             "uolrps.export.fileset", "uolrps.cli.build_cmd", "uolrps.bench", "uolrps.bench.targets",
             "uolrps.bench.measure", "uolrps.bench.report", "uolrps.bench.doctor", "uolrps.core.opencv_info",
             "uolrps.cli.bench_cmd", "uolrps.cli.doctor_cmd"]

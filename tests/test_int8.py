@@ -74,7 +74,7 @@ def test_qdq_is_symmetric_int8_per_channel_weights(qdq):
 
 
 def test_qdq_twin_agrees_with_fp32_and_tensorrt_imports_it(fp32, qdq):
-    from uolrps.export.trt_ops import unsupported_ops
+    from uolrps.export.tensorrt.ops import unsupported_ops
     from uolrps.export.verify import gate_twin
 
     report = gate_twin(fp32[0].SerializeToString(), qdq[0].SerializeToString(), scenes(32, seed=5),

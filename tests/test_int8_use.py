@@ -19,7 +19,7 @@ from fake_seam import FakeCudaTensorRT  # noqa: E402
 from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
 from int8model import scenes, tiny_int8_model, write_scenes  # noqa: E402
 from uolrps.export import int8 as q8  # noqa: E402
-from uolrps.export.trt_build import build_engine, trt_api  # noqa: E402
+from uolrps.export.tensorrt.build import build_engine, trt_api  # noqa: E402
 from uolrps.model.sidecar import read_sidecar  # noqa: E402
 
 GPU = ("Orin", (8, 7))

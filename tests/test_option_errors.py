@@ -45,7 +45,7 @@ def test_reworded_several_parameters_and_longer_names():
 # ---- (1) the Python API names the parameter ----------------------------------------------------------------
 def test_python_api_names_the_parameter_not_the_flag(tmp_path):
     from uolrps.calib.wstar import compute_wstar
-    from uolrps.export.triton_repo import RepoSettings
+    from uolrps.export.triton.repo import RepoSettings
 
     with pytest.raises(OptionError) as info:
         compute_wstar(tmp_path, sampling_ratio=2, progress=False)
@@ -80,15 +80,15 @@ COMMAND_LINE = re.compile(r"`[^`]*`")  # `uolrps calib IMAGES --backbone vits -o
 
 # Messages that point to a flag of ANOTHER command (what to redo), not a parameter of the failing call.
 OTHER_COMMAND = {
-    ("export/triton_repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option
-    ("export/trt_profile.py", "export with --dynamic-batch"),  # (same, for `uolrps build`)
-    ("export/trt_profile.py", "(a fixed --size)"),  # (same)
+    ("export/triton/repo.py", "export it with --dynamic-batch"),  # the fix is an `uolrps export` option
+    ("export/tensorrt/profile.py", "export with --dynamic-batch"),  # (same, for `uolrps build`)
+    ("export/tensorrt/profile.py", "(a fixed --size)"),  # (same)
     ("runtime/backends/trt.py", "rebuild it without --dla"),  # an `uolrps build` option
     ("explain/representers.py", "calibrate without --classwise"),  # the fix is an `uolrps calib` option
 }
 # Flag-like text that is no flag of ours, or that no caller can reword (checked by the argument guard below).
 NOT_OURS = {
-    ("export/trt_exec.py", "--"),  # the argv of trtexec, another program: its own flags
+    ("export/tensorrt/trtexec.py", "--"),  # the argv of trtexec, another program: its own flags
     ("bench/doctor.py", "--"),  # `uolrps doctor`'s checklist: what to type in the shell (flags, `python -m venv` ones)
     ("runtime/sourcelist.py", ": --size"),  # a sources file line's own syntax (`cam0=0 --size 640x480 --fps 30`),
     ("runtime/sourcelist.py", ": --fps must be"),  # quoted as the user wrote it in the file, whatever the caller

@@ -11,7 +11,7 @@ from tinymodel import make_tiny_model
 
 from uolrps.cli.main import main
 from uolrps.core.errors import UserError
-from uolrps.export.triton_repo import RepoSettings, write_triton_repo
+from uolrps.export.triton.repo import RepoSettings, write_triton_repo
 from uolrps.model.meta import ModelMeta
 from uolrps.runtime.backends import backend_name, load_backend
 from uolrps.model.sidecar import Sidecar, write_sidecar

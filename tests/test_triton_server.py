@@ -26,7 +26,7 @@ from tritonserver import TritonServer, Unavailable, ensure_venv  # noqa: E402
 
 from uolrps.cli.main import main  # noqa: E402
 from uolrps.core.errors import UserError  # noqa: E402
-from uolrps.export.triton_repo import RepoSettings, write_triton_repo  # noqa: E402
+from uolrps.export.triton.repo import RepoSettings, write_triton_repo  # noqa: E402
 from uolrps.runtime.backends import load_backend  # noqa: E402
 
 TOKEN = "test-token-123"

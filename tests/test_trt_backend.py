@@ -22,7 +22,7 @@ from fake_seam import FakeCudaTensorRT  # noqa: E402
 from fake_tensorrt import make_trt  # noqa: E402
 from tinymodel import bright_square_frame, make_tiny_model  # noqa: E402
 from uolrps.core.errors import UserError  # noqa: E402
-from uolrps.export.trt_build import build_engine  # noqa: E402
+from uolrps.export.tensorrt.build import build_engine  # noqa: E402
 from uolrps.runtime.backends.trt import TensorInfo, TensorRTBackend, numpy_dtype, plan_io  # noqa: E402
 from uolrps.runtime.preprocess import preprocess  # noqa: E402
 from uolrps.model.sidecar import sidecar_path  # noqa: E402

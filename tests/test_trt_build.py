@@ -20,10 +20,10 @@ onnx = pytest.importorskip("onnx")
 from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
 from tinymodel import make_tiny_model, tiny_meta  # noqa: E402
 from uolrps.core.errors import UserError  # noqa: E402
-from uolrps.export.trt_build import build_engine, trt_api  # noqa: E402
-from uolrps.export.trt_exec import trtexec_argv, trtexec_command  # noqa: E402
-from uolrps.export.trt_onnx import read_onnx_info  # noqa: E402
-from uolrps.export.trt_profile import BuildSettings, batch_profile  # noqa: E402
+from uolrps.export.tensorrt.build import build_engine, trt_api  # noqa: E402
+from uolrps.export.tensorrt.trtexec import trtexec_argv, trtexec_command  # noqa: E402
+from uolrps.export.tensorrt.onnx_info import read_onnx_info  # noqa: E402
+from uolrps.export.tensorrt.profile import BuildSettings, batch_profile  # noqa: E402
 from uolrps.model.sidecar import read_sidecar
 from uolrps.core.digest import sha256_file
 

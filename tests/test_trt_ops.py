@@ -9,7 +9,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from tinymodel import make_tiny_model  # noqa: E402
 from uolrps.core.errors import UserError  # noqa: E402
-from uolrps.export.trt_ops import TRT10_LATE_OPS, TRT10_OPS, check_tensorrt_ops, unsupported_ops  # noqa: E402
+from uolrps.export.tensorrt.ops import TRT10_LATE_OPS, TRT10_OPS, check_tensorrt_ops, unsupported_ops  # noqa: E402
 
 
 def _model(nodes, inputs=None, outputs=None, functions=(), opset=17):
@@ -99,7 +99,7 @@ def test_missing_and_unreadable_files_are_user_errors(tmp_path):
 # ---- the parser decides wherever a TensorRT builder can be created; the list is the fallback ---------------
 def test_parser_answer_wins_over_the_list_both_ways():
     from fake_tensorrt import make_trt
-    from uolrps.export.trt_support import op_check
+    from uolrps.export.tensorrt.support import op_check
 
     ln = _model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], axis=-1)])
     assert unsupported_ops(ln) == []  # the list accepts it ...
@@ -113,7 +113,7 @@ def test_parser_answer_wins_over_the_list_both_ways():
 
 def test_without_a_gpu_the_list_answers_and_says_so():
     from fake_tensorrt import make_trt
-    from uolrps.export.trt_support import LIST_CHECKER, check_tensorrt_support, op_check
+    from uolrps.export.tensorrt.support import LIST_CHECKER, check_tensorrt_support, op_check
 
     unique = _model([helper.make_node("Unique", ["x"], ["y"])])
     check = op_check(unique, trt=make_trt(gpu=False, refuses=()))  # Builder raises the nullptr TypeError
@@ -124,7 +124,7 @@ def test_without_a_gpu_the_list_answers_and_says_so():
 
 def test_parser_subgraphs_name_nodes_when_it_gives_no_errors():
     from fake_tensorrt import make_trt
-    from uolrps.export.trt_support import parser_problems
+    from uolrps.export.tensorrt.support import parser_problems
 
     trt = make_trt(refuses={"Det"})
     real = trt.OnnxParser

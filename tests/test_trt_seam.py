@@ -18,7 +18,7 @@ from fake_pycuda import make_pycuda  # noqa: E402
 from fake_tensorrt import make_trt  # noqa: E402
 from tinymodel import make_tiny_model  # noqa: E402
 from uolrps.core.errors import UserError  # noqa: E402
-from uolrps.export.trt_build import build_engine  # noqa: E402
+from uolrps.export.tensorrt.build import build_engine  # noqa: E402
 from uolrps.runtime.backends.trt import CudaTensorRT, TensorRTBackend  # noqa: E402
 from uolrps.model.sidecar import sidecar_path  # noqa: E402
 

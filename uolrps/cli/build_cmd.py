@@ -21,7 +21,7 @@ def build(
     max_batch: int = typer.Option(None, "--max-batch", help="Largest batch (default 8)."),
 ) -> None:
     """Build a TensorRT engine (strongly typed; precision comes from the graph) and print the trtexec equivalent."""
-    from uolrps.export.trt_build import build_engine
+    from uolrps.export.tensorrt.build import build_engine
 
     engine, sidecar = build_engine(model, engine_path, workspace_gib=workspace_gib, timing_cache=timing_cache,
                                    dla_core=dla_core, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,

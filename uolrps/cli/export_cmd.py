@@ -33,15 +33,10 @@ def export(
     """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
     from uolrps.export.onnx_export import export_model
 
-    if triton_repo is not None:  # before the export, so a taken name costs nothing
-        from uolrps.export.triton_repo import check_repo_target
-
-        check_repo_target(output, triton_repo)
-
     res = export_model(backbone=backbone, output=output, weights=weights, wstar=wstar, calib_images=calib_images,
                        size=size, batch=batch, dynamic_batch=dynamic_batch, fp16=fp16, class_index=class_index,
                        threshold=threshold, dilated=dilated, log=lambda m: typer.echo(m, err=True), int8=int8,
-                       int8_calib=int8_calib, int8_images=int8_images)
+                       int8_calib=int8_calib, int8_images=int8_images, triton_repo=triton_repo)
     typer.echo(f"wrote {res.path} ({res.meta.backbone}, input {res.meta.input_size[0]}x{res.meta.input_size[1]}, "
                f"heatmap {len(res.meta.classes)} x {res.meta.grid[0]} x {res.meta.grid[1]})")
     if res.fp16_path:
@@ -49,10 +44,6 @@ def export(
     for t in res.int8:
         use = (f"for TensorRT: `uolrps build {t.path}`" if t.recipe.form == "QDQ" else "for ONNX Runtime on a CPU")
         typer.echo(f"wrote {t.path} (int8 {t.recipe.form}, {len(t.recipe.nodes)} layers quantized; {use})")
-    if triton_repo is not None:
-        from uolrps.export.triton_repo import write_triton_repo
-
-        write_triton_repo(res.path, triton_repo, log=lambda m: typer.echo(m, err=True))
 
 
 def register(app: typer.Typer) -> None:

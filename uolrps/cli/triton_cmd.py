@@ -33,7 +33,7 @@ def triton_repo(
     force: bool = typer.Option(False, "--force", help="Replace entries of the same name."),
 ) -> None:
     """Write DIR/<name>/config.pbtxt + DIR/<name>/1/model.onnx (and a TensorRT entry with --engine)."""
-    from uolrps.export.triton_repo import RepoSettings, write_triton_repo
+    from uolrps.export.triton.repo import RepoSettings, write_triton_repo
 
     settings = RepoSettings(name=name, max_batch=max_batch, preferred=_preferred(preferred),
                             queue_delay_us=queue_delay_us, kind=kind, count=count, platform=platform)

@@ -327,7 +327,7 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
     fails raises :class:`UserError` naming the layers whose quantization costs the most.
     """
     from uolrps.model.onnx_meta import set_meta
-    from uolrps.export.trt_support import check_tensorrt_support
+    from uolrps.export.tensorrt.support import check_tensorrt_support
     from uolrps.export.verify import gate_twin
 
     calib, gate = split_images(folder, n_images, tuple(meta.input_size))

@@ -44,6 +44,7 @@ class ExportResult:
     max_abs_diff: float
     fp16_path: Path | None = None
     int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
+    triton_entries: list = field(default_factory=list)  # uolrps.export.triton.repo.RepoEntry, with triton_repo
 
 
 def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,
@@ -165,17 +166,23 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                  calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
                  fp16: bool = False, class_index: int | None = None, threshold: float | None = None,
                  dilated: bool = False, verify_images=None, progress: bool = True, log=print, int8: bool = False,
-                 int8_calib=None, int8_images: int | None = None) -> ExportResult:
+                 int8_calib=None, int8_images: int | None = None, triton_repo: str | Path | None = None) -> ExportResult:
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``, the INT8 twins of
     :mod:`uolrps.export.int8` with ``int8``); see the module docstring. ``threshold`` None: the backbone's
-    default (``BackboneSpec.default_threshold``, chosen from measurements)."""
+    default (``BackboneSpec.default_threshold``, chosen from measurements). ``triton_repo``: also write a
+    Triton model repository entry for ``output`` into that folder (the defaults of
+    :func:`uolrps.export.triton.repo.write_triton_repo`; a taken entry is refused before any work)."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
-    from uolrps.export.trt_support import check_tensorrt_support
+    from uolrps.export.tensorrt.support import check_tensorrt_support
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.core.paths import check_distinct_outputs, check_output_path
 
+    if triton_repo is not None:  # before the export, so a taken name costs nothing
+        from uolrps.export.triton.repo import check_repo_target
+
+        check_repo_target(output, triton_repo)
     outputs = {"output": output, "output (FP16 twin)": twin_path(output, "fp16") if fp16 else None}
     if int8:
 
@@ -239,6 +246,10 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         result.int8 = int8_twins(model, meta32, output, int8_folder, int8_images or DEFAULT_IMAGES, log=log)
         files += [(t.path, t.model) for t in result.int8]
     write_set([(path, _onnx_writer(m)) for path, m in files], "-o")
+    if triton_repo is not None:
+        from uolrps.export.triton.repo import write_triton_repo
+
+        result.triton_entries = write_triton_repo(result.path, triton_repo, log=log)
     return result
 
 

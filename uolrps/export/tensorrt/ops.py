@@ -141,7 +141,7 @@ def unsupported_ops(model_or_path, include_late: bool = False) -> list[str]:
 
 
 def check_tensorrt_ops(model_or_path, include_late: bool = False, source: str | None = None) -> None:
-    """Raise :class:`UserError` naming every operator TensorRT 10 would refuse (for a graph made elsewhere; `uolrps export` and `uolrps build` report through uolrps.export.trt_support)."""
+    """Raise :class:`UserError` naming every operator TensorRT 10 would refuse (for a graph made elsewhere; `uolrps export` and `uolrps build` report through uolrps.export.tensorrt.support)."""
     problems = unsupported_ops(model_or_path, include_late=include_late)
     if problems:
         where = source or (str(model_or_path) if isinstance(model_or_path, (str, Path)) else "the graph")

@@ -5,15 +5,15 @@ Works with TensorRT 10.x (JetPack 6, desktop) and 11.x, chosen by ``packaging.ve
 - The network is strongly typed: precision comes from the graph (``model.fp16.onnx``), never from builder
   flags. TensorRT 10 needs ``1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED``; TensorRT 11 removed weak
   typing, so every network is strongly typed and the flag is deprecated and ignored: we pass 0 there.
-- A dynamic batch axis gets one optimisation profile min/opt/max (:mod:`uolrps.export.trt_profile`).
+- A dynamic batch axis gets one optimisation profile min/opt/max (:mod:`uolrps.export.tensorrt.profile`).
 - Every parser error is printed (the parser is the op check here: no operator list, no ``onnx`` import, so
   building works with what ``[trt]`` installs); every TensorRT call that can fail is checked: a constructor's
   nullptr TypeError and a None are one-line errors (:func:`uolrps.core.gpu.trt_create`), a build returning None is
   an error, never an empty file. The timing cache is loaded before and saved after the build. ``--dla N``
   runs on DLA core N with GPU fallback, after checking that the device has that core.
 
-Split: ONNX inspection :mod:`~uolrps.export.trt_onnx`, settings and profile :mod:`~uolrps.export.trt_profile`,
-the trtexec equivalent :mod:`~uolrps.export.trt_exec`, the sidecar :mod:`uolrps.model.sidecar`.
+Split: ONNX inspection :mod:`~uolrps.export.tensorrt.onnx_info`, settings and profile :mod:`~uolrps.export.tensorrt.profile`,
+the trtexec equivalent :mod:`~uolrps.export.tensorrt.trtexec`, the sidecar :mod:`uolrps.model.sidecar`.
 ``tensorrt`` is imported inside :func:`build_engine` only; tests pass a fake module object as ``trt=``.
 """
 
@@ -29,10 +29,10 @@ from packaging.version import InvalidVersion, Version
 
 from uolrps import __version__
 from uolrps.core.errors import OptionError, UserError
-from uolrps.export.trt_exec import trtexec_argv
+from uolrps.export.tensorrt.trtexec import trtexec_argv
 from uolrps.model.files import ENGINE_SUFFIXES, engine_path_for
-from uolrps.export.trt_onnx import OnnxInfo, read_onnx_info
-from uolrps.export.trt_profile import BatchProfile, BuildSettings, batch_profile
+from uolrps.export.tensorrt.onnx_info import OnnxInfo, read_onnx_info
+from uolrps.export.tensorrt.profile import BatchProfile, BuildSettings, batch_profile
 from uolrps.core.gpu import INSTALL_HINT, import_tensorrt, trt_create, trt_logger
 from uolrps.core.paths import write_atomic
 from uolrps.model.sidecar import Sidecar, sidecar_path, write_sidecar

@@ -28,40 +28,14 @@ PLATFORMS = ("onnxruntime", "python")
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
-# model.py of a python-backend entry: ONNX Runtime on the model.onnx beside it; all the requests the dynamic
-# batcher hands over in one execute() call run as one batch, and each gets its own slice back.
-PYTHON_MODEL = '''"""uolrps model served through Triton's Python backend: ONNX Runtime on model.onnx (written by uolrps)."""
-
-import json
-import os
-
-import numpy as np
-import onnxruntime as ort
-import triton_python_backend_utils as pb_utils
+PYTHON_MODEL_FILE = "python_backend_model.py"  # package data: the 1/model.py of a python-backend entry
 
 
-class TritonPythonModel:
-    def initialize(self, args):
-        config = json.loads(args["model_config"])
-        self.input = config["input"][0]["name"]
-        self.output = config["output"][0]["name"]
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model.onnx")
-        options = ort.SessionOptions()
-        threads = config.get("parameters", {}).get("ort_threads", {}).get("string_value", "")
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+def python_model_source() -> str:
+    """The ``model.py`` of a python-backend entry: ONNX Runtime on the model.onnx beside it."""
+    from importlib.resources import files
 
-    def execute(self, requests):
-        arrays = [pb_utils.get_input_tensor_by_name(r, self.input).as_numpy() for r in requests]
-        out = self.session.run([self.output], {self.input: np.concatenate(arrays, axis=0)})[0]
-        responses, start = [], 0
-        for a in arrays:
-            part = out[start:start + len(a)]
-            start += len(a)
-            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.output, part)]))
-        return responses
-'''
+    return files("uolrps.export.triton").joinpath(PYTHON_MODEL_FILE).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -267,7 +241,7 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
     platform = "python" if settings.platform == "python" else "onnxruntime_onnx"
     files: dict[str, Path | str] = {"model.onnx": model}
     if platform == "python":
-        files["model.py"] = PYTHON_MODEL
+        files["model.py"] = python_model_source()
     plans = [(name, config_text(name, meta, settings, platform), files, batch_layout(meta, settings)[0])]
     if engine is not None:
         emeta, engine_max = engine_info(Path(engine))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from uolrps.export.trt_onnx import OnnxInfo, read_onnx_info
-from uolrps.export.trt_profile import BatchProfile, BuildSettings, batch_profile
+from uolrps.export.tensorrt.onnx_info import OnnxInfo, read_onnx_info
+from uolrps.export.tensorrt.profile import BatchProfile, BuildSettings, batch_profile
 from uolrps.model.files import engine_path_for
 
 

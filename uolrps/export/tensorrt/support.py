@@ -3,7 +3,7 @@
 The parser needs a network, the network a builder, the builder a visible GPU. Where all three can be
 created, ``OnnxParser.supports_model_v2`` answers (with the parser's errors naming each refused node). Where
 they cannot (no TensorRT, or no GPU: the export machine), the answer falls back to the operator list in
-:mod:`uolrps.export.trt_ops`, and says so.
+:mod:`uolrps.export.tensorrt.ops`, and says so.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _describe(err) -> str:
 
 def parser_problems(trt, model_or_path) -> list[str] | None:
     """What TensorRT's ONNX parser refuses in the model; None when no builder can be created here."""
-    from uolrps.export.trt_build import trt_api
+    from uolrps.export.tensorrt.build import trt_api
 
     data, path = _serialized(model_or_path)
     logger = trt_logger(trt)
@@ -83,7 +83,7 @@ def op_check(model_or_path, trt=None, include_late: bool = False) -> OpCheck:
         problems = parser_problems(trt, model_or_path)
         if problems is not None:
             return OpCheck(problems, f"the ONNX parser of TensorRT {trt.__version__}")
-    from uolrps.export.trt_ops import unsupported_ops
+    from uolrps.export.tensorrt.ops import unsupported_ops
 
     return OpCheck(unsupported_ops(model_or_path, include_late=include_late), LIST_CHECKER)
 

@@ -86,3 +86,37 @@ def load_tsv(path: Path, split=None, images_root=None) -> Dataset:
         boxes.setdefault(name, []).append([float(v) for v in numbers])
     items = [Item(root / name, np.asarray(b, dtype=np.float64)) for name, b in boxes.items()]
     return finish_dataset("tsv", root, items, [], str(path))
+
+
+# ---- a sink: one CSV line per result (stream, frame, first box) ---------------------------------------------
+class CsvSink:
+    """Registered into uolrps.runtime.recording.SINKS by the test; asked for by ``config.jsonl`` ending in
+    ``.csv.jsonl`` (a run option of its own would be a RunConfig field)."""
+
+    close_rank = 1
+    opened: list[str] = []
+
+    @classmethod
+    def check(cls, config, specs, names, single):
+        pass
+
+    @classmethod
+    def create(cls, config, annotator, labels, single):
+        return cls(Path(str(config.jsonl)).with_suffix(".csv")) if config.jsonl is not None else None
+
+    def __init__(self, path: Path):
+        self.path, self.lines = path, []
+
+    def open(self, stream):
+        CsvSink.opened.append(stream.name)
+
+    def write(self, name, image, result, fps):
+        box = [int(v) for v in result.boxes[0]] if len(result.boxes) else []
+        self.lines.append(",".join([name, str(result.frame_index)] + [str(v) for v in box]))
+        return True
+
+    def finish(self):
+        self.path.write_text("\n".join(self.lines) + "\n")
+
+    def close(self):
+        pass

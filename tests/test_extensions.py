@@ -101,3 +101,18 @@ def test_a_registered_dataset_format_evaluates_like_the_csv_loader(tmp_path, mon
     assert by_tsv["format"] == "tsv" and by_tsv["found"].startswith("tab-separated boxes")
     assert by_tsv["n_images"] == by_csv["n_images"] == 6
     assert by_tsv["protocols"] == by_csv["protocols"]
+
+
+# ---- a sink -----------------------------------------------------------------------------------------------
+def test_a_registered_sink_gets_every_result(tmp_path, monkeypatch, square_kind):
+    from extension_kinds import CsvSink
+
+    from uolrps.runtime import recording
+
+    monkeypatch.setattr(recording, "SINKS", recording.SINKS + [CsvSink])
+    CsvSink.opened = []
+    model = make_tiny_model(tmp_path / "m.onnx")
+    run(RunConfig(source="square:5", model=model, jsonl=tmp_path / "r.jsonl", progress=False), say=lambda *_: None)
+    rows = _jsonl(tmp_path / "r.jsonl")  # the built-in JSONL sink, for reference
+    want = [",".join(["square", str(r["frame"])] + [str(int(v)) for v in r["boxes"][0]]) for r in rows]
+    assert (tmp_path / "r.csv").read_text().splitlines() == want and CsvSink.opened == ["square"]

@@ -59,106 +59,249 @@ def save_target(save: str | Path, name: str, spec, single: bool) -> tuple[str, P
     return "video", path
 
 
-def check_save(config, specs, names, single: bool) -> None:
-    """Every output of the run is checked before the model loads."""
-    inputs = _inputs(config, specs)
-    if config.jsonl is not None:
-        JsonlOutput(config.jsonl, inputs=inputs)
-    if config.save is None:
-        return
-    text = str(config.save)
-    if not single and "{stream}" not in text and _is_video_name(Path(text)):
-        raise OptionError(f"save {text!r}: with several streams give a folder (rec/) or a template with "
-                          "{stream} (rec/{stream}.mp4), so each stream has its own recording", "save")
-    for i, (spec, name) in enumerate(zip(specs, names)):
-        kind, path = save_target(config.save, name or f"stream{i}", spec, single)
-        if kind == "images":
-            ImageFolderOutput(path, inputs=inputs)
-        else:
-            check_output_path(path, "save", FOURCC, inputs)
+class Sink:
+    """One place results go. The run's sinks (``SINKS``) are each asked, in order:
+
+    - ``check(config, specs, names, single)`` (a classmethod), before the model loads: refuse a bad output;
+    - ``create(config, annotator, labels, single)`` (a classmethod): the sink for this run, or None when the
+      run does not ask for it (then it costs nothing per frame);
+    - ``open(stream)`` once per stream, before its first result; ``write(name, image, result, fps)`` per
+      result (False stops the run: the user closed a window); ``finish()`` after the last result of a run
+      that ended normally; ``close()`` on every exit path, Ctrl-C included.
+
+    To add a sink: one class here or in its own module, and one line in ``SINKS``.
+    """
+
+    close_rank = 1  # closed in this order (the progress bar first)
+
+    @classmethod
+    def check(cls, config, specs, names, single: bool) -> None:
+        pass
+
+    @classmethod
+    def create(cls, config, annotator, labels: bool, single: bool) -> "Sink | None":
+        return None
+
+    def open(self, stream) -> None:
+        pass
+
+    def write(self, name: str, image, result, fps: float) -> bool:
+        return True
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-class _PerStream:
+class JsonlSink(Sink):
+    """``--jsonl``: one JSON line per result, all streams in one file."""
+
+    @classmethod
+    def check(cls, config, specs, names, single):
+        if config.jsonl is not None:
+            JsonlOutput(config.jsonl, inputs=_inputs(config, specs))
+
+    @classmethod
+    def create(cls, config, annotator, labels, single):
+        return cls(JsonlOutput(config.jsonl, labels=labels)) if config.jsonl is not None else None
+
+    def __init__(self, out: JsonlOutput) -> None:
+        self.out = out
+
+    def write(self, name, image, result, fps):
+        self.out.write(result)
+        return True
+
+    def finish(self):
+        self.out.finish()
+
+    def close(self):
+        self.out.close()
+
+
+class _Recording:
     def __init__(self) -> None:
         self.video: VideoOutput | None = None
         self.images: ImageFolderOutput | None = None
-        self.window: WindowOutput | None = None
-        self.meter = FpsMeter()
         self.video_path: Path | None = None
         self.by_time = False
         self.source = None
 
 
-class Recorders:
-    def __init__(self, config, annotator, labels: bool, single: bool) -> None:
-        self.config, self.annotator, self.single = config, annotator, single
-        self._inputs: list[Path] = []
-        self.jsonl = JsonlOutput(config.jsonl, labels=labels) if config.jsonl is not None else None
-        self.streams: dict[str, _PerStream] = {}
-        self.progress: Progress | None = None
+class SaveSink(Sink):
+    """``--save``: an annotated recording per stream (a video, or a folder of images for image sources)."""
 
-    def add(self, stream) -> None:
-        """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""
+    @classmethod
+    def check(cls, config, specs, names, single):
+        if config.save is None:
+            return
+        inputs = _inputs(config, specs)
+        text = str(config.save)
+        if not single and "{stream}" not in text and _is_video_name(Path(text)):
+            raise OptionError(f"save {text!r}: with several streams give a folder (rec/) or a template with "
+                              "{stream} (rec/{stream}.mp4), so each stream has its own recording", "save")
+        for i, (spec, name) in enumerate(zip(specs, names)):
+            kind, path = save_target(config.save, name or f"stream{i}", spec, single)
+            if kind == "images":
+                ImageFolderOutput(path, inputs=inputs)
+            else:
+                check_output_path(path, "save", FOURCC, inputs)
+
+    @classmethod
+    def create(cls, config, annotator, labels, single):
+        return cls(config, annotator, single) if config.save is not None else None
+
+    def __init__(self, config, annotator, single: bool) -> None:
+        self.config, self.annotator, self.single = config, annotator, single
+        self.streams: dict[str, _Recording] = {}
+
+    def open(self, stream):
         config, spec = self.config, stream.spec
-        out = _PerStream()
+        out = _Recording()
         out.source = stream.source
         inputs = _inputs(config, [spec]) + [Path(config.model)]
-        if config.save is not None:
-            first = self.single and not self.streams
-            kind, path = save_target(config.save, stream.name, spec, first)
-            if self.single and not first and "{stream}" not in str(config.save):
-                # a stream added through the API to a one-source run: beside the first one's recording
-                given = Path(str(config.save))
-                path = given.with_name(f"{given.stem}_{stream.name}{given.suffix}") if kind == "video" and \
-                    given.suffix else given / stream.name
-            if kind == "images":
-                root = kind_of(spec).root(spec)
-                out.images = ImageFolderOutput(path, root=root, inputs=inputs)
-            else:
-                out.video_path = check_output_path(path, "save", FOURCC, inputs)
-                out.by_time = stream.source.live
-        if config.show:
-            out.window = WindowOutput("uolrps" if self.single else f"uolrps {stream.name}")
-        if self.single and not stream.source.live and self.progress is None:
-            total = None if config.loop else stream.source.total
-            if config.max_frames is not None:
-                total = config.max_frames if total is None else min(total, config.max_frames)
-            self.progress = Progress(total, label=Path(str(spec.text)).name or "run",
-                                     enabled=config.progress and not config.show)
+        first = self.single and not self.streams
+        kind, path = save_target(config.save, stream.name, spec, first)
+        if self.single and not first and "{stream}" not in str(config.save):
+            # a stream added through the API to a one-source run: beside the first one's recording
+            given = Path(str(config.save))
+            path = given.with_name(f"{given.stem}_{stream.name}{given.suffix}") if kind == "video" and \
+                given.suffix else given / stream.name
+        if kind == "images":
+            out.images = ImageFolderOutput(path, root=kind_of(spec).root(spec), inputs=inputs)
+        else:
+            out.video_path = check_output_path(path, "save", FOURCC, inputs)
+            out.by_time = stream.source.live
         self.streams[stream.name] = out
 
-    def write(self, name: str, image, result) -> bool:
-        """Write one result everywhere; False when the user closed a window (the run stops)."""
+    def write(self, name, image, result, fps):
         out = self.streams.get(name)
-        if out is None:  # removed meanwhile
+        if out is None:
             return True
-        fps = out.meter.tick()
-        if self.jsonl is not None:
-            self.jsonl.write(result)
         if out.video_path is not None:
             if out.video is None:
                 out.video = VideoOutput(out.video_path, fps=out.source.fps, by_time=out.by_time)
             out.video.write(self.annotator.annotate(image, result), result.timestamp)
         if out.images is not None and result.path is not None:
             out.images.write(self.annotator.annotate(image, result), result.path)
-        if out.window is not None and not out.window.show(self.annotator.annotate(image, result, fps)):
-            return False
-        if self.progress is not None:
-            self.progress.update(fps)
+        return True
+
+    def close(self):
+        _close_all([s.video for s in self.streams.values()])
+
+
+class WindowSink(Sink):
+    """``--show``: a window per stream with the boxes and the frame rate."""
+
+    @classmethod
+    def create(cls, config, annotator, labels, single):
+        return cls(annotator, single) if config.show else None
+
+    def __init__(self, annotator, single: bool) -> None:
+        self.annotator, self.single = annotator, single
+        self.windows: dict[str, WindowOutput] = {}
+
+    def open(self, stream):
+        self.windows[stream.name] = WindowOutput("uolrps" if self.single else f"uolrps {stream.name}")
+
+    def write(self, name, image, result, fps):
+        window = self.windows.get(name)
+        return window is None or window.show(self.annotator.annotate(image, result, fps))
+
+    def close(self):
+        _close_all(list(self.windows.values()))
+
+
+class ProgressSink(Sink):
+    """The progress bar of a run on one file source (not live, no window)."""
+
+    close_rank = 0
+
+    @classmethod
+    def create(cls, config, annotator, labels, single):
+        return cls(config) if single else None
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.bar: Progress | None = None
+
+    def open(self, stream):
+        config = self.config
+        if stream.source.live or self.bar is not None:
+            return
+        total = None if config.loop else stream.source.total
+        if config.max_frames is not None:
+            total = config.max_frames if total is None else min(total, config.max_frames)
+        self.bar = Progress(total, label=Path(str(stream.spec.text)).name or "run",
+                            enabled=config.progress and not config.show)
+
+    def write(self, name, image, result, fps):
+        if self.bar is not None:
+            self.bar.update(fps)
+        return True
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink]  # results are written in this order
+
+
+def _close_all(closers) -> None:
+    errors = []
+    for closer in closers:
+        if closer is None:
+            continue
+        try:
+            closer.close()
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
+def check_save(config, specs, names, single: bool) -> None:
+    """Every output of the run is checked before the model loads."""
+    for sink in SINKS:
+        sink.check(config, specs, names, single)
+
+
+class Recorders:
+    """The run's sinks, fanned out: each result goes to every sink the run asked for."""
+
+    def __init__(self, config, annotator, labels: bool, single: bool) -> None:
+        self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
+        self.meters: dict[str, FpsMeter] = {}
+
+    def add(self, stream) -> None:
+        """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""
+        for sink in self.sinks:
+            sink.open(stream)
+        self.meters[stream.name] = FpsMeter()
+
+    def write(self, name: str, image, result) -> bool:
+        """Write one result everywhere; False when the user closed a window (the run stops)."""
+        meter = self.meters.get(name)
+        if meter is None:  # removed meanwhile
+            return True
+        fps = meter.tick()
+        for sink in self.sinks:
+            if not sink.write(name, image, result, fps):
+                return False
         return True
 
     def finish(self) -> None:
-        if self.jsonl is not None:
-            self.jsonl.finish()
+        for sink in self.sinks:
+            sink.finish()
 
     def close(self) -> None:
         errors = []
-        closers = [self.progress, self.jsonl] + [o for s in self.streams.values() for o in (s.video, s.window)]
-        for closer in closers:
-            if closer is None:
-                continue
+        for sink in sorted(self.sinks, key=lambda s: s.close_rank):
             try:
-                closer.close()
+                sink.close()
             except Exception as e:
                 errors.append(e)
         if errors:

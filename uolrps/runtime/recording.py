@@ -251,6 +251,7 @@ SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink]  # res
 
 
 def _close_all(closers) -> None:
+    """``close()`` each (None skipped), all of them even when one fails; then raise the first failure."""
     errors = []
     for closer in closers:
         if closer is None:
@@ -298,11 +299,5 @@ class Recorders:
             sink.finish()
 
     def close(self) -> None:
-        errors = []
-        for sink in sorted(self.sinks, key=lambda s: s.close_rank):
-            try:
-                sink.close()
-            except Exception as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        """Close every sink (the progress bar first), even when one fails; then raise the first failure."""
+        _close_all(sorted(self.sinks, key=lambda s: s.close_rank))

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from viewers import Viewer  # noqa: E402
 
 from uolrps.runtime.control import Latest, StreamStatus  # noqa: E402
-from uolrps.runtime.draw import Annotator  # noqa: E402
+from uolrps.core.drawing import Annotator  # noqa: E402
 from uolrps.runtime.result import LocalizationResult  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

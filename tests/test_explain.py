@@ -13,7 +13,7 @@ from tinymodel import bright_square_frame, make_tiny_model
 
 from uolrps.cli.main import main
 from uolrps.core.errors import UserError
-from uolrps.explain.draw import explain_grid
+from uolrps.core.drawing import explain_grid
 from uolrps.explain.representers import (box_positions, explain, foreground_feature, load_representers,
                                          projection_map)
 from uolrps.core.images import read_rgb, resize

@@ -32,7 +32,7 @@ def test_runtime_imports_nothing_heavy():
     assert report["after_package"] == []
     assert report["loaded"] == [], f"heavy modules loaded at import: {report['loaded']}"
     for expected in ("uolrps.runtime.localizer", "uolrps.runtime.pipeline", "uolrps.runtime.sources",
-                     "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.runtime.draw",
+                     "uolrps.runtime.live", "uolrps.runtime.outputs", "uolrps.core.drawing",
                      "uolrps.runtime.backends.ort", "uolrps.runtime.runner",
                      "uolrps.runtime.control", "uolrps.runtime.backends.triton", "uolrps.runtime.engine",
                      "uolrps.runtime.stream", "uolrps.runtime.handoff", "uolrps.core.batching",

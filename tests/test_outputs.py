@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from uolrps.core.errors import OptionError, UserError
-from uolrps.runtime.draw import Annotator
+from uolrps.core.drawing import Annotator
 from uolrps.runtime.outputs import meter as outputs_meter
 from uolrps.runtime.outputs import FpsMeter, JsonlOutput, Progress, VideoOutput, WindowOutput
 from uolrps.runtime.result import LocalizationResult

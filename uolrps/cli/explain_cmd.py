@@ -41,7 +41,7 @@ def explain_(
     """Show which calibration images make the model call a region foreground (representer values)."""
     import cv2
 
-    from uolrps.explain.draw import explain_grid
+    from uolrps.core.drawing import explain_grid
     from uolrps.explain.representers import IDENTITY_TOL, explain
     from uolrps.core.images import read_bgr
     from uolrps.core.paths import check_output_path, write_atomic

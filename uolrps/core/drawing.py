@@ -1,5 +1,6 @@
-"""Drawing primitives shared by evaluation cases (``uolrps.eval.vis``) and explanations
-(``uolrps.explain.draw``): heatmap overlays, boxes, captions, tiles. One home below both users.
+"""The one drawing layer: primitives (heatmap overlays, boxes, captions, tiles), the run's frame annotations
+(:class:`Annotator`: boxes, scores, an optional heatmap and the frame rate), evaluation cases
+(``uolrps.eval.vis``) and explanations (:func:`explain_grid`). One home below all users.
 
 Every function returns a new image (BGR uint8) and never draws on the caller's array.
 """
@@ -106,3 +107,125 @@ def stack(rows: list[np.ndarray], gap: int = 10) -> np.ndarray:
 def title(text: str, width: int, color=(0, 0, 0)) -> np.ndarray:
     """A white strip with one line of text."""
     return caption(np.full((0, width, 3), 255, np.uint8), [text], width, color)
+
+
+# ---- the run's frame annotations ---------------------------------------------------------------------
+PALETTE = ((0, 255, 0), (0, 165, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255), (255, 128, 0))  # BGR
+
+
+class Annotator:
+    """Style in the constructor, drawing in :meth:`annotate` (which never touches the caller's frame); a
+    result is a :class:`uolrps.runtime.result.LocalizationResult`."""
+
+    def __init__(self, heatmap: bool = False, alpha: float = 0.45, thickness: int = 2, font_scale: float = 0.5,
+                 classes: tuple[str, ...] | None = None) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], but got {alpha}")
+        self.heatmap = heatmap
+        self.alpha = alpha
+        self.thickness = max(1, int(thickness))
+        self.font_scale = font_scale
+        self.classes = classes
+
+    def annotate(self, frame: np.ndarray, result, fps: float | None = None) -> np.ndarray:
+        import cv2
+
+        H, W = frame.shape[:2]
+        if (H, W) != tuple(result.frame_size):
+            raise ValueError(f"frame is {H} x {W} but the result is for {result.frame_size[0]} x {result.frame_size[1]}")
+        if self.heatmap:
+            out = self._overlay(frame, result)
+        else:
+            out = frame.copy()
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        for box, score, label in zip(result.boxes, result.scores, result.labels):
+            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+            color = PALETTE[int(label) % len(PALETTE)]
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, self.thickness, cv2.LINE_AA)
+            name = self.classes[int(label)] + " " if self.classes and len(self.classes) > 1 else ""
+            text = f"{name}{float(score):.2f}"
+            (tw, th), base = cv2.getTextSize(text, font, self.font_scale, 1)
+            ty = y1 - 4 if y1 - th - 6 >= 0 else min(y1 + th + 4, H - 2)
+            cv2.rectangle(out, (x1, ty - th - 2), (x1 + tw + 4, ty + base - 1), color, -1)
+            cv2.putText(out, text, (x1 + 2, ty - 1), font, self.font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+        if fps is not None:
+            text = f"{fps:5.1f} FPS"
+            (tw, th), base = cv2.getTextSize(text, font, self.font_scale, 1)
+            cv2.rectangle(out, (0, 0), (tw + 8, th + base + 6), (0, 0, 0), -1)
+            cv2.putText(out, text, (4, th + 3), font, self.font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+        return out
+
+    def _overlay(self, frame: np.ndarray, result) -> np.ndarray:
+        """Blend a colour-mapped heatmap (the maximum over channels) into a new image; it is upsampled exactly
+        as the map the boxes come from (:func:`uolrps.core.boxes.map8`), so the overlay and the boxes agree."""
+        import cv2
+
+        from uolrps.core.boxes import map8
+
+        hm = result.heatmap.max(axis=0) if result.heatmap.shape[0] > 1 else result.heatmap[0]
+        H, W = frame.shape[:2]
+        colour = cv2.applyColorMap(map8(hm, (H, W))[0], cv2.COLORMAP_JET)
+        return cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
+
+
+# ---- explanations: the test image, then the most positive and negative calibration images --------------
+PATCH_COLOR = (0, 255, 255)
+
+
+def patch_marks(img: np.ndarray, positions, grid: tuple[int, int], color=PATCH_COLOR) -> np.ndarray:
+    """A copy of ``img`` (already stretched like the model input) with feature-grid cells (row, col) outlined."""
+    import cv2
+
+    out = img.copy()
+    H, W = out.shape[:2]
+    gh, gw = grid
+    for r, c in np.asarray(positions, dtype=np.int64).reshape(-1, 2):
+        y1, y2 = int(r * H / gh), int((r + 1) * H / gh) - 1
+        x1, x2 = int(c * W / gw), int((c + 1) * W / gw) - 1
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, 2)
+    return out
+
+
+def _calibration_tile(path: str, calib_dir, value: float, patches, grid, input_size, size: int) -> np.ndarray:
+    from pathlib import Path
+
+    from uolrps.core.images import read_bgr, resize
+
+    p = Path(path)
+    if not p.is_file() and calib_dir is not None and (Path(calib_dir) / p).is_file():
+        p = Path(calib_dir) / p
+    img = read_bgr(p) if p.is_file() else None
+    if img is None:
+        body = placeholder(size, "image missing")
+    else:
+        img = resize(img, tuple(input_size)) if input_size else img  # as calibration saw it
+        if grid:
+            img = patch_marks(img, patches, grid)
+        body, _ = fit(img, size, grow=True)
+    color = POS_COLOR if value > 0 else NEG_COLOR
+    return caption(body, [f"{value:+.3e}", p.name[:24]], width=size, color=color)
+
+
+def explain_grid(exp, bgr: np.ndarray, tile: int = 150) -> np.ndarray:
+    """The explanation as one image: the test image with the explained heatmap and the foreground box, then
+    the most positive and the most negative calibration images, each with its representer value and its
+    strongest patches (the positions with the largest alpha) outlined."""
+    reps = exp.reps
+    grid, size = reps.grid, reps.meta.get("input_size")
+    test = draw_boxes(heat_overlay(bgr, exp.heatmap), exp.box[None], PRED_COLOR, "foreground")
+    test, _ = fit(test, 2 * tile, grow=True)
+    lines = [exp.image.name[:40], f"box: {exp.box_source}",
+             f"projection score <m, w*> = {exp.score:+.5f}",
+             f"sum of {len(exp.values)} representer values = {exp.values.sum():+.5f}"]
+    if not exp.model_matches_calibration:
+        lines.append("note: the model was exported with another w*")
+    width = max(len(exp.positive), len(exp.negative), 2) * (tile + 6)
+    rows = [caption(test, lines, width=max(test.shape[1], 360))]
+    for title_text, idx, color in (("most positive: these calibration images support the foreground", exp.positive,
+                                    POS_COLOR),
+                                   ("most negative: these calibration images oppose it", exp.negative, NEG_COLOR)):
+        rows.append(title(title_text if len(idx) else title_text.split(":")[0] + ": none", width, color))
+        if len(idx):
+            rows.append(row([_calibration_tile(reps.paths[i], reps.source.parent, float(exp.values[i]),
+                                               reps.top_pos[i], grid, size, tile) for i in idx]))
+    return stack(rows)

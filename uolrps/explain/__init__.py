@@ -1,6 +1,6 @@
 """Representer explanations: ``explain(image, model, calib_npz, box=None, k=8)`` gives every calibration
 image's share of the projection score of a region (``uolrps.explain.representers``); ``explain_grid`` draws
-it (``uolrps.explain.draw``). Names are resolved on first use; the test image's features need torch."""
+it (``uolrps.core.drawing``). Names are resolved on first use; the test image's features need torch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _EXPORTS = {
     "explain": "uolrps.explain.representers",
     "load_representers": "uolrps.explain.representers",
     "Explanation": "uolrps.explain.representers",
-    "explain_grid": "uolrps.explain.draw",
+    "explain_grid": "uolrps.core.drawing",
 }
 
 __all__ = sorted(_EXPORTS)

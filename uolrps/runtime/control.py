@@ -18,7 +18,7 @@ Contract, for implementers:
 - :meth:`StreamControl.remove_stream` stops a stream and forgets it; ``KeyError`` for an unknown name.
 
 ``Latest.frame`` is shared, read-only data: nobody may modify it (draw on a copy, as
-``uolrps.runtime.draw.Annotator`` does).
+``uolrps.core.drawing.Annotator`` does).
 """
 
 from __future__ import annotations

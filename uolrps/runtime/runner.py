@@ -19,7 +19,7 @@ from uolrps.core.options import check_batch_wait_ms, check_choice, check_infligh
     check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS, ModelOptions
 from uolrps.runtime.capture import CaptureOptions, log
-from uolrps.runtime.draw import Annotator
+from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.recording import Recorders, check_save, parse_serve

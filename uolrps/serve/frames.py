@@ -2,7 +2,7 @@
 
 One :class:`FrameHub` per (stream, heatmap) key, alive while someone watches it. Its own thread asks the
 run for the newest result (:meth:`StreamControl.wait_latest`), draws the boxes with
-:class:`uolrps.runtime.draw.Annotator` on a copy, encodes one JPEG and hands it to the server's event loop,
+:class:`uolrps.core.drawing.Annotator` on a copy, encodes one JPEG and hands it to the server's event loop,
 where every viewer picks up the newest one when it is ready for another. Nothing here runs on the inference
 thread, and the hub encodes only when a viewer wants a newer frame than the last one, so frames nobody will
 see are never encoded: a slow viewer costs encodes at its own pace, and skips the frames it was too slow for.
@@ -104,7 +104,7 @@ class FrameHub:
     def _run(self) -> None:
         import cv2
 
-        from uolrps.runtime.draw import Annotator
+        from uolrps.core.drawing import Annotator
 
         annotator = Annotator(heatmap=self.heatmap)
         params = [int(cv2.IMWRITE_JPEG_QUALITY), self.quality]

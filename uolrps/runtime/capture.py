@@ -23,6 +23,7 @@ import numpy as np
 
 from uolrps.errors import OptionError, UserError
 from uolrps.options import check_choice, check_positive
+from uolrps.redact import redact
 
 log = logging.getLogger("uolrps.runtime")
 
@@ -202,7 +203,7 @@ class Source:
                 return
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.spec.text!r})"
+        return f"{type(self).__name__}({redact(self.spec.text)!r})"
 
 
 def now() -> float:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from uolrps.errors import UserError
 from uolrps.options import check_reopen_limit, check_stall_timeout
+from uolrps.redact import redact
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
 
 NAMES = {"camera": "camera", "rtsp": "RTSP stream", "http": "HTTP stream", "gst": "GStreamer pipeline"}
@@ -34,7 +35,7 @@ DEFAULT_STALL_TIMEOUT = 5.0
 
 def open_failure(spec: SourceSpec) -> str:
     """The one-line reason a live source did not open, with the hint for its kind."""
-    return f"cannot open {NAMES.get(spec.kind, spec.kind)} {spec.text}: {HINTS.get(spec.kind, 'check the source')}"
+    return f"cannot open {NAMES.get(spec.kind, spec.kind)} {redact(spec.text)}: {HINTS.get(spec.kind, 'check the source')}"
 
 
 class LiveSource(Source):
@@ -53,7 +54,7 @@ class LiveSource(Source):
         self._backoff = backoff
         self._reopen_limit = reopen_limit
         self._stall = float(stall_timeout)
-        self.name = f"{NAMES.get(spec.kind, spec.kind)} {spec.text}"
+        self.name = f"{NAMES.get(spec.kind, spec.kind)} {redact(spec.text)}"  # in logs and reasons
         self.fps = DEFAULT_FPS
         self._cap = None
         self._delivered_since_open = 0
@@ -71,7 +72,7 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self._index = 0
         self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"capture {spec.text}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
         self._thread.start()
 
     # ---- capture thread -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from uolrps.runtime.draw import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.recording import Recorders, check_save, parse_serve
+from uolrps.runtime.source_policy import parse_allow
 from uolrps.runtime.sourcelist import SourceEntry, check_names, read_sources_file
 from uolrps.runtime.sources import parse_source
 from uolrps.runtime.stats import RunStats
@@ -59,6 +60,7 @@ class RunConfig:
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     serve: str | None = None
     serve_token: str | None = None
+    serve_allow: str | None = None  # what the API may open besides network streams (source_policy.parse_allow)
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
 
     def __post_init__(self) -> None:
@@ -72,6 +74,7 @@ class RunConfig:
         check_inflight(self.inflight)
         if self.serve is not None:
             parse_serve(self.serve)
+        parse_allow(self.serve_allow)
 
     def entries(self) -> list[SourceEntry]:
         """The sources in order: ``source`` first, then the lines of ``sources_file``."""
@@ -157,7 +160,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               max_frames=config.max_frames, stall_timeout=config.stall_timeout,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
-                              capture_options=config.capture, inflight=config.inflight)
+                              capture_options=config.capture, inflight=config.inflight,
+                              api_policy=parse_allow(config.serve_allow))
         engine.on_add = outputs.add
         closers.append(engine)
         for entry, spec in zip(entries, specs):

@@ -20,6 +20,7 @@ from typing import Callable
 
 from uolrps.errors import UserError
 from uolrps.images import is_image, list_images
+from uolrps.redact import redact
 from uolrps.runtime.capture import (DEFAULT_FPS, CaptureOptions, Frame, Read, Source, SourceSpec, Status,  # noqa: F401
                                     log, opencv_capture)
 from uolrps.runtime.files import IMAGE_FPS, ImageSource, VideoFileSource  # noqa: F401
@@ -29,13 +30,30 @@ FORMS = ("cam0 / 0 / /dev/video0 (camera), a video file, an image file, a folder
          "('photos/*.jpg'), rtsp://host/path, http(s)://host/path, gst:PIPELINE")
 
 
-def parse_source(text: str | int | Path, options: CaptureOptions | None = None) -> SourceSpec:
-    """Classify a source string (checks that files exist; opens nothing)."""
-    spec = _classify(text)
+class LocalPaths:
+    """How :func:`parse_source` looks at a local path: ``check`` sees every path before the file system is
+    asked about it, ``folder`` and ``glob`` list the images. This default is the operator's (the command line,
+    ``--sources``): any path, unbounded walks. :mod:`uolrps.runtime.source_policy` gives the API's bounded one."""
+
+    def check(self, path: Path) -> Path:
+        return path
+
+    def folder(self, path: Path) -> list[Path]:
+        return list_images(path)
+
+    def glob(self, pattern: str) -> list[Path]:
+        return sorted(Path(p) for p in globlib.glob(pattern, recursive=True) if is_image(Path(p)))
+
+
+def parse_source(text: str | int | Path, options: CaptureOptions | None = None,
+                 paths: LocalPaths | None = None) -> SourceSpec:
+    """Classify a source string (checks that files exist; opens nothing). ``paths``: how local paths are
+    checked and listed (default :class:`LocalPaths`: anything, as the operator wrote it)."""
+    spec = _classify(text, paths or LocalPaths())
     return spec if options is None else replace(spec, options=options)
 
 
-def _classify(text: str | int | Path) -> SourceSpec:
+def _classify(text: str | int | Path, paths: LocalPaths) -> SourceSpec:
     raw = str(text).strip()
     if not raw:
         raise UserError(f"empty source: use {FORMS}")
@@ -63,16 +81,16 @@ def _classify(text: str | int | Path) -> SourceSpec:
         raw = raw[7:]
     elif re.match(r"[a-z][a-z0-9+.-]*://", low):
         raise UserError(f"unknown source scheme in {raw!r}: use {FORMS}")
-    path = Path(raw).expanduser()
+    path = paths.check(Path(raw).expanduser())
     if path.is_dir():
-        images = list_images(path)
+        images = paths.folder(path)
         if not images:
             raise UserError(f"folder {raw!r} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
         return SourceSpec("folder", images, raw)
     if path.is_file():
         return SourceSpec("image" if is_image(path) else "video", [path] if is_image(path) else path, raw)
     if any(c in raw for c in "*?["):
-        images = sorted(Path(p) for p in globlib.glob(str(path), recursive=True) if is_image(Path(p)))
+        images = paths.glob(str(path))
         if not images:
             raise UserError(f"glob {raw!r} matches no images (.jpg, .jpeg, .png, .bmp, .webp)")
         return SourceSpec("glob", images, raw)
@@ -98,7 +116,7 @@ def open_source(source: str | int | Path | SourceSpec, loop: bool = False, captu
     if spec.kind == "video":
         return VideoFileSource(spec, loop=loop, capture_factory=factory)
     if loop:
-        log.info("loop has no effect on the live source %s", spec.text)
+        log.info("loop has no effect on the live source %s", redact(spec.text))
     if spec.kind in ("rtsp", "http") and spec.options.timeout_s is None:
         spec = replace(spec, options=replace(spec.options, timeout_s=stall_timeout))
     return LiveSource(spec, capture_factory=factory, backoff=backoff, reopen_limit=reopen_limit,

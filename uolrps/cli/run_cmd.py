@@ -57,6 +57,8 @@ def run(
     serve_allow: str = typer.Option(None, "--serve-allow", help="What the HTTP API may open besides network streams "
                                     "(rtsp, http): camera, gst (checked pipelines), files=FOLDER; comma-separated. "
                                     "Sources given here on the command line are not limited."),
+    serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
+                                            "without the token (for a Prometheus scraper on a trusted network)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -81,7 +83,7 @@ def run(
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
-                       inflight=inflight)
+                       serve_open_metrics=serve_open_metrics, inflight=inflight)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

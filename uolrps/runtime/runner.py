@@ -60,6 +60,7 @@ class RunConfig:
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     serve: str | None = None
     serve_token: str | None = None
+    serve_open_metrics: bool = False  # beyond loopback, /metrics without the token (a Prometheus scraper)
     serve_allow: str | None = None  # what the API may open besides network streams (source_policy.parse_allow)
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
 
@@ -176,7 +177,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         if config.serve is not None:
             host, port = parse_serve(config.serve)
             try:
-                server = serve_with(engine, host=host, port=port, token=config.serve_token)
+                more = {"open_metrics": True} if config.serve_open_metrics else {}
+                server = serve_with(engine, host=host, port=port, token=config.serve_token, **more)
             except OptionError as e:  # in the server's words: the run calls them serve and serve_token
                 raise e.renamed({"host": "serve", "port": "serve", "token": "serve_token"}) from e
             closers.append(server)

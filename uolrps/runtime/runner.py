@@ -162,7 +162,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
                               capture_options=config.capture, inflight=config.inflight,
-                              api_policy=parse_allow(config.serve_allow))
+                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
         engine.on_add = outputs.add
         closers.append(engine)
         for entry, spec in zip(entries, specs):

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_VIEWERS = 8
 SNDBUF = 256 * 1024  # per connection: a viewer that stops reading holds about one frame, not seconds of video
+# connections accepted in one turn of the event loop before the caps can close any (uvicorn's default, 2048,
+# took every descriptor of a 1024 limit in one burst)
+ACCEPT_BACKLOG = 128
 STALL_TIMEOUT_S = 15.0  # a connection whose peer takes nothing for this long is dropped by the kernel (Linux)
 
 
@@ -107,7 +110,7 @@ def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 80
                         open_metrics=open_metrics)
     state.connections = connections
     config = uvicorn.Config(build_app(state), log_config=None, log_level="warning", access_log=False,
-                            lifespan="off", ws="none", timeout_graceful_shutdown=2,
+                            lifespan="off", ws="none", timeout_graceful_shutdown=2, backlog=ACCEPT_BACKLOG,
                             http=limited_protocol(connections, header_timeout))
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
@@ -161,7 +164,7 @@ def _bind(host: str, port: int) -> socket.socket:
             # a vanished or frozen viewer (no acks, or a zero window) is cut off instead of holding its slot
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALL_TIMEOUT_S * 1000))
         sock.bind(addr)
-        sock.listen(512)
+        sock.listen(ACCEPT_BACKLOG)
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:

@@ -508,3 +508,30 @@ def test_thousands_of_concurrent_reads_during_stream_churn_get_no_500(tmp_path):
             stop.set()
             churner.join(10)
     assert len(statuses) == 2100 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+
+
+# ---- 5. slow viewers ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_slow_viewer_skips_frames_and_stays_connected(synthetic):
+    """docs/serve.md: a viewer at a few kB/s gets the newest frame whenever it can take one, and is not cut
+    off while it takes something (only after STALL_TIMEOUT_S with no progress at all)."""
+    from serve_client import RawViewer
+
+    with start_server(synthetic, port=0) as h:
+        viewer = RawViewer(h.url, "/streams/a.mjpg", rcvbuf=8192)
+        viewer.sock.settimeout(20)
+        frames, got, t0 = [], 0, time.monotonic()
+        data = b""
+        while time.monotonic() - t0 < 40.0:  # about 3 kB/s, for longer than the kernel used to allow (~30 s)
+            chunk = viewer.sock.recv(768)
+            assert chunk, f"the server closed a slow viewer after {time.monotonic() - t0:.0f} s"
+            got += len(chunk)
+            data = (data + chunk)[-4096:]
+            for m in RawViewer.FRAME.finditer(data):
+                frames.append(int(m.group(1)))
+            data = data[max((m.end() for m in RawViewer.FRAME.finditer(data)), default=0):]
+            time.sleep(0.25)
+        viewer.close()
+        assert 60_000 < got < 200_000  # it really was slow
+        assert len(frames) >= 2 and max(np.diff(frames)) > 30  # it skipped frames (30 FPS source) instead of lagging

@@ -5,6 +5,7 @@ Every error is a JSON object ``{"error": "one line"}`` with a 4xx status; see do
 
 # no `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) at runtime
 
+import asyncio
 import json
 import threading
 from dataclasses import asdict
@@ -14,9 +15,12 @@ from uolrps.redact import redact, redact_optional
 from uolrps.runtime.control import StreamControl
 from uolrps.serve.auth import LOGIN_PATH, SESSION_COOKIE, Access, session_value, token_matches
 from uolrps.serve.frames import Encoded, Hubs
+from uolrps.serve.limits import unsent_bytes
 
 BOUNDARY = "uolrpsframe"
 KEEPALIVE_S = 2.0  # with no new frame, a viewer is sent the current one again this often (finds gone viewers)
+VIEWER_BACKLOG = 16 * 1024  # a viewer gets its next frame only once less than this of the last one is unsent
+BACKLOG_POLL_S = 0.02
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 8  # JSON nesting of a request body (ours is one flat object)
 MAX_NAME = 64  # characters of a stream name (it becomes a file name with --save)
@@ -218,8 +222,15 @@ def build_app(state: ServerState):
         state.hubs.forget(name)
         return {"removed": name}
 
+    async def taken(transport) -> None:
+        """Wait until the viewer has taken (almost) all that was sent: so the frame it gets next is the newest
+        one then, not one that waited behind seconds of older video in the buffers."""
+        while transport is not None and not transport.is_closing() and not state.closing.is_set() \
+                and unsent_bytes(transport) > VIEWER_BACKLOG:
+            await asyncio.sleep(BACKLOG_POLL_S)
+
     @app.get("/streams/{name}.mjpg")
-    async def mjpeg(name: str, heatmap: bool = False):
+    async def mjpeg(name: str, request: Request, heatmap: bool = False):
         if not known(name):
             return unknown(name)
         if state.viewers >= state.max_viewers:
@@ -239,9 +250,12 @@ def build_app(state: ServerState):
                 state.viewers -= 1
                 state.hubs.unsubscribe(hub)
 
+        transport = state.connections.transport_of(request.scope.get("client")) if state.connections else None
+
         async def parts():
             sent = -1
             while not state.closing.is_set():
+                await taken(transport)
                 frame = await hub.next_after(sent, KEEPALIVE_S)
                 if frame is None:
                     if hub.gone or state.closing.is_set():

@@ -54,6 +54,7 @@ class Connections:
         self.per_client = per_client
         self.total = total
         self._all: dict = {}  # protocol -> client, insertion-ordered (oldest first)
+        self._by_peer: dict = {}  # (address, port) -> protocol: a request's connection, from its ASGI scope
         self._by_client: dict[str, dict] = {}
         self.evicted = 0  # connections closed to make room (tests, logs)
 
@@ -63,6 +64,8 @@ class Connections:
     def opened(self, proto, client: str) -> bool:
         """Count a new connection; False when it must be closed (every older one is busy)."""
         self._all[proto] = client
+        if getattr(proto, "client", None):
+            self._by_peer[tuple(proto.client)] = proto
         self._by_client.setdefault(client, {})[proto] = None
         mine = self._by_client[client]
         while len(mine) > self.per_client:
@@ -84,8 +87,16 @@ class Connections:
                 return True
         return False
 
+    def transport_of(self, peer) -> object | None:
+        """The transport of the connection from ``peer`` (an ASGI scope's ``client``), None if unknown."""
+        proto = self._by_peer.get(tuple(peer)) if peer else None
+        return None if proto is None else proto.transport
+
     def closed(self, proto) -> None:
         client = self._all.pop(proto, None)
+        peer = getattr(proto, "client", None)
+        if peer and self._by_peer.get(tuple(peer)) is proto:
+            del self._by_peer[tuple(peer)]
         if client is not None:
             mine = self._by_client.get(client)
             if mine is not None:
@@ -147,6 +158,23 @@ def limited_protocol(connections: Connections, header_timeout: float = HEADER_TI
                 self.drop()
 
     return LimitedH11Protocol
+
+
+def unsent_bytes(transport) -> int:
+    """Bytes written to a connection that its peer has not taken yet: the event loop's buffer plus the
+    kernel's send queue (Linux SIOCOUTQ; 0 where it cannot be read)."""
+    n = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            import fcntl
+            import struct
+            import termios
+
+            n += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (ImportError, OSError, ValueError, AttributeError):
+            pass
+    return n
 
 
 class AcceptErrorLog:

@@ -21,7 +21,9 @@ SNDBUF = 256 * 1024  # per connection: a viewer that stops reading holds about o
 # connections accepted in one turn of the event loop before the caps can close any (uvicorn's default, 2048,
 # took every descriptor of a 1024 limit in one burst)
 ACCEPT_BACKLOG = 128
-STALL_TIMEOUT_S = 15.0  # a connection whose peer takes nothing for this long is dropped by the kernel (Linux)
+# a connection whose peer takes nothing for this long (no acks, or a receive window that stays shut) is dropped
+# by the kernel (Linux TCP_USER_TIMEOUT); a slow viewer that takes something in time skips frames and stays
+STALL_TIMEOUT_S = 60.0
 
 
 class ServerHandle:

@@ -153,7 +153,7 @@ def test_a_gst_pipeline_from_the_api_is_refused_at_post_time_and_nothing_is_writ
     with real_run(tmp_path) as (engine, h, video):
         body = {"name": "x", "source": SHADOW.format(secret=secret, out=out)}
         status, _, data = request(h.url, "POST", "/api/streams", body)
-        assert status == 403 and "--serve-allow" in data["error"] and "gst" in data["error"], data
+        assert status == 403 and "serve_allow" in data["error"] and "gst" in data["error"], data
         # local files, cameras and folders are refused too without --serve-allow
         for source in (str(video), "cam0", "/usr", "/usr/**/*.png", str(tmp_path)):
             status, _, data = request(h.url, "POST", "/api/streams", {"source": source})

@@ -99,7 +99,7 @@ class SourcePolicy:
         if kind in FILE_KINDS and self.files is not None:
             return spec  # its paths were confined and its walk bounded by _Confined
         raise NotAllowedError(f"this run lets the API open only {self.describe()}, not a {kind} source: the "
-                              f"operator can allow more with --serve-allow ({_ALLOW_FORM})")
+                              f"operator can allow more when starting the run (serve_allow: {_ALLOW_FORM})")
 
 
 _ALLOW_FORM = "camera, gst, files=FOLDER, comma-separated"
@@ -142,7 +142,7 @@ class _Confined(LocalPaths):
     def _refuse(self, what: str) -> NotAllowedError:
         if self.policy.files is None:
             return NotAllowedError(f"this run lets the API open only {self.policy.describe()}, not local files: "
-                                   f"the operator can allow a folder with --serve-allow files=FOLDER")
+                                   "the operator can allow a folder when starting the run (serve_allow: files=FOLDER)")
         return NotAllowedError(f"{what} is outside {self.policy.files}, the only folder this run lets the API "
                                "read")
 
@@ -252,8 +252,8 @@ def check_pipeline(pipeline: str, files: Path | None = None) -> None:
         if head == "filesrc":
             where = props.get("location")
             if files is None or not where:
-                raise NotAllowedError("filesrc is allowed in a pipeline from the API only with --serve-allow "
-                                      "files=FOLDER and a location inside that folder")
+                raise NotAllowedError("filesrc is allowed in a pipeline from the API only when the run allows a "
+                                      "folder (serve_allow: files=FOLDER) and its location is inside it")
             real = Path(os.path.realpath(where))
             if not Path(where).is_absolute() or not (files in real.parents):
                 raise NotAllowedError(f"filesrc location {where} is outside {files}, the only folder this run lets "

@@ -150,7 +150,7 @@ def build_app(state: ServerState):
         if state.token is None:
             return error(400, "this server has no token: there is nothing to log in to")
         if not isinstance(given, str) or not token_matches(state.token, given.encode("utf-8")):
-            return error(401, "wrong token: give the server's token (--serve-token or UOLRPS_SERVE_TOKEN)")
+            return error(401, "wrong token: give the server's token (the run's serve_token, or UOLRPS_SERVE_TOKEN)")
         response = JSONResponse({"login": "ok"})
         response.set_cookie(SESSION_COOKIE, session_value(state.token), httponly=True, samesite="strict", path="/")
         return response

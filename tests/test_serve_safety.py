@@ -535,3 +535,16 @@ def test_a_slow_viewer_skips_frames_and_stays_connected(synthetic):
         viewer.close()
         assert 60_000 < got < 200_000  # it really was slow
         assert len(frames) >= 2 and max(np.diff(frames)) > 30  # it skipped frames (30 FPS source) instead of lagging
+
+
+def test_a_body_that_trickles_in_is_answered_408(synthetic, monkeypatch):
+    import uolrps.serve.app as app
+
+    monkeypatch.setattr(app, "BODY_TIMEOUT_S", 1.0)
+    with start_server(synthetic, port=0) as h:
+        with socket.create_connection(("127.0.0.1", h.port), timeout=10) as s:
+            s.sendall(f"POST /api/streams HTTP/1.1\r\nHost: 127.0.0.1:{h.port}\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 100\r\n\r\n{\"source\"".encode())
+            t0 = time.monotonic()
+            got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 5.0, got[:100]

@@ -22,6 +22,7 @@ KEEPALIVE_S = 2.0  # with no new frame, a viewer is sent the current one again t
 VIEWER_BACKLOG = 16 * 1024  # a viewer gets its next frame only once less than this of the last one is unsent
 BACKLOG_POLL_S = 0.02
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT_S = 10.0  # a request body must arrive within this (a slow body holds a connection like slow headers)
 MAX_DEPTH = 8  # JSON nesting of a request body (ours is one flat object)
 MAX_NAME = 64  # characters of a stream name (it becomes a file name with --save)
 MAX_SOURCE = 2048  # characters of a source
@@ -125,11 +126,20 @@ def build_app(state: ServerState):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return None, error(415, f"the body must be JSON with 'Content-Type: application/json', not {ctype or 'none'!r}")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return None, error(413, f"the body is over {MAX_BODY} bytes; send {shape}")
+        async def read() -> bytes | None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return None
+            return body
+
+        try:
+            body = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return None, error(408, f"the body did not arrive within {BODY_TIMEOUT_S:g} s; send {shape}")
+        if body is None:
+            return None, error(413, f"the body is over {MAX_BODY} bytes; send {shape}")
         if json_depth(body) > MAX_DEPTH:
             return None, error(400, f"the body nests arrays or objects deeper than {MAX_DEPTH} levels; send {shape}")
         try:

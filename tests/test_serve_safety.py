@@ -297,6 +297,7 @@ def test_redact_keeps_what_identifies_a_source():
     from uolrps.redact import redact
 
     assert redact("rtsp://admin:pw@10.0.0.7:554/s?x=1") == "rtsp://***@10.0.0.7:554/s?x=1"
+    assert redact("rtsp://admin:p@ss@10.0.0.7/s and http://u:v@h/x") == "rtsp://***@10.0.0.7/s and http://***@h/x"
     assert redact("https://cam/v.mjpg?user=a&password=b&token=c") == "https://cam/v.mjpg?user=a&password=***&token=***"
     assert redact("rtspsrc location=rtsp://u:p@h user-id=admin user-pw=\"p w\" ! appsink") == \
         "rtspsrc location=rtsp://***@h user-id=*** user-pw=*** ! appsink"

@@ -13,7 +13,8 @@ import re
 MASK = "***"
 
 # scheme://userinfo@ : the user name and the password both go (a user name alone is half a credential)
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#'\"]*)@")
+# (greedy up to the last '@' before the path: a password may hold an '@' of its own)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s?#'\"]*)@")
 # query parameters and pipeline properties whose value is a secret
 _SECRET_KEYS = r"(?:pass(?:word|wd)?|pwd|token|access[_-]?token|api[_-]?key|apikey|key|secret|auth|sig|signature" \
                r"|credentials?|user-pw|user-id|proxy-pw|proxy-id)"

@@ -53,7 +53,8 @@ def run(
     serve: str = typer.Option(None, "--serve", help="Serve a browser view and an HTTP API at [HOST:]PORT "
                               "(default host 127.0.0.1)."),
     serve_token: str = typer.Option(None, "--serve-token", envvar="UOLRPS_SERVE_TOKEN", show_envvar=True,
-                                    help="Token the POST/DELETE endpoints require (needed beyond loopback)."),
+                                    help="The HTTP server's token: needed beyond loopback, where every route but "
+                                    "/healthz requires it (header or the page's login); on loopback POST/DELETE do."),
     serve_allow: str = typer.Option(None, "--serve-allow", help="What the HTTP API may open besides network streams "
                                     "(rtsp, http): camera, gst (checked pipelines), files=FOLDER; comma-separated. "
                                     "Sources given here on the command line are not limited."),

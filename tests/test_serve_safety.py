@@ -203,6 +203,10 @@ def test_pipelines_of_capture_and_decode_elements_pass(pipeline):
     ("videotestsrc ! queue ! t. ! appsink", "named element"),
     ("videotestsrc 'unbalanced ! appsink", "quotes"),
     ("shmsrc socket-path=/tmp/s ! appsink", "shmsrc"),
+    ("videotestsrc ! video/x-raw, width=1 filesink location=/tmp/x ! appsink", "caps"),
+    ("file:///etc/shadow ! appsink", "file:///etc/shadow"),
+    ("/etc/shadow", "/etc/shadow"),
+    ("( filesink location=/tmp/x ) ! appsink", "'('"),
 ])
 def test_pipelines_that_write_read_or_reach_elsewhere_are_refused(pipeline, words):
     with pytest.raises(_not_allowed(), match=re.escape(words)):

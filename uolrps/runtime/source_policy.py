@@ -55,7 +55,9 @@ GST_ELEMENTS = frozenset({
 })
 GST_URL_PROPERTIES = {"rtspsrc": ("location", ("rtsp://", "rtsps://")),
                       "souphttpsrc": ("location", ("http://", "https://"))}
-_CAPS = re.compile(r"(video|image)/[a-z0-9.+-]+(\(memory:[A-Za-z0-9]+\))?(,.*)?$", re.IGNORECASE)
+# a caps filter: video/x-raw(memory:NVMM), width=(int)1280, format=BGRx, framerate=30/1 (nothing else)
+_CAPS = re.compile(r"(video|image)/[a-z0-9.+-]+(\(memory:[a-z0-9]+\))?"
+                   r"(\s*,\s*[a-z][a-z0-9-]*\s*=\s*(\([a-z]+\)\s*)?[a-z0-9./+-]+)*", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -233,7 +235,9 @@ def check_pipeline(pipeline: str, files: Path | None = None) -> None:
         if not tokens:
             raise NotAllowedError("the GStreamer pipeline has an empty element between two '!'")
         head = tokens[0]
-        if _CAPS.match(seg.strip()) and "=" not in head.split(",")[0]:
+        if re.match(r"(video|image)/", seg.strip(), re.IGNORECASE):
+            if not _CAPS.fullmatch(seg.strip()):
+                raise NotAllowedError(f"the GStreamer caps {seg.strip()!r} are not plain media type and fields")
             names.append("caps")
             continue
         if "." in head:

@@ -82,7 +82,7 @@ class LiveSource(Source):
         except UserError:
             raise
         except Exception as e:
-            log.warning("%s: opening failed (%s)", self.name, e)
+            log.warning("%s: opening failed (%s)", self.name, redact(e))
             return None
         if cap is not None and cap.isOpened():
             return cap
@@ -152,7 +152,7 @@ class LiveSource(Source):
             try:
                 ok, img = self._cap.read()
             except Exception as e:  # a driver error is a failed read, not the end of the run
-                log.warning("%s: read failed (%s)", self.name, e)
+                log.warning("%s: read failed (%s)", self.name, redact(e))
                 ok, img = False, None
             t = time.monotonic()
             if ok and img is not None:

@@ -373,7 +373,8 @@ def test_a_utf8_token_is_accepted_as_its_bytes(synthetic):
 def test_nested_json_long_names_and_long_sources_are_400(synthetic):
     with start_server(synthetic, port=0) as h:
         for body, words in ((b"[" * 30000, "deeper"), (b'{"source": ' + b"[" * 40 + b"]" * 40 + b"}", "deeper"),
-                            ({"name": "n" * 300, "source": A}, "name"), ({"source": "rtsp://h/" + "x" * 10000}, "source")):
+                            ({"name": "n" * 300, "source": A}, "name"), ({"source": "rtsp://h/" + "x" * 10000}, "source"),
+                            (b'{"source": "/tmp/\\ud800"}', "surrogate")):
             status, _, data = request(h.url, "POST", "/api/streams", body, {"Content-Type": "application/json"})
             assert status == 400 and words in data["error"], (status, data)
         assert [s.name for s in synthetic.statuses()] == ["a"]

@@ -126,6 +126,7 @@ def build_app(state: ServerState):
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             return None, error(415, f"the body must be JSON with 'Content-Type: application/json', not {ctype or 'none'!r}")
+
         async def read() -> bytes | None:
             body = b""
             async for chunk in request.stream():
@@ -143,9 +144,14 @@ def build_app(state: ServerState):
         if json_depth(body) > MAX_DEPTH:
             return None, error(400, f"the body nests arrays or objects deeper than {MAX_DEPTH} levels; send {shape}")
         try:
-            return json.loads(body), None
+            spec = json.loads(body)
+            json.dumps(spec, ensure_ascii=False).encode("utf-8")  # "\ud800" parses, but is no text
+        except UnicodeEncodeError:
+            return None, error(400, "the body holds an escaped lone surrogate (\\ud800...), which is not text; "
+                                    f"send {shape}")
         except (ValueError, RecursionError) as e:
             return None, error(400, f"the body is not valid JSON ({e}); send {shape}")
+        return spec, None
 
     @app.get("/", response_class=HTMLResponse)
     async def page():

@@ -78,7 +78,8 @@ class ServerHandle:
 
 def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
                  max_viewers: int = DEFAULT_MAX_VIEWERS, jpeg_quality: int = 80, open_metrics: bool = False,
-                 header_timeout: float = HEADER_TIMEOUT_S, max_connections: tuple[int, int] | None = None) -> ServerHandle:
+                 header_timeout: float = HEADER_TIMEOUT_S,
+                 max_connections: tuple[int, int] | None = None) -> ServerHandle:
     """Serve ``control`` over HTTP from a background thread and return once it accepts connections.
 
     ``port=0`` picks a free port (see ``handle.port``). Beyond loopback a token is required (the argument

@@ -65,7 +65,7 @@ class SquareSource(Source):
         return Read(Status.OK, Frame(bright_square_frame(120, 160, square_box(i)), i, i / self.fps, 0.0))
 
 
-def recognise_square(raw: str):
+def recognise_square(raw: str, paths=None):
     return SourceSpec("square", int(raw[7:]), raw) if raw.startswith("square:") and raw[7:].isdigit() else None
 
 

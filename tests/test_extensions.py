@@ -5,6 +5,7 @@ kinds give on the same input (docs/ARCHITECTURE.md, the table "to add ...")."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from extension_kinds import (NumpyBackend, detect_tsv, open_square, recognise_sq
                              write_numpy_model)
 from tinymodel import bright_square_frame, make_tiny_model, tiny_meta
 
-from uolrps.core.errors import UserError
+from uolrps.core.errors import NotAllowedError, UserError
 from uolrps.runtime import Localizer, RunConfig, run
 from uolrps.runtime import source_kinds
 from uolrps.runtime.backends import BACKENDS, BackendEntry, ModelOptions
@@ -85,6 +86,19 @@ def test_a_registered_source_kind_runs_end_to_end(tmp_path, square_kind):
         assert inter / union > 0.5, (r["frame"], r["boxes"][0])
     assert stats is not None
 
+
+
+def test_a_registered_source_kind_is_closed_to_the_api_unless_it_says_what_opens_it(square_kind):
+    from uolrps.runtime.source_policy import parse_allow
+
+    with pytest.raises(NotAllowedError, match="not a square source"):  # declared nothing: never from the API
+        parse_allow("camera").admit("square:3")
+    seen = []
+    source_kinds.register(replace(square_kind, remote="camera", admit=lambda spec, folder: seen.append(spec.target)))
+    assert parse_allow("camera").admit("square:3").kind == "square" and seen == [3]  # its own check ran
+    with pytest.raises(NotAllowedError, match="serve_allow"):
+        parse_allow("").admit("square:4")
+    assert seen == [3]
 
 # ---- a data set format ------------------------------------------------------------------------------------
 def test_a_registered_dataset_format_evaluates_like_the_csv_loader(tmp_path, monkeypatch):

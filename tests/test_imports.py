@@ -38,7 +38,8 @@ def test_runtime_imports_nothing_heavy():
                      "uolrps.runtime.stream", "uolrps.runtime.handoff", "uolrps.core.batching",
                      "uolrps.runtime.capture", "uolrps.runtime.files", "uolrps.runtime.post",
                      "uolrps.runtime.recording", "uolrps.runtime.sourcelist", "uolrps.runtime.blas",
-                     "uolrps.runtime.outputs.video", "uolrps.runtime.outputs.images"):
+                     "uolrps.runtime.outputs.video", "uolrps.runtime.outputs.images",
+                     "uolrps.runtime.source_policy"):
         assert expected in report["names"]
 
 

@@ -164,6 +164,7 @@ def test_browser_view_on_a_real_run_add_and_remove_streams(model, tmp_path):
         threading.Thread(target=go, daemon=True).start()
 
     stats = run(RunConfig(source=(str(a), str(b)), model=model, serve="127.0.0.1:0", loop=True,
+                          serve_allow=f"files={tmp_path}",  # the API may open local files only where allowed
                           jsonl=tmp_path / "r.jsonl", save=tmp_path / "rec"), on_start=drive,
                 serve_with=start_server)
     assert seen["before"] == (200, ["a", "b"])

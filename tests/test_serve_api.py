@@ -170,7 +170,10 @@ def test_beyond_loopback_it_refuses_to_start_without_a_token(run, monkeypatch):
         assert request(local, "POST", "/api/streams", {"source": A})[0] == 401
         assert request(local, "POST", "/api/streams", {"source": A},
                        {"Authorization": "Bearer from-env"})[0] == 201
-        assert request(local, path="/api/streams")[0] == 200
+        # beyond loopback every route but /healthz needs the token, reads included (tests/test_serve_safety.py)
+        assert request(local, path="/api/streams")[0] == 401
+        assert request(local, path="/api/streams", headers={"Authorization": "Bearer from-env"})[0] == 200
+        assert request(local, path="/healthz")[0] == 200
 
 
 def test_without_a_token_changes_come_only_from_a_loopback_host_name(served):

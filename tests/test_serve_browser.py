@@ -50,11 +50,11 @@ def test_the_page_shows_every_stream_live_with_its_box(tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
+    driver = open_browser(tmp_path)  # first: where it skips (no Chromium), no server is left running
     run = SyntheticRun()
     for name, source in SOURCES.items():
         run.add_stream(source, name)
     handle = start_server(run, port=0)
-    driver = open_browser(tmp_path)
     try:
         driver.get(handle.url + "/")
         assert driver.title == "uolrps live"

@@ -102,7 +102,8 @@ def test_uolrps_run_with_serve_two_streams_add_remove_and_a_browser(tmp_path):
     b = square_video(tmp_path / "b.avi", "right")
     c = square_video(tmp_path / "c.avi", "right")
     run = RunProcess(["--video", str(a), "--video", str(b), "--model", str(model), "--loop", "--quiet",
-                      "--serve", "127.0.0.1:0", "--jsonl", str(tmp_path / "out.jsonl")], tmp_path)
+                      "--serve", "127.0.0.1:0", "--serve-allow", f"files={tmp_path}",
+                      "--jsonl", str(tmp_path / "out.jsonl")], tmp_path)
     driver = None
     try:
         url = run.wait_for_line(r"(http://127\.0\.0\.1:\d+)", 90).group(1)

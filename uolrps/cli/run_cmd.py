@@ -11,6 +11,7 @@ import typer
 from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS
 
 from uolrps.core.errors import UserError
+from uolrps.core.redact import redact
 
 EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in failure (docs/run.md)
 
@@ -53,7 +54,13 @@ def run(
     serve: str = typer.Option(None, "--serve", help="Serve a browser view and an HTTP API at [HOST:]PORT "
                               "(default host 127.0.0.1)."),
     serve_token: str = typer.Option(None, "--serve-token", envvar="UOLRPS_SERVE_TOKEN", show_envvar=True,
-                                    help="Token the POST/DELETE endpoints require (needed beyond loopback)."),
+                                    help="The HTTP server's token: needed beyond loopback, where every route but "
+                                    "/healthz requires it (header or the page's login); on loopback POST/DELETE do."),
+    serve_allow: str = typer.Option(None, "--serve-allow", help="What the HTTP API may open besides network streams "
+                                    "(rtsp, http): camera, gst (checked pipelines), files=FOLDER; comma-separated. "
+                                    "Sources given here on the command line are not limited."),
+    serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
+                                            "without the token (for a Prometheus scraper on a trusted network)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -77,7 +84,8 @@ def run(
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
-                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight)
+                       capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
+                       serve_open_metrics=serve_open_metrics, inflight=inflight)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
@@ -94,7 +102,7 @@ def run(
     failed = stats.failed
     if failed:
         for s in failed:
-            typer.echo(f"error: stream {s.name} ({s.source}) failed after {s.frames} frames: {s.reason}", err=True)
+            typer.echo(f"error: stream {s.name} ({s.source}) failed after {s.frames} frames: {redact(s.reason or '')}", err=True)
         raise typer.Exit(EXIT_STREAM_FAILED)
     if stats.frames == 0:
         what = videos[0] if len(videos) == 1 and sources_file is None else "the sources"

@@ -16,6 +16,11 @@ class UserError(Exception):
     """Bad input from the user: the message says what was wrong and what to do."""
 
 
+class NotAllowedError(UserError):
+    """A request the input is well formed for, but that this run does not allow (an HTTP server answers 403):
+    the message says what is allowed and who can allow more."""
+
+
 class OptionError(UserError):
     """A bad value of one or more named parameters. ``message`` names each parameter in ``params`` as in
     Python: as ``name=VALUE`` or else as the first whole word ``name``, which :meth:`reworded` replaces with

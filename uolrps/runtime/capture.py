@@ -22,6 +22,7 @@ import numpy as np
 
 from uolrps.core.errors import OptionError
 from uolrps.core.options import check_choice, check_positive
+from uolrps.core.redact import redact
 
 log = logging.getLogger("uolrps.runtime")
 
@@ -175,7 +176,7 @@ class Source:
                 return
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.spec.text!r})"
+        return f"{type(self).__name__}({redact(self.spec.text)!r})"
 
 
 def now() -> float:

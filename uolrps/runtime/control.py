@@ -14,7 +14,12 @@ Contract, for implementers:
   timeout; ``KeyError`` for an unknown name. It must be safe to call from many threads at once and must
   never slow the inference thread (the runtime only publishes a reference; the caller does the work).
 - :meth:`StreamControl.add_stream` starts a new stream while the run goes on and returns its name (given or
-  defaulted); ``uolrps.core.errors.UserError`` for a source form that cannot be used or a duplicate name.
+  defaulted); ``uolrps.core.errors.UserError`` for a source form that cannot be used or a duplicate name. It is
+  the path of remote callers (the HTTP API): an implementation holds the source to its policy of what a
+  remote caller may open (:mod:`uolrps.runtime.source_policy`) and raises ``uolrps.core.errors.NotAllowedError``
+  for one it may not.
+- :attr:`StreamStatus.source` and ``reason`` leave the process: they carry no credentials
+  (:func:`uolrps.core.redact.redact`).
 - :meth:`StreamControl.remove_stream` stops a stream and forgets it; ``KeyError`` for an unknown name.
 
 ``Latest.frame`` is shared, read-only data: nobody may modify it (draw on a copy, as

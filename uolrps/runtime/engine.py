@@ -30,6 +30,7 @@ import numpy as np
 
 from uolrps.core.errors import UserError
 from uolrps.core.options import check_at_least, check_batch_wait_ms, check_inflight, check_max_frames
+from uolrps.core.redact import redact
 from uolrps.runtime.capture import Source, SourceSpec, log
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -59,7 +60,7 @@ class StreamEngine:
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT, reopen_limit: int | None = None,
                  backoff: tuple[float, float] = (0.5, 8.0), capture_factory: Callable | None = None,
                  stats: RunStats | None = None, labels: bool = False, keep_running: bool = False,
-                 capture_options=None, inflight: int | None = None) -> None:
+                 capture_options=None, inflight: int | None = None, api_policy=None) -> None:
         check_batch_wait_ms(batch_wait_ms)
         check_max_frames(max_frames)
         check_at_least(queue_size, 1, "queue_size")
@@ -73,6 +74,7 @@ class StreamEngine:
         self.stall_timeout, self.reopen_limit, self.backoff = stall_timeout, reopen_limit, backoff
         self.capture_factory = capture_factory
         self.capture_options = capture_options
+        self.api_policy = api_policy  # a SourcePolicy: what add_stream (the API) may open; None: anything
         self.stats = stats if stats is not None else RunStats()
         self.labels = labels
         self.keep_running = keep_running
@@ -140,11 +142,14 @@ class StreamEngine:
             self.stats.start()
             stream.start()
             self._ensure_inference()
-        log.info("stream %s: %s", name, spec.text)
+        log.info("stream %s: %s", name, redact(spec.text))
         return name
 
     def add_stream(self, source: str, name: str | None = None) -> str:
-        """StreamControl: start a stream while the run goes on."""
+        """StreamControl: start a stream while the run goes on, if ``api_policy`` lets a remote caller open it
+        (:mod:`uolrps.runtime.source_policy`; NotAllowedError if not)."""
+        if self.api_policy is not None:
+            return self.add_source(self.api_policy.admit(source, self.capture_options), name)
         return self.add_source(source, name)
 
     def remove_stream(self, name: str) -> None:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from uolrps.core.errors import UserError
 from uolrps.core.options import check_reopen_limit, check_stall_timeout
+from uolrps.core.redact import redact
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status, capture_fps, log
 from uolrps.runtime.source_kinds import kind_of
 
@@ -26,7 +27,7 @@ DEFAULT_STALL_TIMEOUT = 5.0
 def open_failure(spec: SourceSpec) -> str:
     """The one-line reason a live source did not open, with the hint for its kind."""
     kind = kind_of(spec)
-    return f"cannot open {kind.label or kind.name} {spec.text}: {kind.hint}"
+    return f"cannot open {kind.label or kind.name} {redact(spec.text)}: {kind.hint}"
 
 
 class LiveSource(Source):
@@ -45,7 +46,7 @@ class LiveSource(Source):
         self._backoff = backoff
         self._reopen_limit = reopen_limit
         self._stall = float(stall_timeout)
-        self.name = f"{kind_of(spec).label or spec.kind} {spec.text}"
+        self.name = f"{kind_of(spec).label or spec.kind} {redact(spec.text)}"  # in logs and reasons
         self.fps = DEFAULT_FPS
         self._cap = None
         self._delivered_since_open = 0
@@ -63,7 +64,7 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self._index = 0
         self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"capture {spec.text}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.name}", daemon=True)
         self._thread.start()
 
     # ---- capture thread -------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class LiveSource(Source):
         except UserError:
             raise
         except Exception as e:
-            log.warning("%s: opening failed (%s)", self.name, e)
+            log.warning("%s: opening failed (%s)", self.name, redact(e))
             return None
         if cap is not None and cap.isOpened():
             return cap
@@ -143,7 +144,7 @@ class LiveSource(Source):
             try:
                 ok, img = self._cap.read()
             except Exception as e:  # a driver error is a failed read, not the end of the run
-                log.warning("%s: read failed (%s)", self.name, e)
+                log.warning("%s: read failed (%s)", self.name, redact(e))
                 ok, img = False, None
             t = time.monotonic()
             if ok and img is not None:

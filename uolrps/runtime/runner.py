@@ -23,6 +23,7 @@ from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.recording import Recorders, check_save, parse_serve
+from uolrps.runtime.source_policy import parse_allow
 from uolrps.runtime.sourcelist import SourceEntry, check_names, read_sources_file
 from uolrps.runtime.sources import parse_source
 from uolrps.runtime.stats import RunStats
@@ -59,6 +60,8 @@ class RunConfig:
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     serve: str | None = None
     serve_token: str | None = None
+    serve_open_metrics: bool = False  # beyond loopback, /metrics without the token (a Prometheus scraper)
+    serve_allow: str | None = None  # what the API may open besides network streams (source_policy.parse_allow)
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class RunConfig:
         check_inflight(self.inflight)
         if self.serve is not None:
             parse_serve(self.serve)
+        parse_allow(self.serve_allow)
 
     def model_options(self) -> ModelOptions:
         return ModelOptions(self.backend, self.providers, self.threads, self.meta)
@@ -160,7 +164,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               max_frames=config.max_frames, stall_timeout=config.stall_timeout,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
-                              capture_options=config.capture, inflight=config.inflight)
+                              capture_options=config.capture, inflight=config.inflight,
+                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
         engine.on_add = outputs.add
         closers.append(engine)
         for entry, spec in zip(entries, specs):
@@ -175,7 +180,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         if config.serve is not None:
             host, port = parse_serve(config.serve)
             try:
-                server = serve_with(engine, host=host, port=port, token=config.serve_token)
+                more = {"open_metrics": True} if config.serve_open_metrics else {}
+                server = serve_with(engine, host=host, port=port, token=config.serve_token, **more)
             except OptionError as e:  # in the server's words: the run calls them serve and serve_token
                 raise e.renamed({"host": "serve", "port": "serve", "token": "serve_token"}) from e
             closers.append(server)

@@ -12,32 +12,42 @@ capture thread that keeps only the newest frame and reopens the capture when it 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from uolrps.core.errors import UserError
+from uolrps.core.errors import NotAllowedError, UserError
 from uolrps.runtime.capture import CaptureOptions, Source, SourceSpec
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
-from uolrps.runtime.source_kinds import forms, kind_of, kinds
+from uolrps.runtime.source_kinds import LocalPaths, forms, is_url, kind_of, kinds
 
-def parse_source(text: str | int | Path, options: CaptureOptions | None = None) -> SourceSpec:
+
+def parse_source(text: str | int | Path, options: CaptureOptions | None = None,
+                 paths: LocalPaths | None = None) -> SourceSpec:
     """Classify a source string (checks that files exist; opens nothing): the first registered kind
-    (:mod:`uolrps.runtime.source_kinds`) that recognises it."""
-    spec = _classify(text)
+    (:mod:`uolrps.runtime.source_kinds`) that recognises it. ``paths``: how the kinds check and list local
+    paths (default :class:`~uolrps.runtime.source_kinds.LocalPaths`: anything, as the operator wrote it;
+    :mod:`uolrps.runtime.source_policy` gives the API's confined, bounded one)."""
+    spec = _classify(text, paths or LocalPaths())
     return spec if options is None else replace(spec, options=options)
 
 
-def _classify(text: str | int | Path) -> SourceSpec:
+def _classify(text: str | int | Path, paths: LocalPaths) -> SourceSpec:
     raw = str(text).strip()
     if not raw:
         raise UserError(f"empty source: use {forms()}")
+    refused = None
     for kind in kinds():
-        spec = kind.recognise(raw)
+        try:
+            spec = kind.recognise(raw, paths)
+        except NotAllowedError as e:  # ``paths`` refused a local path: a later kind may still claim the string
+            refused = refused or e
+            continue
         if spec is not None:
             return spec
-    if re.match(r"[a-z][a-z0-9+.-]*://", raw.lower()) and not raw.lower().startswith("file://"):
+    if refused is not None:
+        raise refused
+    if is_url(raw):
         raise UserError(f"unknown source scheme in {raw!r}: use {forms()}")
     raise UserError(f"source {raw!r} is not an existing file or folder, nor a known form: use {forms()}")
 

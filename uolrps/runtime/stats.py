@@ -3,11 +3,13 @@ percentiles over the whole run; the summary lines and JSON."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
 import numpy as np
 
+from uolrps.core.redact import redact, redact_optional
 from uolrps.runtime.result import STAGES
 
 DROP_STAGES = ("capture", "infer", "post", "output")  # where a live stream drops its oldest frame
@@ -30,7 +32,7 @@ class StreamStats:
     ``state`` / ``reason``, capture-to-result latency and a recent results-per-second rate."""
 
     def __init__(self, name: str, source: str, window: int = 100_000) -> None:
-        self.name, self.source = name, source
+        self.name, self.source = name, redact(source)  # what the summary and the API show: no credentials
         self.frames = 0
         self.drops = {s: 0 for s in DROP_STAGES}
         self.skipped = 0
@@ -40,14 +42,16 @@ class StreamStats:
         self.reason: str | None = None
         self._lat: deque = deque(maxlen=window)
         self._recent: deque = deque(maxlen=1000)
+        self._lock = threading.Lock()  # the run appends while a server thread reads (fps, latency): snapshots
         self.t_start = time.monotonic()
         self.t_end: float | None = None
 
     def add(self, latency_ms: float | None) -> None:
-        self.frames += 1
-        self._recent.append(time.monotonic())
-        if latency_ms is not None:
-            self._lat.append(float(latency_ms))
+        with self._lock:
+            self.frames += 1
+            self._recent.append(time.monotonic())
+            if latency_ms is not None:
+                self._lat.append(float(latency_ms))
 
     @property
     def dropped(self) -> int:
@@ -60,7 +64,9 @@ class StreamStats:
         span = min(FPS_WINDOW_S, now - self.t_start)
         if span <= 0:
             return 0.0
-        n = sum(1 for t in self._recent if t >= now - span)
+        with self._lock:
+            recent = list(self._recent)
+        n = sum(1 for t in recent if t >= now - span)
         return n / span
 
     @property
@@ -69,7 +75,9 @@ class StreamStats:
 
     def latency(self) -> tuple[float, float]:
         """(p50, p95) capture-to-result latency in ms (NaN before any result)."""
-        return _p50_p95(self._lat)
+        with self._lock:
+            values = list(self._lat)
+        return _p50_p95(values)
 
     def summary(self) -> dict:
         p50, p95 = self.latency()
@@ -80,7 +88,7 @@ class StreamStats:
         if self.skipped_files:
             out["skipped_files"] = list(self.skipped_files)
         if self.reason:
-            out["reason"] = self.reason
+            out["reason"] = redact(self.reason)
         return out
 
     def line(self) -> str:
@@ -93,7 +101,7 @@ class StreamStats:
         parts.append(f"{s['fps']:.1f} FPS")
         p50, p95 = self.latency()
         parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
-        parts.append(self.state + (f": {self.reason}" if self.reason else ""))
+        parts.append(self.state + (f": {redact(self.reason)}" if self.reason else ""))
         return " | ".join(parts)
 
 
@@ -139,7 +147,7 @@ class RunStats:
     def source_error(self) -> str:
         if self._source_error:
             return self._source_error
-        return "; ".join(s.reason or "" for s in self.failed)
+        return "; ".join(redact_optional(s.reason) or "" for s in self.failed)
 
     @source_error.setter
     def source_error(self, value: str) -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Protocol
 
+from uolrps.core.redact import redact, redact_optional
 from uolrps.runtime.capture import Source, SourceSpec, Status, log
 from uolrps.runtime.control import Latest, StreamStatus
 from uolrps.runtime.handoff import Handoff
@@ -268,7 +269,7 @@ class Stream:
         self._finalize_if_done()
         st = self.stats
         p50, p95 = st.latency()
-        return StreamStatus(name=self.name, source=self.spec.text, state=st.state, reason=st.reason,
+        return StreamStatus(name=self.name, source=redact(self.spec.text), state=st.state, reason=redact_optional(st.reason),
                             frames=st.frames, drops=dict(st.drops), reopens=st.reopened, fps=round(st.fps, 2),
                             latency_p50_ms=None if p50 != p50 else round(p50, 2),
                             latency_p95_ms=None if p95 != p95 else round(p95, 2))

@@ -5,31 +5,65 @@ Every error is a JSON object ``{"error": "one line"}`` with a 4xx status; see do
 
 # no `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) at runtime
 
+import asyncio
 import json
 import threading
 from dataclasses import asdict
 
-from uolrps.core.errors import UserError
+from uolrps.core.errors import NotAllowedError, UserError
+from uolrps.core.redact import redact, redact_optional
 from uolrps.runtime.control import StreamControl
-from uolrps.serve.auth import check_mutation
+from uolrps.serve.auth import LOGIN_PATH, SESSION_COOKIE, Access, session_value, token_matches
 from uolrps.serve.frames import Encoded, Hubs
+from uolrps.serve.limits import unsent_bytes
 
 BOUNDARY = "uolrpsframe"
 KEEPALIVE_S = 2.0  # with no new frame, a viewer is sent the current one again this often (finds gone viewers)
+VIEWER_BACKLOG = 16 * 1024  # a viewer gets its next frame only once less than this of the last one is unsent
+BACKLOG_POLL_S = 0.02
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT_S = 10.0  # a request body must arrive within this (a slow body holds a connection like slow headers)
+MAX_DEPTH = 8  # JSON nesting of a request body (ours is one flat object)
+MAX_NAME = 64  # characters of a stream name (it becomes a file name with --save)
+MAX_SOURCE = 2048  # characters of a source
+
+
+def json_depth(body: bytes) -> int:
+    """The deepest nesting of arrays and objects in a JSON text (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for b in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 class ServerState:
     """What the endpoints share: the run, the token, the hubs, the viewer count and the shutdown flag."""
 
-    def __init__(self, control: StreamControl, token: str | None, max_viewers: int, quality: int) -> None:
+    def __init__(self, control: StreamControl, token: str | None, max_viewers: int, quality: int,
+                 public: bool = False, open_metrics: bool = False) -> None:
         self.control = control
         self.token = token
+        self.access = Access(token, public, open_metrics)
         self.max_viewers = max_viewers
         self.hubs = Hubs(control, quality)
         self.viewers = 0  # changed on the event loop only
         self.closing = threading.Event()
         self.loop = None  # the server's event loop, once it runs
+        self.connections = None  # the open connections (uolrps.serve.limits.Connections), once it runs
 
 
 def _part(frame: Encoded) -> bytes:
@@ -87,16 +121,55 @@ def build_app(state: ServerState):
         names = ", ".join(st.name for st in control.statuses()) or "none"
         return error(404, f"no stream named {name!r} (streams: {names})")
 
-    def denied(request: Request) -> JSONResponse | None:
-        why = check_mutation(state.token, request.headers.get("authorization"), request.headers.get("host"))
-        if why is None:
-            return None
-        status, message = why
-        return error(status, message, **({"WWW-Authenticate": "Bearer"} if status == 401 else {}))
+    async def json_body(request: Request, shape: str):
+        """The parsed JSON body, or the error response (415, 413, 400) saying what was wrong."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return None, error(415, f"the body must be JSON with 'Content-Type: application/json', not {ctype or 'none'!r}")
+
+        async def read() -> bytes | None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return None
+            return body
+
+        try:
+            body = await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return None, error(408, f"the body did not arrive within {BODY_TIMEOUT_S:g} s; send {shape}")
+        if body is None:
+            return None, error(413, f"the body is over {MAX_BODY} bytes; send {shape}")
+        if json_depth(body) > MAX_DEPTH:
+            return None, error(400, f"the body nests arrays or objects deeper than {MAX_DEPTH} levels; send {shape}")
+        try:
+            spec = json.loads(body)
+            json.dumps(spec, ensure_ascii=False).encode("utf-8")  # "\ud800" parses, but is no text
+        except UnicodeEncodeError:
+            return None, error(400, "the body holds an escaped lone surrogate (\\ud800...), which is not text; "
+                                    f"send {shape}")
+        except (ValueError, RecursionError) as e:
+            return None, error(400, f"the body is not valid JSON ({e}); send {shape}")
+        return spec, None
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
         return HTMLResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+    @app.post(LOGIN_PATH)
+    async def login(request: Request):
+        spec, bad = await json_body(request, '{"token": "..."}')
+        if bad is not None:
+            return bad
+        given = spec.get("token") if isinstance(spec, dict) else None
+        if state.token is None:
+            return error(400, "this server has no token: there is nothing to log in to")
+        if not isinstance(given, str) or not token_matches(state.token, given.encode("utf-8")):
+            return error(401, "wrong token: give the server's token (the run's serve_token, or UOLRPS_SERVE_TOKEN)")
+        response = JSONResponse({"login": "ok"})
+        response.set_cookie(SESSION_COOKIE, session_value(state.token), httponly=True, samesite="strict", path="/")
+        return response
 
     @app.get("/healthz")
     async def healthz():
@@ -107,9 +180,12 @@ def build_app(state: ServerState):
         body, ctype = metrics_text(control, lambda: state.viewers, state.hubs.encoded)
         return Response(body, media_type=ctype)
 
+    def shown(st) -> dict:  # credentials in a source or a reason never leave the process
+        return {**asdict(st), "source": redact(st.source), "reason": redact_optional(st.reason)}
+
     @app.get("/api/streams")
     async def streams():
-        return {"streams": [asdict(st) for st in control.statuses()], "viewers": state.viewers,
+        return {"streams": [shown(st) for st in control.statuses()], "viewers": state.viewers,
                 "max_viewers": state.max_viewers}
 
     @app.get("/api/streams/{name}/latest")
@@ -124,20 +200,9 @@ def build_app(state: ServerState):
 
     @app.post("/api/streams")
     async def add(request: Request):
-        if (bad := denied(request)) is not None:
+        spec, bad = await json_body(request, '{"name": ..., "source": ...}')
+        if bad is not None:
             return bad
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            return error(415, f"the body must be JSON with 'Content-Type: application/json', not {ctype or 'none'!r}")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return error(413, f"the body is over {MAX_BODY} bytes; send {{\"name\": ..., \"source\": ...}}")
-        try:
-            spec = json.loads(body)
-        except ValueError as e:
-            return error(400, f"the body is not valid JSON ({e}); send {{\"name\": ..., \"source\": ...}}")
         if not isinstance(spec, dict):
             return error(400, "the body must be a JSON object {\"name\": ..., \"source\": ...}")
         extra = sorted(set(spec) - {"name", "source"})
@@ -148,20 +213,24 @@ def build_app(state: ServerState):
             return error(400, "\"source\" must be a non-empty string (a file, folder, camera or URL)")
         if name is not None and (not isinstance(name, str) or not name):
             return error(400, "\"name\" must be a non-empty string, or left out for a default name")
+        if len(source) > MAX_SOURCE:
+            return error(400, f"\"source\" is {len(source)} characters long; the limit is {MAX_SOURCE}")
+        if name is not None and len(name) > MAX_NAME:
+            return error(400, f"\"name\" is {len(name)} characters long; the limit is {MAX_NAME}")
         if name is not None and any(st.name == name for st in control.statuses()):
             return error(409, f"a stream named {name!r} already exists: choose another name or remove it first")
         try:
             added = await run_in_threadpool(control.add_stream, source, name)
+        except NotAllowedError as e:
+            return error(403, redact(e))
         except UserError as e:
             status = 409 if name is not None and any(st.name == name for st in control.statuses()) else 400
-            return error(status, str(e))
-        return JSONResponse({"name": added, "source": source}, status_code=201,
+            return error(status, redact(e))
+        return JSONResponse({"name": added, "source": redact(source)}, status_code=201,
                             headers={"Location": f"/api/streams/{added}/latest"})
 
     @app.delete("/api/streams/{name}")
-    async def remove(name: str, request: Request):
-        if (bad := denied(request)) is not None:
-            return bad
+    async def remove(name: str):
         try:
             await run_in_threadpool(control.remove_stream, name)
         except KeyError:
@@ -169,8 +238,15 @@ def build_app(state: ServerState):
         state.hubs.forget(name)
         return {"removed": name}
 
+    async def taken(transport) -> None:
+        """Wait until the viewer has taken (almost) all that was sent: so the frame it gets next is the newest
+        one then, not one that waited behind seconds of older video in the buffers."""
+        while transport is not None and not transport.is_closing() and not state.closing.is_set() \
+                and unsent_bytes(transport) > VIEWER_BACKLOG:
+            await asyncio.sleep(BACKLOG_POLL_S)
+
     @app.get("/streams/{name}.mjpg")
-    async def mjpeg(name: str, heatmap: bool = False):
+    async def mjpeg(name: str, request: Request, heatmap: bool = False):
         if not known(name):
             return unknown(name)
         if state.viewers >= state.max_viewers:
@@ -190,9 +266,12 @@ def build_app(state: ServerState):
                 state.viewers -= 1
                 state.hubs.unsubscribe(hub)
 
+        transport = state.connections.transport_of(request.scope.get("client")) if state.connections else None
+
         async def parts():
             sent = -1
             while not state.closing.is_set():
+                await taken(transport)
                 frame = await hub.next_after(sent, KEEPALIVE_S)
                 if frame is None:
                     if hub.gone or state.closing.is_set():
@@ -226,4 +305,34 @@ def build_app(state: ServerState):
         return Response(frame.jpeg, media_type="image/jpeg",
                         headers={"Cache-Control": "no-store", "X-Seq": str(frame.seq), "X-Frame": str(frame.frame_index)})
 
-    return app
+    return Guard(app, state.access, error)
+
+
+class Guard:
+    """ASGI middleware: every HTTP request passes :meth:`Access.check` before any route runs (unknown paths
+    too); a refused ``GET /`` gets the login page, anything else ``{"error": ...}``."""
+
+    def __init__(self, app, access: Access, error) -> None:
+        self.app = app
+        self.access = access
+        self.error = error
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {}
+        for key, value in scope["headers"]:
+            headers.setdefault(key, value)
+        why = self.access.check(scope["method"], scope["path"], headers)
+        if why is None:
+            return await self.app(scope, receive, send)
+        status, message = why
+        if status == 401 and scope["method"] == "GET" and scope["path"] == "/":
+            from fastapi.responses import HTMLResponse
+
+            from uolrps.serve.page import LOGIN_PAGE
+
+            response = HTMLResponse(LOGIN_PAGE, status_code=401, headers={"Cache-Control": "no-store"})
+        else:
+            response = self.error(status, message, **({"WWW-Authenticate": "Bearer"} if status == 401 else {}))
+        await response(scope, receive, send)

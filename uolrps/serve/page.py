@@ -108,6 +108,7 @@ function caption(c, st) {
 async function poll() {
   try {
     const r = await fetch("/api/streams", {cache: "no-store"});
+    if (r.status === 401) { location.reload(); return; }  // the session ended: the login page
     const data = await r.json();
     const mode = data.streams.length <= MJPEG_MAX ? "mjpeg" : "snapshot";
     const seen = new Set();
@@ -150,3 +151,38 @@ poll();
 </body>
 </html>
 """.replace("%MJPEG_MAX%", str(MJPEG_MAX))
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>uolrps: log in</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; background: #111; color: #eee; }
+input, button { background: #333; color: #eee; border: 1px solid #555; border-radius: 4px; padding: .25rem .5rem; }
+</style>
+</head>
+<body>
+<h1>uolrps</h1>
+<p>This server needs its token (<code>--serve-token</code> or <code>UOLRPS_SERVE_TOKEN</code>).</p>
+<form id="login">
+  <input name="token" type="password" placeholder="token" size="30" required autofocus>
+  <button>log in</button>
+  <span id="msg"></span>
+</form>
+<script>
+"use strict";
+const form = document.getElementById("login");
+form.onsubmit = async (ev) => {
+  ev.preventDefault();
+  const r = await fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                                        body: JSON.stringify({token: form.elements.token.value})});
+  if (r.ok) { location.reload(); return; }
+  const data = await r.json().catch(() => ({}));
+  document.getElementById("msg").textContent = "error " + r.status + ": " + (data.error || r.statusText);
+};
+</script>
+</body>
+</html>
+"""

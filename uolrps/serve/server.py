@@ -12,12 +12,18 @@ import time
 from uolrps.core.errors import OptionError, UserError
 from uolrps.runtime.control import StreamControl
 from uolrps.serve.auth import is_loopback, resolve_token
+from uolrps.serve.limits import HEADER_TIMEOUT_S, AcceptErrorLog, Connections, caps_for, fd_limit, limited_protocol
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_VIEWERS = 8
 SNDBUF = 256 * 1024  # per connection: a viewer that stops reading holds about one frame, not seconds of video
-STALL_TIMEOUT_S = 15.0  # a connection whose peer takes nothing for this long is dropped by the kernel (Linux)
+# connections accepted in one turn of the event loop before the caps can close any (uvicorn's default, 2048,
+# took every descriptor of a 1024 limit in one burst)
+ACCEPT_BACKLOG = 128
+# a connection whose peer takes nothing for this long (no acks, or a receive window that stays shut) is dropped
+# by the kernel (Linux TCP_USER_TIMEOUT); a slow viewer that takes something in time skips frames and stays
+STALL_TIMEOUT_S = 60.0
 
 
 class ServerHandle:
@@ -71,12 +77,17 @@ class ServerHandle:
 
 
 def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-                 max_viewers: int = DEFAULT_MAX_VIEWERS, jpeg_quality: int = 80) -> ServerHandle:
+                 max_viewers: int = DEFAULT_MAX_VIEWERS, jpeg_quality: int = 80, open_metrics: bool = False,
+                 header_timeout: float = HEADER_TIMEOUT_S,
+                 max_connections: tuple[int, int] | None = None) -> ServerHandle:
     """Serve ``control`` over HTTP from a background thread and return once it accepts connections.
 
     ``port=0`` picks a free port (see ``handle.port``). Beyond loopback a token is required (the argument
-    or ``UOLRPS_SERVE_TOKEN``). Raises UserError for a port in use, an address that cannot be bound, a
-    missing token, or a missing ``[serve]`` extra.
+    or ``UOLRPS_SERVE_TOKEN``) on every route but ``/healthz`` (and ``/metrics`` with ``open_metrics``); see
+    :mod:`uolrps.serve.auth`. ``header_timeout`` and ``max_connections`` (per client, in all; default: chosen
+    under the file-descriptor limit) bound what idle clients cost (:mod:`uolrps.serve.limits`). Raises
+    UserError for a port in use, an address that cannot be bound, a missing token, or a missing ``[serve]``
+    extra.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise UserError(f"the port must be a number from 0 to 65535, but got {port!r}")
@@ -93,16 +104,24 @@ def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 80
         raise UserError(f"the browser view needs the [serve] extra ({e.name} is missing): "
                         "pip install 'uolrps[serve]'") from None
 
+    limit = fd_limit()
+    per_client, total = max_connections or caps_for(limit)
+    connections = Connections(per_client, total)
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
-    state = ServerState(control, token, max_viewers, jpeg_quality)
+    state = ServerState(control, token, max_viewers, jpeg_quality, public=not is_loopback(host),
+                        open_metrics=open_metrics)
+    state.connections = connections
     config = uvicorn.Config(build_app(state), log_config=None, log_level="warning", access_log=False,
-                            lifespan="off", ws="none", timeout_graceful_shutdown=2)
+                            lifespan="off", ws="none", timeout_graceful_shutdown=2, backlog=ACCEPT_BACKLOG,
+                            http=limited_protocol(connections, header_timeout))
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
+    accept_errors = AcceptErrorLog()
 
     async def main() -> None:
         state.loop = asyncio.get_running_loop()
+        state.loop.set_exception_handler(accept_errors)
         await server.serve(sockets=[sock])
 
     def serve() -> None:
@@ -126,7 +145,9 @@ def start_server(control: StreamControl, host: str = "127.0.0.1", port: int = 80
         raise UserError(f"the HTTP server on {host}:{bound} did not start{why}")
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}"
-    log.info("serving the live view on %s%s", url, "" if is_loopback(host) else " (changes need the token)")
+    log.info("serving the live view on %s%s (at most %d connections, %d per client, under a limit of %d open "
+             "files)", url, "" if is_loopback(host) else " (every route but /healthz needs the token)", total,
+             per_client, limit)
     return ServerHandle(url, host, bound, token, state, server, thread)
 
 
@@ -146,7 +167,7 @@ def _bind(host: str, port: int) -> socket.socket:
             # a vanished or frozen viewer (no acks, or a zero window) is cut off instead of holding its slot
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALL_TIMEOUT_S * 1000))
         sock.bind(addr)
-        sock.listen(128)
+        sock.listen(ACCEPT_BACKLOG)
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:

@@ -11,7 +11,7 @@ from uolrps.runtime.source_kinds import SourceKind
 from uolrps.runtime.source_kinds.live_open import open_live
 
 
-def recognise(raw: str) -> SourceSpec | None:
+def recognise(raw: str, paths=None) -> SourceSpec | None:
     m = re.fullmatch(r"(cam)?(\d+)", raw)
     if m:
         if m.group(1) is None and Path(raw).exists():
@@ -45,4 +45,4 @@ def capture(spec: SourceSpec, cv2):
 KINDS = (SourceKind("camera", live=True, recognise=recognise, open=open_live, capture=capture, label="camera",
                     hint="check that it exists, is connected and not used by another program (`ls /dev/video*`, "
                          "`v4l2-ctl --list-devices`)",
-                    forms="cam0 / 0 / /dev/video0 (camera)", forms_rank=0),)
+                    forms="cam0 / 0 / /dev/video0 (camera)", forms_rank=0, remote="camera"),)

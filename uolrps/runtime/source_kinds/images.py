@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import glob as globlib
-import re
 from pathlib import Path
 
 from uolrps.core.errors import UserError
-from uolrps.core.images import is_image, list_images
+from uolrps.core.images import is_image
 from uolrps.runtime.capture import SourceSpec
-from uolrps.runtime.source_kinds import SourceKind, path_of
+from uolrps.runtime.source_kinds import LocalPaths, SourceKind, is_url, path_of
 
 
-def recognise(raw: str) -> SourceSpec | None:
-    path = path_of(raw)
+def recognise(raw: str, paths: LocalPaths | None = None) -> SourceSpec | None:
+    if is_url(raw):
+        return None
+    paths = paths or LocalPaths()
+    path = paths.check(path_of(raw))
     if path.is_dir():
-        images = list_images(path)
+        images = paths.folder(path)
         if not images:
             raise UserError(f"folder {raw!r} holds no images (.jpg, .jpeg, .png, .bmp, .webp)")
         return SourceSpec("folder", images, raw)
     if path.is_file():
         return SourceSpec("image", [path], raw) if is_image(path) else None
-    if any(c in raw for c in "*?[") and not re.match(r"[a-z][a-z0-9+.-]*://", raw.lower()):
-        images = sorted(Path(p) for p in globlib.glob(str(path), recursive=True) if is_image(Path(p)))
+    if any(c in raw for c in "*?["):
+        images = paths.glob(str(path))
         if not images:
             raise UserError(f"glob {raw!r} matches no images (.jpg, .jpeg, .png, .bmp, .webp)")
         return SourceSpec("glob", images, raw)
@@ -46,7 +47,7 @@ def stream_name(spec) -> str:
 def _kind(name: str, forms: str, rank: int) -> SourceKind:
     return SourceKind(name, live=False, recognise=recognise, open=open_images, images=True, files=files,
                       root=(lambda spec: spec.text) if name == "folder" else (lambda spec: None),
-                      stream_name=stream_name, label=name, forms=forms, forms_rank=rank)
+                      stream_name=stream_name, label=name, forms=forms, forms_rank=rank, remote="files")
 
 
 FOLDER_FORMS = "a folder or glob of images ('photos/*.jpg')"

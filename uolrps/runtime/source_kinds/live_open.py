@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from uolrps.core.redact import redact
 from uolrps.runtime.capture import log
 
 
@@ -11,7 +12,7 @@ def open_live(spec, *, loop=False, capture_factory=None, backoff=(0.5, 8.0), reo
     from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT, LiveSource
 
     if loop:
-        log.info("loop has no effect on the live source %s", spec.text)
+        log.info("loop has no effect on the live source %s", redact(spec.text))
     return LiveSource(spec, capture_factory=capture_factory or opencv_capture, backoff=backoff,
                       reopen_limit=reopen_limit, open_now=open_now,
                       stall_timeout=DEFAULT_STALL_TIMEOUT if stall_timeout is None else stall_timeout)

@@ -10,7 +10,7 @@ from uolrps.runtime.source_kinds import SourceKind
 from uolrps.runtime.source_kinds.live_open import open_live
 
 
-def recognise(raw: str) -> SourceSpec | None:
+def recognise(raw: str, paths=None) -> SourceSpec | None:
     low = raw.lower()
     if low.startswith(("rtsp://", "rtsps://")):
         return SourceSpec("rtsp", raw, raw)
@@ -49,8 +49,10 @@ def capture(spec: SourceSpec, cv2):
 KINDS = (
     SourceKind("rtsp", live=True, recognise=recognise, open=open_stream, capture=capture, label="RTSP stream",
                hint="check that the server is up and the URL (host, port, path, credentials) is right: try it in a "
-                    "player (`ffplay -rtsp_transport tcp URL`)", forms="rtsp://host/path", forms_rank=4),
+                    "player (`ffplay -rtsp_transport tcp URL`)", forms="rtsp://host/path", forms_rank=4,
+               remote="network"),
     SourceKind("http", live=True, recognise=recognise, open=open_stream, capture=capture, label="HTTP stream",
                hint="check that the server is up and the URL serves a video stream (MJPEG or a format FFmpeg "
-                    "reads): try it in a player (`ffplay URL`)", forms="http(s)://host/path", forms_rank=5),
+                    "reads): try it in a player (`ffplay URL`)", forms="http(s)://host/path", forms_rank=5,
+               remote="network"),
 )

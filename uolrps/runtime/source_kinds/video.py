@@ -6,11 +6,13 @@ from pathlib import Path
 
 from uolrps.core.images import is_image
 from uolrps.runtime.capture import SourceSpec
-from uolrps.runtime.source_kinds import SourceKind, path_of
+from uolrps.runtime.source_kinds import LocalPaths, SourceKind, is_url, path_of
 
 
-def recognise(raw: str) -> SourceSpec | None:
-    path = path_of(raw)
+def recognise(raw: str, paths: LocalPaths | None = None) -> SourceSpec | None:
+    if is_url(raw):
+        return None
+    path = (paths or LocalPaths()).check(path_of(raw))
     return SourceSpec("video", path, raw) if path.is_file() and not is_image(path) else None
 
 
@@ -23,4 +25,4 @@ def open_video(spec, *, loop=False, capture_factory=None, **_):
 
 KINDS = (SourceKind("video", live=False, recognise=recognise, open=open_video, label="video file",
                     files=lambda spec: [Path(spec.target)], stream_name=lambda spec: Path(str(spec.text)).stem,
-                    forms="a video file", forms_rank=1),)
+                    forms="a video file", forms_rank=1, remote="files"),)

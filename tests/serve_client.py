@@ -13,6 +13,17 @@ import cv2
 import numpy as np
 
 
+def wait_for(predicate, timeout=5.0):
+    """The first true value of ``predicate()``, polled every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
 def request(url: str, method: str = "GET", path: str = "/", body=None, headers: dict | None = None,
             timeout: float = 10.0):
     """(status, headers, parsed JSON or bytes) of one request; ``body`` dicts/lists are sent as JSON."""

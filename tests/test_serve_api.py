@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn, prometheus-client) is not installed")
 pytest.importorskip("uvicorn", reason="the [serve] extra (fastapi, uvicorn, prometheus-client) is not installed")
 
-from serve_client import request  # noqa: E402
+from serve_client import request, wait_for  # noqa: E402
 from serve_control import SyntheticRun, pattern_box  # noqa: E402
 
 from uolrps.core.errors import UserError  # noqa: E402
@@ -35,16 +35,6 @@ def served(run, monkeypatch):
     handle = start_server(run, port=0)
     yield run, handle
     handle.close()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def frames_of(run, name):

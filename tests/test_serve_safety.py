@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the [serve] extra (fastapi, uvicorn, prometheus-client) is not installed")
 pytest.importorskip("uvicorn", reason="the [serve] extra (fastapi, uvicorn, prometheus-client) is not installed")
 
-from serve_client import request  # noqa: E402
+from serve_client import request, wait_for  # noqa: E402
 from serve_control import SyntheticRun  # noqa: E402
 
 from uolrps.core.errors import OptionError, UserError  # noqa: E402
@@ -106,16 +106,6 @@ def real_run(tmp_path: Path, allow: str = "", **server):
             handle.close()
             engine.close()
             consumer.join(10)
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def raw_request(url: str, data: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
@@ -318,7 +308,7 @@ ROUTES = ["/", "/api/streams", "/api/streams/a/latest", "/streams/a.jpg", "/stre
 
 
 def test_on_loopback_every_route_checks_the_host_header(synthetic):
-    wait_for(lambda: synthetic.latest("a") is not None)
+    wait_for(lambda: synthetic.latest("a") is not None, 10.0)
     with start_server(synthetic, port=0) as h:
         for path in ROUTES:
             status, _, data = request(h.url, path=path, headers={"Host": f"rebind.attacker.example:{h.port}"})
@@ -329,7 +319,7 @@ def test_on_loopback_every_route_checks_the_host_header(synthetic):
 
 
 def test_beyond_loopback_every_route_but_healthz_needs_the_token_or_the_login_cookie(synthetic):
-    wait_for(lambda: synthetic.latest("a") is not None)
+    wait_for(lambda: synthetic.latest("a") is not None, 10.0)
     token = "t0ken-" + "x" * 20
     with start_server(synthetic, host="0.0.0.0", port=0, token=token) as h:
         local = f"http://127.0.0.1:{h.port}"

@@ -263,6 +263,18 @@ def test_walks_and_globs_stay_in_the_folder_and_are_bounded(tmp_path, monkeypatc
         parse_allow("everything")
 
 
+
+def test_the_camera_form_tells_nothing_about_files_elsewhere(tmp_path):
+    """/dev/v4l/../../PATH is no camera: the API's answer is the same refusal whether PATH exists or not."""
+    secret = tmp_path / "shadow"
+    secret.write_text("x")
+    answers = set()
+    for path in (secret, tmp_path / "absent"):
+        with pytest.raises(_not_allowed()) as e:
+            parse_allow("camera").admit(f"/dev/v4l/../..{path}")
+        answers.add(str(e.value).replace(str(path), "PATH"))
+    assert len(answers) == 1, answers
+
 # ---- 2. secrets ---------------------------------------------------------------------------------------------
 
 def test_credentials_leave_the_process_through_no_route_log_or_summary(tmp_path, caplog):

@@ -19,7 +19,8 @@ def recognise(raw: str, paths=None) -> SourceSpec | None:
                      "camera)", raw, raw, raw, raw)
             return None
         return SourceSpec("camera", int(m.group(2)), raw)
-    if re.fullmatch(r"/dev/video\d+", raw) or raw.startswith("/dev/v4l/"):  # also the stable by-id/by-path names
+    if re.fullmatch(r"/dev/video\d+", raw) or (raw.startswith("/dev/v4l/") and ".." not in Path(raw).parts):
+        # also the stable by-id/by-path names (never a way out of /dev/v4l: no file's existence is told)
         if not Path(raw).exists():
             raise UserError(f"camera {raw} does not exist: check the cable and `ls /dev/video* /dev/v4l/by-id`")
         return SourceSpec("camera", raw, raw)

@@ -7,7 +7,8 @@ puts them (written from that code's behaviour; see docs/eval.md for a picture of
 - ``wsolevaluation`` (Choe et al., CVPR 2020, clovaai/wsolevaluation): the image is stretched to the model's
   input (S x S), the map is resized to S x S with ``cv2.resize(INTER_CUBIC)`` and min-max normalised
   after that (a constant map gives zeros); boxes are scored in that S x S frame: all contours, boxes clipped
-  to ``S - 1``, thresholds ``arange(0, 1, 0.001)``, a best threshold per IoU. Ground truth is scaled to the
+  to ``S - 1``, thresholds ``arange(0, 1, 0.001)``, a best threshold per IoU; a map without any contour
+  (all zeros) is scored with the box (0, 0, 0, 0), as that code does. Ground truth is scaled to the
   S x S frame and cut to whole pixels (``int(x * S / W)``).
 - ``uolwrps`` (Song et al., ICCV 2023, yeonghwansong/UOLwRPS): the image is stretched to R x R (R = 256 for
   S = 224, ``round(S * 256 / 224)`` otherwise), its centre S x S crop is the model input; the map goes to
@@ -132,6 +133,8 @@ def sweep_maps(heatmaps: np.ndarray, sizes: list, gts: list, placement: str, thr
 
     def one(i: int) -> np.ndarray:
         m8 = map8(heatmaps[i], tuple(sizes[i]), placement)[0]
+        if multi and not m8.any() and len(gts[i]):  # no contour at any threshold: wsolevaluation scores the box
+            return np.full(len(thresholds), M.box_iou(np.zeros((1, 4)), gts[i]).max())  # (0, 0, 0, 0) all the same
         return M.sweep_map8(m8, gts[i], thresholds, multi=multi, clip=clip)
 
     with ThreadPoolExecutor(workers_or_default(workers)) as pool, \

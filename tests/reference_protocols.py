@@ -3,8 +3,8 @@
 Authors' protocol (UOLwRPS, ICCV 2023): the h x w heatmap is upsampled to the image with bilinear interpolation
 with aligned corners, turned into an 8-bit map ``uint8(map * 255)``; at threshold t (0.01 .. 0.99) the
 pixels strictly above ``int(t * max(map8))`` form a mask; the bounding rectangle of its largest contour
-(OpenCV ``findContours``, largest ``contourArea``) is the box ``x, y, min(x + w, W - 1), min(y + h, H - 1)``;
-an image is correct at IoU 0.3 / 0.5 / 0.7 when its box overlaps some ground-truth box that much (inclusive
+(OpenCV ``findContours``, largest ``contourArea``) is the box ``x, y, x + w, y + h``, unclipped (validation.py);
+no contour is a miss; an image is correct at IoU 0.3 / 0.5 / 0.7 when its box overlaps some ground-truth box that much (inclusive
 pixel IoU, areas ``(x2 - x1 + 1)(y2 - y1 + 1)``). MaxBoxAccV2 = max over t of the mean of the three
 accuracies.
 
@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 IOUS = (0.3, 0.5, 0.7)
-AUTHORS_T = [round(0.01 * k, 2) for k in range(1, 100)]
-WSOL_T = [k * 0.001 for k in range(1000)]
+AUTHORS_T = list(np.arange(0.01, 1, 0.01))  # the published code's own floats
+WSOL_T = list(np.arange(0, 1, 0.001))
 
 
 def upsample_aligned(hm: np.ndarray, H: int, W: int) -> np.ndarray:
@@ -59,10 +59,13 @@ def boxes_at(m8: np.ndarray, t: float, all_contours: bool) -> list[tuple[int, in
     H, W = m8.shape
     mask = (m8 > int(t * int(m8.max()))).astype(np.uint8) * 255
     contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+    if not all_contours:  # the authors: the largest contour, its box unclipped; none is a miss
+        if not contours:
+            return []
+        x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
+        return [(x, y, x + w, y + h)]
     if not contours:
         return [(0, 0, 0, 0)]
-    if not all_contours:
-        contours = [max(contours, key=cv2.contourArea)]
     out = []
     for c in contours:
         x, y, w, h = cv2.boundingRect(c)
@@ -86,7 +89,7 @@ def best_ious(m8: np.ndarray, gt, thresholds, all_contours: bool) -> list[float]
     for t in thresholds:
         level = int(t * top)
         if level not in by_level:
-            by_level[level] = max(iou(b, g) for b in boxes_at(m8, t, all_contours) for g in gt)
+            by_level[level] = max((iou(b, g) for b in boxes_at(m8, t, all_contours) for g in gt), default=0.0)
         out.append(by_level[level])
     return out
 
@@ -106,7 +109,8 @@ def authors_maxboxacc(maps8: list[np.ndarray], gts: list) -> dict:
     acc = accuracy_table([best_ious(m, g, AUTHORS_T, False) for m, g in zip(maps8, gts)])
     means = acc.mean(axis=1)
     k = int(np.argmax(means))
-    return {"MaxBoxAccV2": float(means[k]), "threshold": AUTHORS_T[k], "acc": acc[k].tolist()}
+    return {"MaxBoxAccV2": float(means[k]), "threshold": AUTHORS_T[k], "acc": acc[k].tolist(),
+            "IoU_max": acc.max(axis=0).tolist()}
 
 
 def wsol_maxboxacc(maps8: list[np.ndarray], gts: list) -> dict:
@@ -223,23 +227,3 @@ def uolwrps_pipeline(crop_heatmaps, sizes, gts, S: int = 224, R: int = 256) -> d
     return {"MaxBoxAccV2": float(mean.max()), "IoU_max": acc.max(axis=0).tolist(),
             "threshold": float(AUTHORS_T_PUBLISHED[int(mean.argmax())])}
 
-
-def authors_unclipped(maps8: list[np.ndarray], gts: list) -> dict:
-    """The authors' scoring on the full-resolution image (the project's ``authors`` protocol): as
-    uolwrps_pipeline's inner loop on given 8-bit maps and ground truth in the same frame."""
-    import cv2
-
-    hits = np.zeros((len(AUTHORS_T_PUBLISHED), 3))
-    for gray, g in zip(maps8, gts):
-        for k, t in enumerate(AUTHORS_T_PUBLISHED):
-            mask = cv2.threshold(gray, int(t * np.max(gray)), 255, cv2.THRESH_BINARY)[1]
-            contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-            if len(contours) == 0:
-                continue
-            x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
-            best = max(iou(gg, (x, y, x + w, y + h)) for gg in g)
-            for j, thr in enumerate(IOUS):
-                hits[k, j] += best >= thr
-    acc = hits * 100.0 / len(maps8)
-    mean = acc.mean(axis=1)
-    return {"MaxBoxAccV2": float(mean.max()), "IoU_max": acc.max(axis=0).tolist()}

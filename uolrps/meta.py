@@ -19,6 +19,7 @@ PREFIX = "uolrps."  # every key in metadata_props carries this prefix
 # key was made before it existed and keeps the boxes it always had: "authors"
 PLACEMENTS = ("authors", "bilinear", "bilinear-minmax", "bicubic", "bicubic-minmax")
 LEGACY_PLACEMENT = "authors"
+DEFAULT_PLACEMENT = "authors"  # what uolrps export records (benchmarks/bench_placement.py measures them all)
 
 
 @dataclass(frozen=True)

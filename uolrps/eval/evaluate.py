@@ -61,6 +61,10 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
             raise UserError(f"channel {channel} does not exist: the model has {len(meta.classes)} heatmap channels "
                             f"({', '.join(meta.classes)})")
         placement = upsample or meta.upsample
+        if write_threshold and placement != meta.upsample:
+            raise UserError(f"the threshold would be chosen with maps placed by {placement}, but the model places them "
+                            f"by {meta.upsample} (its metadata key upsample): drop upsample to write the threshold for "
+                            "the model's own placement")
         t0 = time.perf_counter()
         items, heatmaps, sizes = run_heatmaps(ds, loc, channel, progress=progress, workers=workers)
         crop_maps = None

@@ -20,13 +20,17 @@ def sweep(items: list, heatmaps: np.ndarray, sizes: list, authors: bool = True, 
     (largest contour, unclipped), ``wsol`` 1000 x 3 (all contours), in percent at IoU 0.3/0.5/0.7; ``pixel``
     the PxAP summary; ``mask_problems`` a list of Problems. ``placement``: how each map is put on its image
     (``uolrps.runtime.boxes.PLACEMENTS``)."""
-    t_auth = np.concatenate([M.AUTHORS_THRESHOLDS, np.asarray(extra_thresholds, dtype=np.float64)])
+    t_extra = np.asarray(extra_thresholds, dtype=np.float64)
+    t_auth = np.concatenate([M.AUTHORS_THRESHOLDS, t_extra])
     count_a, count_w = M.HitCounter(len(t_auth)), M.HitCounter(len(M.WSOL_THRESHOLDS))
     acc = M.PixelAccumulator()
 
     def one(i: int):
         m8, s255 = map8(heatmaps[i], sizes[i], placement)  # the runtime's 8-bit map, exactly
-        a = M.sweep_map8(m8, items[i].boxes, t_auth, multi=False) if authors else None
+        a = None
+        if authors:  # the authors' boxes unclipped; at the extra thresholds (CorLoc) the box run draws, clipped
+            a = np.concatenate([M.sweep_map8(m8, items[i].boxes, M.AUTHORS_THRESHOLDS, multi=False),
+                                M.sweep_map8(m8, items[i].boxes, t_extra, multi=False, clip=True)])
         w = M.sweep_map8(m8, items[i].boxes, M.WSOL_THRESHOLDS, multi=True) if wsol else None
         hist = err = None
         if pixels and items[i].has_mask:

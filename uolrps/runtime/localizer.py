@@ -70,6 +70,8 @@ class Localizer:
       providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only; default: its own).
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
+    - ``upsample``: how the map is placed on the frame (``uolrps.runtime.boxes.PLACEMENTS``); None takes the
+      model's own (its metadata key ``upsample``; ``authors`` for a file made before that key existed).
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
       ``m = A * m_prev + (1 - A) * heatmap`` (0 = off). Call :meth:`reset` between unrelated videos.
 
@@ -81,18 +83,23 @@ class Localizer:
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
-                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None) -> None:
+                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None,
+                 upsample: str | None = None) -> None:
         check_threshold(threshold)
         check_smooth(smooth)
         check_interval(min_area, "min_area", 0, 1, "[)", " (a fraction of the frame area)")
         from uolrps.runtime.backends import load_backend
+        from uolrps.runtime.boxes import check_placement
+
+        if upsample is not None:
+            check_placement(upsample)
 
         limit_blas_threads()
         # meta: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from
         self.backend = load_backend(model_path, backend, providers=providers, threads=threads, meta=meta)
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
-                                   smooth=smooth, min_area=min_area)
+                                   smooth=smooth, min_area=min_area, placement=upsample or self.meta.upsample)
         self.threshold_origin = threshold_origin(meta if meta is not None and getattr(self.backend, "sidecar", 1) is None
                                                  else model_path, self.meta, threshold is not None)
 
@@ -100,6 +107,7 @@ class Localizer:
     multi = property(lambda self: self._post.multi, lambda self, v: setattr(self._post, "multi", bool(v)))
     smooth = property(lambda self: self._post.smooth, lambda self, v: setattr(self._post, "smooth", float(v)))
     min_area = property(lambda self: self._post.min_area, lambda self, v: setattr(self._post, "min_area", float(v)))
+    upsample = property(lambda self: self._post.placement)
 
     def postprocessor(self) -> PostProcessor:
         """A post-processor with this localizer's settings and a smoothing state of its own (one per stream)."""

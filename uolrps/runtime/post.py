@@ -12,13 +12,15 @@ import time
 
 import numpy as np
 
-from uolrps.runtime.boxes import heatmap_to_boxes
+from uolrps.runtime.boxes import LEGACY_PLACEMENT, check_placement, heatmap_to_boxes
 from uolrps.runtime.result import LocalizationResult
 
 
 class PostProcessor:
-    def __init__(self, threshold: float, multi: bool = False, smooth: float = 0.0, min_area: float = 0.01) -> None:
+    def __init__(self, threshold: float, multi: bool = False, smooth: float = 0.0, min_area: float = 0.01,
+                 placement: str = LEGACY_PLACEMENT) -> None:
         self.threshold = float(threshold)
+        self.placement = check_placement(placement)
         self.multi = bool(multi)
         self.smooth = float(smooth)
         self.min_area = float(min_area)
@@ -26,7 +28,7 @@ class PostProcessor:
 
     def copy(self) -> "PostProcessor":
         """Same settings, a fresh smoothing state."""
-        return PostProcessor(self.threshold, self.multi, self.smooth, self.min_area)
+        return PostProcessor(self.threshold, self.multi, self.smooth, self.min_area, self.placement)
 
     def reset(self) -> None:
         self._ema = None
@@ -49,7 +51,7 @@ class PostProcessor:
         boxes, scores, labels = [], [], []
         for k in range(hm.shape[0]):
             b, s, _ = heatmap_to_boxes(hm[k], (H, W), self.threshold, multi=self.multi, min_area=min_area,
-                                       outer_only=True)
+                                       outer_only=True, placement=self.placement)
             boxes.append(b)
             scores.append(s)
             labels.append(np.full(len(b), k, dtype=np.int32))

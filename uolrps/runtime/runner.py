@@ -41,6 +41,7 @@ class RunConfig:
     threshold: float | None = None
     multi: bool = False
     smooth: float = 0.0
+    upsample: str | None = None  # map placement (None: the model's own)
     show: bool = False
     save: str | Path | None = None
     jsonl: str | Path | None = None
@@ -147,7 +148,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     engine = None
     try:
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
-                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta)
+                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta,
+                        upsample=config.upsample)
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)

@@ -13,7 +13,7 @@ import reference_protocols as R
 from conftest import shared
 from uolrps.eval import metrics as M
 from uolrps.eval import protocols as P
-from uolrps.runtime.boxes import boxes_from_map8, map8
+from uolrps.runtime.boxes import boxes_from_map8, heatmap_to_boxes, map8
 
 
 # ---- hand-worked cases --------------------------------------------------------------------------------
@@ -173,3 +173,103 @@ def test_published_pipelines_agree_with_references_on_real_data(efflite0_model, 
     assert list(got["uolwrps"]["IoU_max"].values()) == pytest.approx(uolw["IoU_max"], abs=0.05)
     assert got["authors"]["MaxBoxAccV2"] == pytest.approx(auth["MaxBoxAccV2"], abs=0.05)
     assert list(got["authors"]["IoU_max"].values()) == pytest.approx(auth["IoU_max"], abs=0.05)
+
+
+def test_cli_refuses_an_unknown_placement_and_writes_nothing(tmp_path, capsys):
+    from tinymodel import make_tiny_model
+    from uolrps.cli.main import main
+
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    img = tmp_path / "a.png"
+    import cv2
+
+    cv2.imwrite(str(img), np.zeros((20, 30, 3), np.uint8))
+    (tmp_path / "b.csv").write_text("image,x1,y1,x2,y2\na.png,1,1,5,5\n")
+    out = tmp_path / "r.json"
+    assert main(["eval", str(tmp_path / "b.csv"), "--model", str(model), "--upsample", "nearest", "--json", str(out),
+                 "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown --upsample 'nearest': use one of authors, bilinear") and not out.exists()
+    jsonl = tmp_path / "r.jsonl"
+    assert main(["run", "--video", str(img), "--model", str(model), "--upsample", "nearest", "--jsonl", str(jsonl),
+                 "-q"]) == 2
+    assert "unknown --upsample 'nearest'" in capsys.readouterr().err and not jsonl.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("given", [["--upsample", "authors"], []])
+def test_run_authors_placement_gives_the_reference_boxes_on_the_clip(efflite0_model, tmp_path, given):
+    """run's JSONL boxes with the authors' placement (given, or the model's own: an efflite0 export records
+    it) are the boxes of an independent pipeline: aligned-corner upsampling, the largest contour clipped to
+    the frame, at the model's stored threshold, as uolrps run has always drawn them."""
+    import json
+
+    import cv2
+    import onnx
+    import onnxruntime as ort
+
+    from uolrps.cli.main import main
+
+    video = shared("video", "raccoon_pan.mp4")
+    out = tmp_path / "r.jsonl"
+    assert main(["run", "--video", str(video), "--model", str(efflite0_model), *given, "--max-frames", "12",
+                 "--jsonl", str(out), "-q"]) == 0
+    got = [json.loads(line)["boxes"] for line in out.read_text().splitlines()]
+    props = {p.key: p.value for p in onnx.load(str(efflite0_model), load_external_data=False).metadata_props}
+    t = float(json.loads(props["uolrps.threshold"]))
+    sess = ort.InferenceSession(str(efflite0_model), providers=["CPUExecutionProvider"])
+    cap = cv2.VideoCapture(str(video))
+    want = []
+    for _ in range(len(got)):
+        ok, bgr = cap.read()
+        assert ok
+        H, W = bgr.shape[:2]
+        x = cv2.cvtColor(cv2.resize(bgr, (224, 224), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)[None]
+        m8 = R.map8(sess.run(None, {sess.get_inputs()[0].name: x})[0][0, 0], H, W)
+        mask = cv2.threshold(m8, int(t * int(m8.max())), 255, cv2.THRESH_BINARY)[1]
+        contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
+        bx, by, bw, bh = cv2.boundingRect(max(contours, key=cv2.contourArea))
+        want.append([[bx, by, min(bx + bw, W - 1), min(by + bh, H - 1)]])
+    cap.release()
+    assert len(got) == 12 and got == want
+
+
+def test_eval_and_run_read_the_placement_from_the_model(tmp_path):
+    """A model whose metadata says bilinear: the Localizer (run) and evaluate place its maps that way unless
+    told otherwise; a threshold chosen with another placement is not written into it."""
+    import cv2
+    import onnx
+
+    from tinymodel import make_tiny_model
+    from uolrps.eval.evaluate import evaluate
+    from uolrps.runtime import Localizer
+
+    path = make_tiny_model(tmp_path / "tiny.onnx")
+    m = onnx.load(str(path))
+    for p in m.metadata_props:
+        if p.key == "uolrps.upsample":
+            p.value = '"bilinear"'
+    onnx.save(m, str(path))
+    rng = np.random.default_rng(1)
+    rows = ["image,x1,y1,x2,y2"]
+    for i in range(4):
+        img = np.full((48, 80, 3), 20, np.uint8)
+        x, y = int(rng.integers(5, 40)), int(rng.integers(5, 20))
+        img[y:y + 20, x:x + 30] = 230
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+        rows.append(f"{i}.png,{x},{y},{x + 29},{y + 19}")
+    (tmp_path / "b.csv").write_text("\n".join(rows) + "\n")
+    with Localizer(path) as loc:
+        assert loc.upsample == "bilinear"
+        frame = cv2.imread(str(tmp_path / "0.png"))
+        hm = loc.heatmaps([frame])[0, 0]
+        want = heatmap_to_boxes(hm, (48, 80), loc.threshold, outer_only=True, placement="bilinear")[0]
+        assert len(want)
+        np.testing.assert_array_equal(loc(frame).boxes, want)
+    with Localizer(path, upsample="authors") as loc:
+        assert loc.upsample == "authors"
+    res = evaluate(tmp_path / "b.csv", path, protocol="authors")
+    assert res["upsample"] == "bilinear"
+    assert evaluate(tmp_path / "b.csv", path, protocol="authors", upsample="authors")["upsample"] == "authors"
+    with pytest.raises(Exception, match="places them by bilinear"):
+        evaluate(tmp_path / "b.csv", path, protocol="authors", upsample="authors", write_threshold=True)

@@ -120,7 +120,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     if save_vis is not None:
         from uolrps.eval.vis import save_cases
 
-        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
+        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis, placement)
     if write_threshold:  # last but the JSON (whose path was checked first): a failure above changes no model
         from uolrps.eval.threshold import write_threshold as _write
 

@@ -120,3 +120,13 @@ class CsvSink:
 
     def close(self):
         pass
+
+
+# ---- a map placement: nearest-neighbour, the map's cells as blocks on the frame -------------------------
+def nearest_placement(heatmap, size):
+    """The h x w map on an (H, W) frame by nearest neighbour (OpenCV), times 255, float32 in [0, 255]."""
+    import cv2
+
+    H, W = size
+    hm = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0) * np.float32(255.0)
+    return cv2.resize(hm, (W, H), interpolation=cv2.INTER_NEAREST)

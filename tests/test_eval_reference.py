@@ -43,8 +43,10 @@ def test_boxes_by_hand():
     # clipped to W - 1, H - 1: the block (x 1..3, y 1..2) gives (1, 1, 4, 3), the pixel (5, 4, 6, 5) -> (5, 4, 5, 4).
     assert R.boxes_at(m, 0.5, all_contours=False) == [(1, 1, 4, 3)]
     assert sorted(R.boxes_at(m, 0.5, all_contours=True)) == [(1, 1, 4, 3), (5, 4, 5, 4)]
-    # t = 0.8: level 200, the block is not strictly above it: only the pixel is left
-    assert R.boxes_at(m, 0.8, all_contours=False) == [(5, 4, 5, 4)]
+    # t = 0.8: level 200, the block is not strictly above it: only the pixel is left; the authors' largest
+    # box is not clipped (validation.py scores x + w, y + h as they are): (5, 4, 6, 5), one past the map
+    assert R.boxes_at(m, 0.8, all_contours=False) == [(5, 4, 6, 5)]
+    assert R.boxes_at(m, 0.8, all_contours=True) == [(5, 4, 5, 4)]
     assert R.boxes_at(np.zeros((4, 4), np.uint8), 0.5, all_contours=True) == [(0, 0, 0, 0)]  # no contour
     # inclusive IoU: (1,1,4,3) has 4 x 3 = 12 pixels, (1,0,4,4) 4 x 5 = 20, they share 12
     assert R.iou((1, 1, 4, 3), (1, 0, 4, 4)) == pytest.approx(12 / 20)
@@ -54,10 +56,11 @@ def test_boxes_by_hand():
 # Three images with the two-blob map. Below t = 0.8 the largest box is the block, the pixel is a second box;
 # from t = 0.8 only the pixel's box is left.
 #   image 1, GT = (1,1,4,3):          largest: IoU 1 then 0;       all contours: 1 then 0
-#   image 2, GT = pixel (5,4,5,4):    largest: IoU 0 then 1;       all contours: 1 then 1
+#   image 2, GT = pixel (5,4,5,4):    largest: IoU 0 then 1/4;     all contours: 1 then 1
+#     (the authors' largest box at t >= 0.8 is (5,4,6,5), unclipped: 1 of its 4 pixels is the GT)
 #   image 3, GT = (1,0,4,4):          largest: IoU 0.6 then 0;     all contours: 0.6 then 0
 # Authors (one t for the three IoUs): t < 0.8 gives 2/3, 2/3, 1/3 correct -> mean 55.56; t >= 0.8 gives
-# 1/3 at each IoU -> 33.33; MaxBoxAccV2 = 55.56 at the first threshold, 0.01.
+# no hit at any IoU (image 2's IoU is 1/4) -> 0; MaxBoxAccV2 = 55.56 at the first threshold, 0.01.
 # wsolevaluation (a t per IoU): t < 0.8 gives 3/3, 3/3, 2/3 -> best per IoU 100, 100, 66.67 -> 88.89.
 HAND_GTS = [[(1, 1, 4, 3)], [(5, 4, 5, 4)], [(1, 0, 4, 4)]]
 

@@ -10,8 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from evaldata import make_scenes, write_csv
-from extension_kinds import (NumpyBackend, detect_tsv, open_square, recognise_square, square_box,
-                             write_numpy_model)
+from extension_kinds import (NumpyBackend, detect_tsv, nearest_placement, open_square, recognise_square,
+                             square_box, write_numpy_model)
 from tinymodel import bright_square_frame, make_tiny_model, tiny_meta
 
 from uolrps.core.errors import NotAllowedError, UserError
@@ -130,3 +130,41 @@ def test_a_registered_sink_gets_every_result(tmp_path, monkeypatch, square_kind)
     rows = _jsonl(tmp_path / "r.jsonl")  # the built-in JSONL sink, for reference
     want = [",".join(["square", str(r["frame"])] + [str(int(v)) for v in r["boxes"][0]]) for r in rows]
     assert (tmp_path / "r.csv").read_text().splitlines() == want and CsvSink.opened == ["square"]
+
+
+# ---- a map placement --------------------------------------------------------------------------------------
+def test_a_registered_placement_places_the_maps_of_run_and_eval(tmp_path, monkeypatch):
+    """A placement registered in PLACEMENTS is one a model's metadata may name, Localizer, run and eval use;
+    its boxes are worked out here from the 8 x 8 map itself (nearest neighbour: each cell a 20 x 15 block of
+    the 160 x 120 frame), not by the package's code."""
+    import cv2
+    import onnx
+
+    from uolrps.core import boxes
+    from uolrps.eval.evaluate import evaluate
+    from uolrps.model.onnx_meta import update_meta
+
+    monkeypatch.setitem(boxes.PLACEMENTS, "nearest", nearest_placement)
+    path = make_tiny_model(tmp_path / "m.onnx")
+    onnx.save(update_meta(onnx.load(str(path)), upsample="nearest"), str(path))  # the model names it
+    frames = [bright_square_frame(120, 160, (30 + 11 * i, 25, 95 + 11 * i, 80)) for i in range(4)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    with Localizer(path) as loc:
+        assert loc.upsample == "nearest"
+        for i, f in enumerate(frames):
+            cv2.imwrite(str(folder / f"{i}.png"), f)
+            m8 = (loc.heatmaps([f])[0, 0] * 255).astype(np.uint8)  # 8 x 8; the blocks keep these values
+            cells = (m8 > int(loc.threshold * int(m8.max()))).astype(np.uint8)
+            assert cv2.connectedComponents(cells, connectivity=8)[0] == 2  # one region: its box is the answer
+            rows, cols = np.nonzero(cells)
+            want = [cols.min() * 20, rows.min() * 15, min((cols.max() + 1) * 20, 159), min((rows.max() + 1) * 15, 119)]
+            assert loc(f).boxes[0].tolist() == want
+    run(RunConfig(source=str(folder), model=path, jsonl=tmp_path / "r.jsonl", progress=False), say=lambda *_: None)
+    run(RunConfig(source=str(folder), model=path, jsonl=tmp_path / "a.jsonl", upsample="authors", progress=False),
+        say=lambda *_: None)
+    with Localizer(path) as loc:
+        assert [r["boxes"][0] for r in _jsonl(tmp_path / "r.jsonl")] == [loc(f).boxes[0].tolist() for f in frames]
+    assert [r["boxes"] for r in _jsonl(tmp_path / "a.jsonl")] != [r["boxes"] for r in _jsonl(tmp_path / "r.jsonl")]
+    root = write_csv(tmp_path / "ds", make_scenes(4), extra_column=False)
+    assert evaluate(root / "boxes.csv", path, protocol="authors")["upsample"] == "nearest"

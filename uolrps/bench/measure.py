@@ -82,7 +82,7 @@ def measure(backend, target, frames: list[np.ndarray], batch: int, warmup: int, 
         y = backend(np.stack([preprocess(f, meta) for f in picks]))
         for f, h in zip(picks, y):
             for k in range(h.shape[0]):
-                heatmap_to_boxes(h[k], f.shape[:2], meta.threshold)
+                heatmap_to_boxes(h[k], f.shape[:2], meta.threshold, placement=meta.upsample)
 
     infer = Timing.of(timed(lambda: backend(x), warmup, iters), batch)
     whole = Timing.of(timed(full, max(1, warmup // 2), iters), batch)

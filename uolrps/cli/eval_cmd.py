@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, model_options
+from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, UPSAMPLE, model_options
 
 
 def eval_(
@@ -14,7 +14,10 @@ def eval_(
     model: str = typer.Option(..., "--model", "-m", help="Model file (.onnx or TensorRT .engine), or a Triton model "
                               "URL grpc://HOST:8001/NAME."),
     fmt: str = typer.Option("auto", "--format", help="auto, csv, voc, cub, wsol or coco."),
-    protocol: str = typer.Option("both", "--protocol", help="both, authors or wsol: which threshold is reported first and written."),
+    protocol: str = typer.Option("both", "--protocol", help="both (authors and wsol), authors, wsol, wsolevaluation "
+                                 "or uolwrps (a published pipeline end to end, beside authors), or all: see "
+                                 "docs/eval.md for which paper's numbers each is comparable with."),
+    upsample: str = UPSAMPLE,
     split: str = typer.Option(None, "--split", help="val, test or train, for data sets with splits."),
     images_root: Path = typer.Option(None, "--images-root", help="Folder the image paths are relative to (default: found next to the annotations)."),
     write_threshold: bool = typer.Option(False, "--write-threshold", help="Store the best threshold in the model file's metadata."),
@@ -41,7 +44,8 @@ def eval_(
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_path, save_vis=save_vis, n_vis=n_vis,
                    channel=channel, caam_backbone=caam, caam_weights=caam_weights, progress=not quiet,
-                   workers=workers or None, options=model_options(backend, providers, threads, meta))
+                   workers=workers or None, options=model_options(backend, providers, threads, meta),
+                   upsample=upsample)
     typer.echo(format_table(res))
 
 

@@ -1,4 +1,5 @@
-"""The model options every command that opens a model shares (run, eval, explain, bench), declared once.
+"""The model options every command that opens a model shares (run, eval, explain, bench), declared once
+(and the box placement, ``--upsample``, that run and eval share).
 
 Each is a Typer option used as a parameter default; :func:`model_options` turns the values into the one
 :class:`uolrps.runtime.backends.ModelOptions` the Python API takes.
@@ -16,6 +17,13 @@ PROVIDERS = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g.
 THREADS = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md).")
 META = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or Polygraphy): "
                     "the ONNX file it was built from, which carries the model metadata.")
+
+# how the heatmap is placed on the image before its boxes are found (uolrps.core.boxes.PLACEMENTS): not a way
+# to open the model, so not in ModelOptions, but declared once for the commands that draw or score boxes
+UPSAMPLE = typer.Option(None, "--upsample", help="How the heatmap is placed on the image before its boxes are found: "
+                        "authors (bilinear, aligned corners: the authors' code), bilinear, bilinear-minmax, bicubic "
+                        "or bicubic-minmax (default: the model's own, so run and eval agree; for eval it applies "
+                        "to the authors and wsol protocols; see docs/eval.md).")
 
 
 def model_options(backend: str = "auto", providers: str | None = None, threads: int | None = None,

@@ -8,7 +8,7 @@ from typing import List
 
 import typer
 
-from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS
+from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, UPSAMPLE
 
 from uolrps.core.errors import UserError
 from uolrps.core.redact import redact
@@ -27,6 +27,7 @@ def run(
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
                                     "maximum (default: the model's own)."),
     multi: bool = typer.Option(False, "--multi", help="A box for every region above the threshold (largest first)."),
+    upsample: str = UPSAMPLE,
     smooth: float = typer.Option(0.0, "--smooth", help="Heatmap smoothing over time, A in [0, 1): 0 = off, 0.8 = strong."),
     show: bool = typer.Option(False, "--show", help="Show a window per stream with the boxes and the frame rate (q or Esc quits)."),
     save: str = typer.Option(None, "--save", help="Annotated video (.mp4 or .avi); for an image folder a folder of "
@@ -80,7 +81,8 @@ def run(
         check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources_file))
     capture = CaptureOptions(size=parse_size(size) if size else None, fps=fps, fourcc=fourcc,
                              rtsp_transport=rtsp_transport)
-    config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,
+    config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, upsample=upsample,
+                       show=show,
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,

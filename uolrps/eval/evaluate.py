@@ -12,16 +12,18 @@ import json
 import time
 from pathlib import Path
 
+from uolrps.core.boxes import check_placement
 from uolrps.core.errors import OptionError, UserError
 from uolrps.eval import metrics as M
 from uolrps.eval.datasets import load_dataset
-from uolrps.eval.items import summarise
+from uolrps.eval.items import Dataset, summarise
 from uolrps.eval.inference import run_heatmaps
+from uolrps.eval.protocols import PIPELINES, PUBLISHED, run_pipeline
 from uolrps.eval.sweep import summarise_sweep, sweep
 from uolrps.core.options import check_at_least
 from uolrps.runtime.backends import ModelOptions
 
-PROTOCOLS = ("both", "authors", "wsol")
+PROTOCOLS = ("both", "authors", "wsol", *PUBLISHED, "all")
 
 
 def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto", protocol: str = "both",
@@ -29,12 +31,16 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
              json_path: str | Path | None = None, save_vis: str | Path | None = None, n_vis: int = 8,
              channel: int = 0, caam_backbone: str | None = None, caam_weights: str | Path | None = None,
              backend: str = "auto", progress: bool = False, workers: int | None = None,
-             meta: str | Path | None = None, options: ModelOptions | None = None) -> dict:
+             meta: str | Path | None = None, options: ModelOptions | None = None,
+             upsample: str | None = None) -> dict:
     """Evaluate a model file on a data set; returns the result dict (see docs/eval.md).
 
-    ``protocol``: ``both`` (default), ``authors`` or ``wsol`` (the one whose threshold is reported first and
-    written by ``write_threshold``; ``both`` writes the authors' one). ``caam_backbone`` adds the CAAM
-    baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
+    ``protocol``: ``both`` (default: ``authors`` and ``wsol``), ``authors`` or ``wsol`` (the one whose
+    threshold is reported first and written by ``write_threshold``; the others write the authors' one),
+    ``wsolevaluation`` or ``uolwrps`` (a published pipeline end to end, ``uolrps.eval.protocols``, beside the
+    authors' protocol), or ``all``. ``upsample``: how maps are placed on the image for ``authors`` and
+    ``wsol`` (``uolrps.core.boxes.PLACEMENTS``; default: the model's own, as ``run`` does). ``caam_backbone``
+    adds the CAAM baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
     ``meta``: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from.
     ``options`` (:class:`uolrps.runtime.backends.ModelOptions`): how to open the model, in place of ``backend``
     and ``meta`` (providers, threads and backend-specific options included).
@@ -43,6 +49,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
 
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}")
+    if upsample is not None:
+        check_placement(upsample)
     check_at_least(n_vis, 1, "n_vis (the number of worst and best cases to draw)")
     if workers is not None:
         check_at_least(workers, 1, "workers")
@@ -59,24 +67,43 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
         if not 0 <= channel < len(meta.classes):
             raise UserError(f"channel {channel} does not exist: the model has {len(meta.classes)} heatmap channels "
                             f"({', '.join(meta.classes)})")
+        placement = upsample or meta.upsample
+        if write_threshold and placement != meta.upsample:
+            raise OptionError(f"write_threshold with upsample={placement}: the threshold would be chosen with maps placed "
+                              f"by {placement}, but the model places them by {meta.upsample} (its metadata): leave the "
+                              "placement out to write the threshold for the model's own placement",
+                              "upsample", "write_threshold")
         t0 = time.perf_counter()
         items, heatmaps, sizes = run_heatmaps(ds, loc, channel, progress=progress, workers=workers)
+        published_maps = {}  # a published pipeline whose model sees another frame than the image: a second pass
+        for name in PUBLISHED:
+            frame = PIPELINES[name].frame
+            if items and protocol in (name, "all") and frame is not None:
+                kept = Dataset(ds.format, ds.root, items, [], ds.description)
+                published_maps[name] = run_heatmaps(kept, loc, channel, progress=progress, workers=workers,
+                                                    transform=lambda fr, frame=frame: frame(fr, meta.input_size))[1]
         t_infer = time.perf_counter() - t0
     if not items:
         raise UserError(f"no usable images in {dataset_path}: {summarise(ds.problems)}")
     t0 = time.perf_counter()
     # the authors' sweep always runs: GT-known Loc and CorLoc (at the model's threshold) come from it
-    swept = sweep(items, heatmaps, sizes, authors=True, wsol=protocol != "authors",
-                 extra_thresholds=(meta.threshold,), pixels=ds.has_masks, progress=progress, workers=workers)
+    swept = sweep(items, heatmaps, sizes, authors=True, wsol=protocol in ("both", "wsol", "all"),
+                 extra_thresholds=(meta.threshold,), pixels=ds.has_masks, progress=progress, workers=workers,
+                 placement=placement)
+    published = {name: run_pipeline(name, published_maps.get(name, heatmaps), items, sizes, meta.input_size,
+                                    progress=progress, workers=workers)
+                 for name in PUBLISHED if protocol in (name, "all")}
     t_sweep = time.perf_counter() - t0
     result = {
         "dataset": str(dataset_path), "format": ds.format, "found": ds.description, "model": str(model_path),
         "backbone": meta.backbone, "input_size": list(meta.input_size), "channel": channel,
         "n_images": len(items), "n_boxes": int(sum(len(it.boxes) for it in items)), "primary": protocol,
+        "upsample": placement,
     }
     result.update(summarise_sweep(swept, meta.threshold))
     if protocol == "wsol":
         del result["protocols"]["authors"]
+    result["protocols"].update(published)
     if swept["pixel"] is not None:
         result["pixel"] = swept["pixel"]
     result["baselines"] = {"centre_box": M.centre_box_baseline(sizes, [it.boxes for it in items])}
@@ -95,7 +122,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     if save_vis is not None:
         from uolrps.eval.vis import save_cases
 
-        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis)
+        result["vis"] = save_cases(save_vis, items, heatmaps, sizes, chosen["threshold"], n_vis, placement)
     if write_threshold:  # last but the JSON (whose path was checked first): a failure above changes no model
         from uolrps.model.threshold import write_threshold as _write
 

@@ -27,11 +27,12 @@ def _read(path: Path) -> np.ndarray | None:
 
 
 def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, progress: bool = False,
-                 workers: int | None = None) -> tuple[list, np.ndarray, list[tuple[int, int]]]:
+                 workers: int | None = None, transform=None) -> tuple[list, np.ndarray, list[tuple[int, int]]]:
     """Decode every image once and run the model on it: ``(items kept, heatmaps N x h x w, sizes (H, W))``.
 
     Unreadable images, annotation sizes that disagree with the image and boxes outside their image are
-    added to ``ds.problems`` (and left out).
+    added to ``ds.problems`` (and left out). ``transform``: what the model sees instead of the decoded
+    frame (e.g. a published pipeline's crop); sizes stay those of the images.
     """
     fixed = localizer.backend.input_spec.shape[0]
     step = max(fixed, (chunk // fixed) * fixed) if fixed else max(1, chunk)
@@ -56,7 +57,7 @@ def run_heatmaps(ds: Dataset, localizer, channel: int = 0, chunk: int = 16, prog
                     continue
                 kept.append(replace(it, boxes=boxes, size=(H, W)))
                 sizes.append((H, W))
-                frames.append(fr)
+                frames.append(fr if transform is None else transform(fr))
             if frames:
                 hm = localizer.heatmaps(frames)
                 maps.append(np.asarray(hm[:, channel], dtype=np.float32))

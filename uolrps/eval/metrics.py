@@ -5,10 +5,14 @@ only enters through the integer level ``int(t * max)``, so boxes are extracted o
 (at most 256) and shared by every t that maps to it. IoUs against all ground-truth boxes are computed at
 once; accuracies over images and thresholds are array reductions.
 
-- Authors' protocol: t in 0.01..0.99 (step 0.01), the largest contour, IoU 0.3/0.5/0.7 (inclusive pixels),
-  MaxBoxAccV2 = max over t of the mean of the three accuracies (one t shared by the three).
-- wsolevaluation protocol: t in 0..0.999 (step ``WSOL_STEP`` = 0.001), every contour, a best t per IoU,
-  MaxBoxAccV2 = mean over IoUs of the best accuracy.
+- Authors' protocol: t in 0.01..0.99 (step 0.01), the largest contour, its box unclipped (``x + w, y + h``
+  may be ``W``, ``H``, as the authors' validation code scores it), IoU 0.3/0.5/0.7 (inclusive pixels),
+  MaxBoxAccV2 = max over t of the mean of the three accuracies (one t shared by the three); the summary
+  also has each IoU's own maximum over t (``IoU_max``), which is what the authors' code prints as IOU30 ...
+- wsolevaluation protocol: t in 0..0.999 (step ``WSOL_STEP`` = 0.001), every contour, boxes clipped to the
+  image, a best t per IoU, MaxBoxAccV2 = mean over IoUs of the best accuracy.
+The threshold lists are the published code's own floats (``np.arange(0.01, 1, 0.01)``, ``np.arange(0, 1,
+0.001)``): ``int(t * max)`` differs from the rounded t's for a few (t, max) pairs. Reported thresholds are rounded.
 An image is correct at an IoU when any predicted box matches any of its ground-truth boxes.
 All accuracies are percentages (0..100).
 """
@@ -23,31 +27,34 @@ from uolrps.core.maps import minmax
 from uolrps.core.boxes import box_iou, boxes_from_map8, map8
 
 IOUS = (0.3, 0.5, 0.7)
-AUTHORS_THRESHOLDS = np.round(np.arange(1, 100) * 0.01, 2)
+AUTHORS_THRESHOLDS = np.arange(0.01, 1, 0.01)  # as the authors' validation.py, floats and all
 WSOL_STEP = 0.001
-WSOL_THRESHOLDS = np.round(np.arange(0, round(1 / WSOL_STEP)) * WSOL_STEP, 6)
+WSOL_THRESHOLDS = np.arange(0, 1, WSOL_STEP)  # as wsolevaluation's cam_threshold_list
 PIXEL_BINS = 1000  # PxAP / peak IoU: score thresholds k / PIXEL_BINS
 
 
-def level_boxes(map8: np.ndarray, thresholds: np.ndarray, multi: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+def level_boxes(map8: np.ndarray, thresholds: np.ndarray, multi: bool,
+                clip: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
     """For each threshold the index of its level, and the boxes of each distinct level (K x 4 each)."""
     levels = (np.asarray(thresholds, dtype=np.float64) * float(map8.max())).astype(np.int64)
     uniq, first, inverse = np.unique(levels, return_index=True, return_inverse=True)
-    boxes = [boxes_from_map8(map8, float(thresholds[i]), multi=multi) for i in first]
+    boxes = [boxes_from_map8(map8, float(thresholds[i]), multi=multi, clip=clip) for i in first]
     return inverse.reshape(-1), boxes
 
 
-def sweep_map8(map8: np.ndarray, gt: np.ndarray, thresholds: np.ndarray, multi: bool = False) -> np.ndarray:
-    """Best IoU with any GT box at each threshold (T,) on one quantised map (0 where no box)."""
-    inverse, boxes = level_boxes(map8, thresholds, multi)
+def sweep_map8(map8: np.ndarray, gt: np.ndarray, thresholds: np.ndarray, multi: bool = False,
+               clip: bool | None = None) -> np.ndarray:
+    """Best IoU with any GT box at each threshold (T,) on one quantised map (0 where no box). ``clip``
+    (default: ``multi``, i.e. the authors' largest box unclipped, wsolevaluation's boxes clipped)."""
+    inverse, boxes = level_boxes(map8, thresholds, multi, multi if clip is None else clip)
     best = np.array([box_iou(b, gt).max() if len(b) and len(gt) else 0.0 for b in boxes])
     return best[inverse]
 
 
 def sweep_image(heatmap: np.ndarray, size: tuple[int, int], gt: np.ndarray, thresholds: np.ndarray,
-                multi: bool = False) -> np.ndarray:
+                multi: bool = False, placement: str = "authors") -> np.ndarray:
     """Best IoU with any GT box at each threshold (T,), for one h x w heatmap on an (H, W) image."""
-    return sweep_map8(map8(heatmap, size)[0], gt, thresholds, multi)
+    return sweep_map8(map8(heatmap, size, placement)[0], gt, thresholds, multi)
 
 
 def accuracies(ious: np.ndarray, iou_thresholds=IOUS) -> np.ndarray:
@@ -83,14 +90,18 @@ class HitCounter:
 
 
 def authors_summary(ious: np.ndarray | None, thresholds=AUTHORS_THRESHOLDS, acc: np.ndarray | None = None) -> dict:
-    """One threshold shared by IoU 0.3/0.5/0.7 (the lowest among ties): MaxBoxAccV2 and the accuracies there.
-    Give best IoUs (N x T) or the accuracies ``acc`` (T x 3) directly."""
+    """One threshold shared by IoU 0.3/0.5/0.7 (the lowest among ties): MaxBoxAccV2 and the accuracies there
+    (``IoU30`` ... and again under ``IoU_at_threshold``), and each IoU's own maximum over thresholds
+    (``IoU_max``, what the authors' code prints as IOU30 ...). Give best IoUs (N x T) or the accuracies
+    ``acc`` (T x 3) directly."""
     acc = accuracies(ious) if acc is None else np.asarray(acc)
     mean = acc.mean(axis=1)
     i = int(np.argmax(mean))
     out = {"MaxBoxAccV2": float(mean[i])}
     out.update({_key(t): float(acc[i, j]) for j, t in enumerate(IOUS)})
-    out["threshold"] = float(thresholds[i])
+    out["IoU_at_threshold"] = {_key(t): float(acc[i, j]) for j, t in enumerate(IOUS)}
+    out["IoU_max"] = {_key(t): float(acc[:, j].max()) for j, t in enumerate(IOUS)}
+    out["threshold"] = float(np.round(thresholds[i], 6))
     out["contours"] = "largest"
     out["threshold_step"] = float(np.round(thresholds[1] - thresholds[0], 6)) if len(thresholds) > 1 else 0.0
     return out
@@ -102,8 +113,8 @@ def wsol_summary(ious: np.ndarray | None, thresholds=WSOL_THRESHOLDS, acc: np.nd
     best = acc.argmax(axis=0)
     out = {"MaxBoxAccV2": float(acc.max(axis=0).mean())}
     out.update({_key(t): float(acc[best[j], j]) for j, t in enumerate(IOUS)})
-    out["threshold"] = float(thresholds[best[IOUS.index(0.5)]])
-    out["thresholds"] = {_key(t): float(thresholds[best[j]]) for j, t in enumerate(IOUS)}
+    out["threshold"] = float(np.round(thresholds[best[IOUS.index(0.5)]], 6))
+    out["thresholds"] = {_key(t): float(np.round(thresholds[best[j]], 6)) for j, t in enumerate(IOUS)}
     out["contours"] = "all"
     out["threshold_step"] = float(np.round(thresholds[1] - thresholds[0], 6)) if len(thresholds) > 1 else 0.0
     return out

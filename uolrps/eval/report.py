@@ -18,9 +18,11 @@ def _row(name: str, r: dict) -> str:
 
 def format_table(res: dict) -> str:
     lines = [f"{res['n_images']} images, {res['n_boxes']} boxes ({res['format']}: {res['found']})",
-             f"model {res['model']} ({res['backbone']}, {res['input_size'][0]}x{res['input_size'][1]})", "",
+             f"model {res['model']} ({res['backbone']}, {res['input_size'][0]}x{res['input_size'][1]}), maps placed "
+             f"on the image by {res.get('upsample', 'authors')} (authors, wsol)", "",
              f"{'':<24}{'MaxBoxAccV2':>12}{'IoU30':>8}{'IoU50':>8}{'IoU70':>8}  threshold"]
-    names = {"authors": "authors (step .01)", "wsol": "wsol (step .001)"}
+    names = {"authors": "authors (step .01)", "wsol": "wsol (step .001)", "wsolevaluation": "wsolevaluation",
+             "uolwrps": "uolwrps (crop)"}
     for key, r in res["protocols"].items():
         lines.append(_row(names.get(key, key), r))
     for key, b in res.get("baselines", {}).items():
@@ -29,6 +31,11 @@ def format_table(res: dict) -> str:
         else:
             for proto, r in b.get("protocols", {}).items():
                 lines.append(_row(f"{key} ({proto})", r))
+    auth = res["protocols"].get("uolwrps") or res["protocols"].get("authors")
+    if auth and "IoU_max" in auth:
+        m = auth["IoU_max"]
+        lines.append(f"{'  each IoU at its own t':<36}{m['IoU30']:>8.2f}{m['IoU50']:>8.2f}{m['IoU70']:>8.2f}  "
+                     f"({'uolwrps' if 'uolwrps' in res['protocols'] else 'authors'}: what the authors' code prints)")
     lines.append("")
     if "gt_known_loc" in res:
         lines.append(f"GT-known Loc (IoU50, best t={res['gt_known_loc_threshold']:.2f}): {res['gt_known_loc']:.2f}")

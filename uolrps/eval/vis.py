@@ -38,7 +38,7 @@ def case_image(bgr: np.ndarray, heatmap: np.ndarray, gt: np.ndarray, pred: np.nd
 
 
 def save_cases(out_dir: str | Path, items: list, heatmaps: np.ndarray, sizes: list, threshold: float,
-               n: int = 8) -> dict:
+               n: int = 8, placement: str = "authors") -> dict:
     """Write ``worst_XX_<name>.png`` and ``best_XX_<name>.png`` (n each) into ``out_dir``; returns their list."""
     import cv2
 
@@ -49,7 +49,7 @@ def save_cases(out_dir: str | Path, items: list, heatmaps: np.ndarray, sizes: li
         raise OptionError(f"cannot create save_vis folder {out} ({e})", "save_vis") from None
     preds, ious = [], np.zeros(len(items))
     for i, it in enumerate(items):
-        boxes, _, _ = heatmap_to_boxes(heatmaps[i], sizes[i], threshold)
+        boxes, _, _ = heatmap_to_boxes(heatmaps[i], sizes[i], threshold, placement=placement)
         preds.append(boxes[:1])
         ious[i] = box_iou(boxes[:1], it.boxes).max() if len(boxes) else 0.0
     order = np.argsort(ious, kind="stable")

@@ -192,7 +192,7 @@ def explain(image: str | Path, model: str | Path, calib_npz: str | Path, box=Non
             raise UserError(f"the model uses backbone {meta.backbone} but {Path(calib_npz).name} was calibrated "
                             f"with {reps.meta['backbone']}: pass the calibration file of this model")
         if box is None:
-            boxes, _, _ = heatmap_to_boxes(loc.heatmaps([bgr])[0, 0], (H, W), loc.threshold)
+            boxes, _, _ = heatmap_to_boxes(loc.heatmaps([bgr])[0, 0], (H, W), loc.threshold, placement=loc.upsample)
             if not len(boxes):
                 raise OptionError(f"the model finds no object in {Path(image).name} at threshold {loc.threshold:g}: "
                                   "pass a region with box x1,y1,x2,y2", "box")

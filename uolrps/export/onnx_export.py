@@ -25,7 +25,7 @@ from uolrps.core.digest import sha256_wstar
 from uolrps.core.errors import OptionError, UserError
 from uolrps.model.files import twin_path
 from uolrps.model.onnx_meta import set_meta
-from uolrps.model.meta import ModelMeta
+from uolrps.model.meta import DEFAULT_PLACEMENT, ModelMeta
 
 OPSET = 17
 TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
@@ -212,7 +212,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         backbone=backbone, input_size=info.input_size, grid=info.grid, mean=info.mean, std=info.std,
         threshold=threshold, dynamic_batch=dynamic_batch, batch=batch, classes=tuple(classes),
         weights_sha256=info.weights_sha256, wstar_source=source, wstar_sha256=w_digest, version=__version__,
-        extra={"dilated": dilated, "wstar_calibration": {k: cal_meta.get(k) for k in
+        upsample=DEFAULT_PLACEMENT, extra={"dilated": dilated, "wstar_calibration": {k: cal_meta.get(k) for k in
                ("images", "n_skipped", "sampling_ratio", "date", "input_size")}},
     )
     images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)

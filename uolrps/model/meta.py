@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from uolrps.core.boxes import LEGACY_PLACEMENT, PLACEMENTS
 from uolrps.core.errors import UserError
 from uolrps.core.options import check_fraction
 
 FORMAT_VERSION = "1"
 PREFIX = "uolrps."  # every key in metadata_props carries this prefix
+# how the h x w map is placed on the frame before thresholding: one of uolrps.core.boxes.PLACEMENTS; a file
+# without the key was made before it existed and keeps the boxes it always had (LEGACY_PLACEMENT, "authors")
+DEFAULT_PLACEMENT = "authors"  # what uolrps export records (benchmarks/bench_placement.py measures them all)
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ModelMeta:
     wstar_sha256: str = ""
     threshold_source: str = "default"
     version: str = ""
+    upsample: str = LEGACY_PLACEMENT  # map placement (PLACEMENTS): eval and run both read it
     extra: dict = field(default_factory=dict, compare=False)
     # keys this version does not know (written by a newer one), verbatim: written back unchanged by to_props,
     # so reading and rewriting a file (e.g. --write-threshold) loses nothing. Their decoded values are in extra.
@@ -59,6 +64,9 @@ class ModelMeta:
         check_fraction(self.threshold, "model metadata: threshold")
         if self.layout != "NHWC" or self.color not in ("RGB", "BGR"):
             raise UserError(f"model metadata: unsupported layout/color {self.layout}/{self.color}")
+        if self.upsample not in PLACEMENTS:
+            raise UserError(f"model metadata: upsample must be one of {', '.join(PLACEMENTS)}, but got "
+                            f"{self.upsample!r}")
         if self.precision not in ("fp32", "fp16", "int8"):
             raise UserError(f"model metadata: precision must be fp32, fp16 or int8, but got {self.precision}")
 

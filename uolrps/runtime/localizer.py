@@ -16,6 +16,7 @@ from uolrps.core.errors import UserError
 from uolrps.model.files import is_engine
 from uolrps.core.options import check_interval, check_positive, check_smooth, check_threshold
 from uolrps.core.batching import chunk_ranges
+from uolrps.core.boxes import check_placement
 from uolrps.runtime.backends import ModelOptions, open_model
 from uolrps.runtime.blas import limit_blas_threads
 from uolrps.runtime.post import PostProcessor
@@ -74,6 +75,8 @@ class Localizer:
       :class:`uolrps.runtime.backends.ModelOptions`) gives all of these at once, backend-specific ones included.
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
+    - ``upsample``: how the map is placed on the frame (``uolrps.core.boxes.PLACEMENTS``); None takes the
+      model's own (its metadata key ``upsample``; ``authors`` for a file made before that key existed).
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
       ``m = A * m_prev + (1 - A) * heatmap`` (0 = off). Call :meth:`reset` between unrelated videos.
 
@@ -86,10 +89,12 @@ class Localizer:
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
                  min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None,
-                 options: ModelOptions | None = None) -> None:
+                 options: ModelOptions | None = None, upsample: str | None = None) -> None:
         check_threshold(threshold)
         check_smooth(smooth)
         check_interval(min_area, "min_area", 0, 1, "[)", " (a fraction of the frame area)")
+        if upsample is not None:
+            check_placement(upsample)
         limit_blas_threads()
         # meta: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from
         if options is None:
@@ -97,7 +102,7 @@ class Localizer:
         self.backend = open_model(model_path, options)
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
-                                   smooth=smooth, min_area=min_area)
+                                   smooth=smooth, min_area=min_area, placement=upsample or self.meta.upsample)
         self.threshold_origin = threshold_origin(self.backend.caps.meta_from or model_path, self.meta,
                                                  threshold is not None)
 
@@ -105,6 +110,7 @@ class Localizer:
     multi = property(lambda self: self._post.multi, lambda self, v: setattr(self._post, "multi", bool(v)))
     smooth = property(lambda self: self._post.smooth, lambda self, v: setattr(self._post, "smooth", float(v)))
     min_area = property(lambda self: self._post.min_area, lambda self, v: setattr(self._post, "min_area", float(v)))
+    upsample = property(lambda self: self._post.placement)
 
     def postprocessor(self) -> PostProcessor:
         """A post-processor with this localizer's settings and a smoothing state of its own (one per stream)."""

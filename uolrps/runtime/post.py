@@ -1,6 +1,7 @@
 """Heatmap to result for one stream: threshold, boxes, scores and its own smoothing state.
 
-:class:`PostProcessor` holds what post-processing needs (threshold, ``multi``, ``min_area``, ``smooth``)
+:class:`PostProcessor` holds what post-processing needs (threshold, ``multi``, ``min_area``, ``smooth``, the
+map ``placement``)
 and the moving average of one stream; a multi-stream run gives every stream its own, so one stream's
 smoothing never leaks into another's. ``--multi`` boxes come from outer contours only (a hole in a region
 is not an object).
@@ -12,13 +13,15 @@ import time
 
 import numpy as np
 
-from uolrps.core.boxes import heatmap_to_boxes
+from uolrps.core.boxes import LEGACY_PLACEMENT, check_placement, heatmap_to_boxes
 from uolrps.runtime.result import LocalizationResult
 
 
 class PostProcessor:
-    def __init__(self, threshold: float, multi: bool = False, smooth: float = 0.0, min_area: float = 0.01) -> None:
+    def __init__(self, threshold: float, multi: bool = False, smooth: float = 0.0, min_area: float = 0.01,
+                 placement: str = LEGACY_PLACEMENT) -> None:
         self.threshold = float(threshold)
+        self.placement = check_placement(placement)
         self.multi = bool(multi)
         self.smooth = float(smooth)
         self.min_area = float(min_area)
@@ -26,7 +29,7 @@ class PostProcessor:
 
     def copy(self) -> "PostProcessor":
         """Same settings, a fresh smoothing state."""
-        return PostProcessor(self.threshold, self.multi, self.smooth, self.min_area)
+        return PostProcessor(self.threshold, self.multi, self.smooth, self.min_area, self.placement)
 
     def reset(self) -> None:
         self._ema = None
@@ -49,7 +52,7 @@ class PostProcessor:
         boxes, scores, labels = [], [], []
         for k in range(hm.shape[0]):
             b, s, _ = heatmap_to_boxes(hm[k], (H, W), self.threshold, multi=self.multi, min_area=min_area,
-                                       outer_only=True)
+                                       outer_only=True, placement=self.placement)
             boxes.append(b)
             scores.append(s)
             labels.append(np.full(len(b), k, dtype=np.int32))

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from uolrps.core.boxes import check_placement
 from uolrps.core.errors import OptionError
 from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
     check_smooth, check_stall_timeout, check_threshold
@@ -42,6 +43,7 @@ class RunConfig:
     threshold: float | None = None
     multi: bool = False
     smooth: float = 0.0
+    upsample: str | None = None  # map placement (None: the model's own)
     show: bool = False
     save: str | Path | None = None
     jsonl: str | Path | None = None
@@ -73,6 +75,8 @@ class RunConfig:
         check_reopen_limit(self.reopen_limit)
         check_batch_wait_ms(self.batch_wait_ms)
         check_inflight(self.inflight)
+        if self.upsample is not None:
+            check_placement(self.upsample)
         if self.serve is not None:
             parse_serve(self.serve)
         parse_allow(self.serve_allow)
@@ -154,7 +158,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     engine = None
     try:
         loc = Localizer(config.model, threshold=config.threshold, multi=config.multi, smooth=config.smooth,
-                        options=config.model_options())
+                        upsample=config.upsample, options=config.model_options())
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)

@@ -32,9 +32,13 @@ def run(
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, trt or triton."),
+    backend: str = typer.Option("auto", "--backend", help="auto (by file suffix or URL; an .onnx file runs on OpenVINO "
+                                "when it is installed on a CPU-only machine, else ONNX Runtime), ort, openvino, trt or triton."),
+    device: str = typer.Option(None, "--device", help="OpenVINO device: CPU (default), GPU, NPU or AUTO."),
+    precision: str = typer.Option(None, "--precision", help="OpenVINO inference precision: f32 (default), or bf16 / f16 "
+                                  "for a model that passed `uolrps gate` on that device."),
     providers: str = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu (default: cpu)."),
-    threads: int = typer.Option(None, "--threads", help="ONNX Runtime CPU threads (default: see docs/run.md)."),
+    threads: int = typer.Option(None, "--threads", help="ONNX Runtime or OpenVINO CPU threads (default: see docs/run.md)."),
     meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
                               "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
@@ -76,7 +80,8 @@ def run(
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
-                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight)
+                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight, device=device,
+                       precision=precision)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

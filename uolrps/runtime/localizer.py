@@ -67,7 +67,8 @@ class Localizer:
 
     - ``threshold``: box threshold t as a fraction of the heatmap's maximum; None takes the model's own.
     - ``backend``: ``auto`` (by file suffix), ``ort`` or ``trt``; ``providers``: ONNX Runtime execution
-      providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only; default: its own).
+      providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (default: its own); ``device``
+      (CPU, GPU, NPU, AUTO) and ``precision`` (f32, or a gated bf16/f16) for ``openvino``.
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
     - ``smooth``: A in [0, 1): exponential moving average of the heatmap over successive calls,
@@ -81,7 +82,8 @@ class Localizer:
 
     def __init__(self, model_path: str | Path, threshold: float | None = None, backend: str = "auto",
                  multi: bool = False, smooth: float = 0.0, providers: str | Iterable[str] | None = None,
-                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None) -> None:
+                 min_area: float = 0.01, threads: int | None = None, meta: str | Path | None = None,
+                 device: str | None = None, precision: str | None = None) -> None:
         check_threshold(threshold)
         check_smooth(smooth)
         check_interval(min_area, "min_area", 0, 1, "[)", " (a fraction of the frame area)")
@@ -89,7 +91,8 @@ class Localizer:
 
         limit_blas_threads()
         # meta: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from
-        self.backend = load_backend(model_path, backend, providers=providers, threads=threads, meta=meta)
+        self.backend = load_backend(model_path, backend, providers=providers, threads=threads, meta=meta,
+                                    device=device, precision=precision)
         self.meta = self.backend.meta
         self._post = PostProcessor(float(self.meta.threshold if threshold is None else threshold), multi=multi,
                                    smooth=smooth, min_area=min_area)

@@ -60,6 +60,8 @@ class RunConfig:
     serve: str | None = None
     serve_token: str | None = None
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
+    device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
+    precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -147,7 +149,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     engine = None
     try:
         loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
-                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta)
+                        smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta,
+                        device=config.device, precision=config.precision)
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
@@ -164,8 +167,14 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             engine.add_source(spec, entry.name, open_now=single)
         origin = loc.threshold_origin
         say(f"threshold {loc.threshold:g} ({origin if origin == 'given' else 'from ' + origin})")
+        because = getattr(loc.backend, "chosen_because", None)  # backend auto: which engine, and why
+        if because is not None:
+            say(f"backend {type(loc.backend).__name__} ({because})")
         ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
-        if ran_on is not None:
+        describe = getattr(loc.backend, "describe", None)  # OpenVINO: device and the precision that runs, and why
+        if describe is not None:
+            say(describe())
+        elif ran_on is not None:
             say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "
                 f"{', '.join(loc.backend.providers)})")
         server = None

@@ -35,6 +35,8 @@ BACKENDS: dict[str, BackendEntry] = {
     "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
                            ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",
                            options=("timeout", "retry_s", "in_flight"), what="Triton Inference Server", url=True),
+    "openvino": BackendEntry("openvino", (".xml",), "uolrps.runtime.backends.openvino:OpenVinoBackend", ("openvino",),
+                             "openvino", options=("device", "threads", "precision"), what="OpenVINO"),
 }
 URL_FORM = "grpc://HOST:8001/NAME or http://HOST:8000/NAME"
 
@@ -71,6 +73,38 @@ def backend_name(path: str | Path, backend: str = "auto") -> str:
                       "or choose one with backend=NAME", "backend")
 
 
+def _importable(name: str) -> bool:
+    """True when the top-level package ``name`` can be imported (without importing it)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def auto_cpu_engine(options: dict) -> tuple[str, str]:
+    """The engine ``backend="auto"`` runs an ONNX file on, and why: OpenVINO when it is installed, the options
+    do not name ONNX Runtime's (``providers``) and ONNX Runtime has no GPU provider here (a CPU-only machine:
+    OpenVINO is the faster CPU engine, docs/openvino.md); else ONNX Runtime."""
+    if "providers" in options:
+        return "ort", "auto: providers are ONNX Runtime's"
+    if {"device", "precision"} & set(options):
+        return "openvino", "auto: device and precision are OpenVINO's"
+    if not _importable("openvino"):
+        return "ort", "auto: OpenVINO is not installed (pip install 'uolrps[openvino]' for the faster CPU engine)"
+    if _importable("onnxruntime"):
+        import onnxruntime as ort
+
+        gpu = [p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")]
+        if gpu:
+            return "ort", f"auto: ONNX Runtime has {gpu[0]} here (a GPU machine)"
+    return "openvino", "auto: a CPU-only machine with OpenVINO installed (--backend ort for ONNX Runtime)"
+
+
 def load_backend(path: str | Path, backend: str = "auto", **options):
     """Open ``path`` with the chosen backend; returns a :class:`uolrps.runtime.backends.base.Backend`.
 
@@ -83,13 +117,20 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
         raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
                         "`uolrps export` or an .engine from `uolrps build`")
     given = {k: v for k, v in options.items() if v is not None}
+    because = None
+    if backend == "auto" and entry.name == "ort":
+        choice, because = auto_cpu_engine(given)
+        entry = BACKENDS[choice]
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
         raise OptionError(f"{', '.join(unknown)} does not apply to the {entry.name} backend ({entry.what})", *unknown)
     module_name, _, class_name = entry.target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-        return cls(path, **given)
+        opened = cls(path, **given)
+        if because is not None:
+            opened.chosen_because = because
+        return opened
     except ModuleNotFoundError as e:
         root = (e.name or "").split(".")[0]
         if root in entry.libraries:

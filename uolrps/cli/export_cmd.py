@@ -29,6 +29,8 @@ def export(
     int8_calib: Path = typer.Option(None, "--int8-calib", help="INT8 calibration images (default: --calib-images, "
                                     "else the folder the --wstar file was calibrated on)."),
     int8_images: int = typer.Option(None, "--int8-images", help="How many calibration images to sample [default: 256]."),
+    openvino: bool = typer.Option(False, "--openvino", help="Also write <output stem>.xml/.bin, an OpenVINO IR with "
+                                  "the model metadata (docs/openvino.md)."),
 ) -> None:
     """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
     from uolrps.export.onnx_export import export_model
@@ -49,6 +51,11 @@ def export(
     for t in res.int8:
         use = (f"for TensorRT: `uolrps build {t.path}`" if t.recipe.form == "QDQ" else "for ONNX Runtime on a CPU")
         typer.echo(f"wrote {t.path} (int8 {t.recipe.form}, {len(t.recipe.nodes)} layers quantized; {use})")
+    if openvino:
+        from uolrps.export.openvino_ir import write_ir
+
+        xml = write_ir(res.path, log=lambda m: typer.echo(m, err=True))
+        typer.echo(f"wrote {xml} and {xml.with_suffix('.bin').name} (OpenVINO IR; `uolrps run --model {xml}`)")
     if triton_repo is not None:
         from uolrps.export.triton_repo import write_triton_repo
 

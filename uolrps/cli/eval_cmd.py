@@ -24,7 +24,9 @@ def eval_(
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
     caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
-    backend: str = typer.Option("auto", "--backend", help="auto, ort, trt or triton."),
+    backend: str = typer.Option("auto", "--backend", help="auto, ort, openvino, trt or triton."),
+    device: str = typer.Option(None, "--device", help="OpenVINO device: CPU (default), GPU, NPU or AUTO."),
+    precision: str = typer.Option(None, "--precision", help="OpenVINO inference precision: f32 (default), or a gated bf16 / f16."),
     meta: Path = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or "
                               "Polygraphy): the ONNX file it was built from, which carries the model metadata."),
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),
@@ -44,7 +46,7 @@ def eval_(
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_path, save_vis=save_vis, n_vis=n_vis,
                    channel=channel, caam_backbone=caam, caam_weights=caam_weights, backend=backend,
-                   progress=not quiet, workers=workers or None, meta=meta)
+                   progress=not quiet, workers=workers or None, meta=meta, device=device, precision=precision)
     typer.echo(format_table(res))
 
 

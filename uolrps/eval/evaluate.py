@@ -27,13 +27,14 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
              json_path: str | Path | None = None, save_vis: str | Path | None = None, n_vis: int = 8,
              channel: int = 0, caam_backbone: str | None = None, caam_weights: str | Path | None = None,
              backend: str = "auto", progress: bool = False, workers: int | None = None,
-             meta: str | Path | None = None) -> dict:
+             meta: str | Path | None = None, device: str | None = None, precision: str | None = None) -> dict:
     """Evaluate a model file on a data set; returns the result dict (see docs/eval.md).
 
     ``protocol``: ``both`` (default), ``authors`` or ``wsol`` (the one whose threshold is reported first and
     written by ``write_threshold``; ``both`` writes the authors' one). ``caam_backbone`` adds the CAAM
     baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
     ``meta``: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from.
+    ``device`` and ``precision``: OpenVINO's device and (gated) inference precision.
     """
     from uolrps.runtime import Localizer
 
@@ -49,7 +50,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     _check_outputs(model_path, json_path, save_vis, write_threshold)  # before any work, so a bad path costs nothing
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)
-    with Localizer(model_path, backend=backend, meta=meta) as loc:
+    with Localizer(model_path, backend=backend, meta=meta, device=device, precision=precision) as loc:
         meta = loc.meta
         if not 0 <= channel < len(meta.classes):
             raise UserError(f"channel {channel} does not exist: the model has {len(meta.classes)} heatmap channels "

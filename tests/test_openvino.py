@@ -270,3 +270,31 @@ def test_bf16_gate_on_imagenet_loc(efflite0_model):
     assert result.report.share >= 0.95
     with OpenVinoBackend(efflite0_model, precision="bf16") as b:
         assert b.precision == "bf16"
+
+
+def test_export_ir_carries_our_metadata_and_triton_openvino_entry(tiny, tmp_path):
+    from uolrps.export.openvino_ir import write_ir
+    from uolrps.export.triton_repo import RepoSettings, validate_config, write_triton_repo
+    from uolrps.runtime.backends.openvino import RT_SECTION
+
+    xml = write_ir(tiny, log=lambda m: None)
+    assert xml == tmp_path / "m.xml" and xml.with_suffix(".bin").is_file()
+    assert ov.Core().read_model(str(xml)).has_rt_info([RT_SECTION, "uolrps.format"])
+    x = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    with load_backend(xml) as ir, load_backend(tiny, "ort") as ref:
+        assert isinstance(ir, OpenVinoBackend) and ir.meta == ref.meta
+        np.testing.assert_allclose(ir(x), ref(x), atol=1e-4)
+    out = tmp_path / "repo"
+    write_triton_repo(tiny, out, RepoSettings(platform="openvino", name="tiny_ov"), log=lambda m: None)
+    text = (out / "tiny_ov" / "config.pbtxt").read_text()
+    config = validate_config(text)
+    if config is None:
+        pytest.skip("tritonclient (Triton's ModelConfig protobuf) is not installed: pip install 'uolrps[triton]'")
+    assert config.backend == "openvino" and config.platform == ""
+    assert config.instance_group[0].kind == config.instance_group[0].KIND_CPU
+    # Triton's OpenVINO backend refuses parameters it does not know: only its own keys, the metadata is in the IR
+    assert set(config.parameters) <= {"PERFORMANCE_HINT", "ENABLE_BATCH_PADDING"}
+    files = sorted(p.name for p in (out / "tiny_ov" / "1").iterdir())
+    assert files == ["model.bin", "model.xml"]
+    with load_backend(out / "tiny_ov" / "1" / "model.xml") as served:
+        assert served.meta == ref.meta

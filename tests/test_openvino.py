@@ -129,16 +129,26 @@ def test_stream_engine_keeps_the_backends_calls_in_flight(tiny, tmp_path):
     assert any("OpenVINO" in s and "at f32 precision" in s for s in said)
 
 
-def test_auto_prefers_openvino_on_a_cpu_only_machine(tiny):
-    name, why = auto_cpu_engine({})
+def test_auto_prefers_openvino_on_a_cpu_only_machine(tiny, tmp_path, capsys):
+    import cv2
     import onnxruntime as ort
 
+    from uolrps.cli.main import main
+
+    name, why = auto_cpu_engine({})
     gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers())
     assert name == ("ort" if gpu else "openvino") and why
     assert auto_cpu_engine({"providers": "cpu"})[0] == "ort"
+    assert auto_cpu_engine({"precision": "f32"})[0] == "openvino"
+    assert isinstance(load_backend(tiny), __import__("uolrps.runtime.backends.ort", fromlist=["x"]).OrtBackend)
+    frames = tmp_path / "f"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.full((48, 64, 3), 100, np.uint8))
+    assert main(["run", "--video", str(frames), "--model", str(tiny), "--quiet"]) == 0
+    err = capsys.readouterr().err
     if not gpu:
-        b = load_backend(tiny)
-        assert isinstance(b, OpenVinoBackend) and "CPU-only" in b.chosen_because
+        assert "backend openvino (auto: a CPU-only machine with OpenVINO installed" in err
+        assert "OpenVINO" in err and "runs m.onnx on CPU" in err and "at f32 precision" in err
 
 
 def test_bad_inputs_are_one_line(tiny, tmp_path):

@@ -28,7 +28,7 @@ def write_ir(onnx_path: str | Path, output: str | Path | None = None, log=print)
     from uolrps.runtime.backends import _importable
 
     if not _importable("openvino"):
-        raise UserError("--openvino needs OpenVINO (not installed): pip install 'uolrps[openvino]'")
+        raise UserError("writing an OpenVINO IR needs OpenVINO (not installed): pip install 'uolrps[openvino]'")
     import openvino as ov
 
     from uolrps.export.verify import run_onnx, synthetic_images

@@ -17,7 +17,7 @@ from pathlib import Path
 from uolrps.errors import OptionError
 from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
     check_smooth, check_stall_timeout, check_threshold
-from uolrps.runtime.backends import BACKENDS
+from uolrps.runtime.backends import BACKENDS, auto_cpu_engine, is_url
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -148,7 +148,11 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     closers: list = []
     engine = None
     try:
-        loc = Localizer(config.model, threshold=config.threshold, backend=config.backend, multi=config.multi,
+        backend, because = config.backend, None
+        if backend == "auto" and not is_url(config.model) and Path(str(config.model)).suffix.lower() == ".onnx":
+            backend, because = auto_cpu_engine({k: v for k, v in (("providers", config.providers), ("device", config.device),
+                                                                  ("precision", config.precision)) if v is not None})
+        loc = Localizer(config.model, threshold=config.threshold, backend=backend, multi=config.multi,
                         smooth=config.smooth, providers=config.providers, threads=config.threads, meta=config.meta,
                         device=config.device, precision=config.precision)
         closers.append(loc)
@@ -167,9 +171,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             engine.add_source(spec, entry.name, open_now=single)
         origin = loc.threshold_origin
         say(f"threshold {loc.threshold:g} ({origin if origin == 'given' else 'from ' + origin})")
-        because = getattr(loc.backend, "chosen_because", None)  # backend auto: which engine, and why
-        if because is not None:
-            say(f"backend {type(loc.backend).__name__} ({because})")
+        if because is not None:  # backend auto: which engine, and why
+            say(f"backend {backend} ({because})")
         ran_on = getattr(loc.backend, "provider", None)  # ONNX Runtime: the execution provider that actually runs
         describe = getattr(loc.backend, "describe", None)  # OpenVINO: device and the precision that runs, and why
         if describe is not None:

@@ -87,9 +87,10 @@ def _importable(name: str) -> bool:
 
 
 def auto_cpu_engine(options: dict) -> tuple[str, str]:
-    """The engine ``backend="auto"`` runs an ONNX file on, and why: OpenVINO when it is installed, the options
-    do not name ONNX Runtime's (``providers``) and ONNX Runtime has no GPU provider here (a CPU-only machine:
-    OpenVINO is the faster CPU engine, docs/openvino.md); else ONNX Runtime."""
+    """The engine `uolrps run --backend auto` runs an ONNX file on, and why: OpenVINO when it is installed, the
+    options do not name ONNX Runtime's (``providers``) and ONNX Runtime has no GPU provider here (a CPU-only
+    machine: OpenVINO is the faster CPU engine, docs/openvino.md); else ONNX Runtime. (:func:`load_backend`'s own
+    ``auto`` stays by file suffix: the library does not switch engines under a caller.)"""
     if "providers" in options:
         return "ort", "auto: providers are ONNX Runtime's"
     if {"device", "precision"} & set(options):
@@ -117,20 +118,13 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
         raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
                         "`uolrps export` or an .engine from `uolrps build`")
     given = {k: v for k, v in options.items() if v is not None}
-    because = None
-    if backend == "auto" and entry.name == "ort":
-        choice, because = auto_cpu_engine(given)
-        entry = BACKENDS[choice]
     unknown = sorted(set(given) - set(entry.options))
     if unknown:
         raise OptionError(f"{', '.join(unknown)} does not apply to the {entry.name} backend ({entry.what})", *unknown)
     module_name, _, class_name = entry.target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-        opened = cls(path, **given)
-        if because is not None:
-            opened.chosen_because = because
-        return opened
+        return cls(path, **given)
     except ModuleNotFoundError as e:
         root = (e.name or "").split(".")[0]
         if root in entry.libraries:

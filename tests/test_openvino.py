@@ -308,3 +308,13 @@ def test_export_ir_carries_our_metadata_and_triton_openvino_entry(tiny, tmp_path
     assert files == ["model.bin", "model.xml"]
     with load_backend(out / "tiny_ov" / "1" / "model.xml") as served:
         assert served.meta == ref.meta
+
+
+def test_doctor_lists_openvino_and_its_devices():
+    from uolrps import doctor
+
+    check = doctor.check_openvino()
+    assert check.ok is True and check.detail.startswith(f"OpenVINO {ov.__version__.split('-')[0]} on ")
+    for device in ov.Core().available_devices:
+        assert f"{device} (" in check.detail
+    assert "FP32" in check.detail

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime", "tritonclient", "grpc", "gevent")
+HEAVY = ("torch", "onnx", "tensorrt", "pycuda", "onnxruntime", "tritonclient", "grpc", "gevent", "openvino")
 
 PROBE = r"""
 import importlib, json, pkgutil, sys

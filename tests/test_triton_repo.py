@@ -109,7 +109,7 @@ def test_an_engine_gets_a_tensorrt_plan_entry_capped_by_its_profile(tiny, tmp_pa
     (["--max-batch", "0"], "--max-batch must be at least 1"),
     (["--preferred-batch", "4,x"], "--preferred-batch must be comma-separated"),
     (["--preferred-batch", "32"], "larger than max_batch_size 8"),
-    (["--platform", "tensorflow"], "--platform must be onnxruntime or python"),
+    (["--platform", "tensorflow"], "--platform must be onnxruntime or python or openvino"),
     (["--name", "a/b"], "a Triton model name may use"),
     (["--engine", "absent.engine"], "does not exist"),
 ])

@@ -181,6 +181,25 @@ def _check_triton() -> Check:
     return Check(what, True, f"tritonclient {_installed('tritonclient') or version} ({', '.join(have)})")
 
 
+def check_openvino() -> Check:
+    """OpenVINO's version, its devices and what each runs (informational: ONNX Runtime runs the same files)."""
+    what = "uolrps run --backend openvino"
+    ov, version = _version("openvino")
+    if ov is None:
+        return Check(what, None, "OpenVINO not installed: pip install 'uolrps[openvino]' (the faster CPU engine; "
+                     "Intel GPUs and NPUs, docs/openvino.md)")
+    try:
+        core = ov.Core()
+        devices = []
+        for d in core.available_devices:
+            caps = [c for c in core.get_property(d, "OPTIMIZATION_CAPABILITIES") if c in ("FP32", "BF16", "FP16", "INT8")]
+            devices.append(f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')}: {', '.join(caps)})")
+    except Exception as e:  # a broken plugin or driver: say so, do not fail the report
+        return Check(what, False, f"OpenVINO {version} is installed but cannot list its devices ({e})",
+                     "reinstall openvino, or the device's driver")
+    return Check(what, True, f"OpenVINO {version.split('-')[0]} on {'; '.join(devices) or 'no device'}")
+
+
 def diagnose() -> list[Check]:
     """Every check, in the order printed."""
     jetson = jetson_model()
@@ -198,6 +217,7 @@ def diagnose() -> list[Check]:
         Check("uolrps run --model model.engine", has_cv and trt_ok and bool(gpus),
               "TensorRT + pycuda + GPU" if trt_ok and gpus else "needs TensorRT, pycuda and a visible GPU",
               "see the TensorRT and pycuda lines above; build engines with `uolrps build` on this machine"),
+        check_openvino(),
         _check_triton(),
         Check("sources: files, image folders", has_cv, "yes" if has_cv else "no", "install OpenCV (above)"),
         Check("sources: cam0, /dev/video0", has_cv and cv.v4l2, "V4L2" if has_cv and cv.v4l2 else "no", "OpenCV with V4L2"),

@@ -11,12 +11,11 @@ What cannot run here is listed with the reason and the fix, never silently dropp
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.core.errors import OptionError, UserError
+from uolrps.core.lazy import importable
 from uolrps.model.files import ENGINE_SUFFIXES, ModelFiles
 from uolrps.model.files import VARIANTS as FILE_VARIANTS
 from uolrps.runtime.backends import BACKENDS, backend_name
@@ -44,15 +43,6 @@ def reference_of(model: str | Path) -> Path | None:
         return None
     ref = ModelFiles.of(Path(model)).path("fp32")
     return ref if ref.is_file() else None
-
-
-def importable(name: str) -> bool:
-    if name in sys.modules:
-        return sys.modules[name] is not None
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def ort_variants(path: Path, precision: str, threads: int | None) -> tuple[list[Target], list[Skipped]]:
@@ -85,7 +75,31 @@ def trt_variants(path: Path, precision: str, threads: int | None, meta: str | No
     return [Target(label, str(path), "trt", precision, {"meta": meta} if meta else {})], []
 
 
+def openvino_variants(path: Path, precision: str, threads: int | None) -> tuple[list[Target], list[Skipped]]:
+    """OpenVINO on the CPU: f32 for every file; bf16 for the FP32 file where the CPU runs bf16 and the file passed
+    its bf16 gate (`uolrps gate`), else listed with the reason."""
+    if not importable("openvino"):
+        return [], [Skipped(f"{path.name} openvino", "openvino is not installed: pip install 'uolrps[openvino]'")]
+    import openvino as ov
+
+    from uolrps.model.gates import find_gate
+
+    opts = {"device": "CPU", **({"threads": threads} if threads is not None else {})}
+    targets = [Target(f"{path.name} openvino:f32", str(path), "openvino", precision, opts)]
+    skipped = []
+    if precision == "fp32":
+        label = f"{path.name} openvino:bf16"
+        if "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            skipped.append(Skipped(label, "this CPU has no bf16 (AVX-512 BF16 or AMX)"))
+        elif find_gate(path, "openvino", "CPU", "bf16") is None:
+            skipped.append(Skipped(label, f"not gated: run `uolrps gate {path.name} --precision bf16` first"))
+        else:
+            targets.append(Target(label, str(path), "openvino", "bf16", {**opts, "precision": "bf16"}))
+    return targets, skipped
+
+
 VARIANTS = {"ort": ort_variants, "trt": trt_variants}
+CPU_ENGINES = {"openvino": openvino_variants}  # other engines that run each ONNX file too
 
 
 def discover(model: str | Path, backends: list[str] | None = None, threads: int | None = None,
@@ -117,6 +131,11 @@ def discover(model: str | Path, backends: list[str] | None = None, threads: int 
                     t, s = [Target(f"{path.name} {name}", str(path), name, precision, {})], []
                 targets += t
                 skipped += s
+            if onnx.is_file():
+                for expand_cpu in CPU_ENGINES.values():
+                    t, s = expand_cpu(onnx, precision, threads)
+                    targets += t
+                    skipped += s
             if onnx.is_file() and not any(e.is_file() for e in engines) and precision in ("fp16", "int8"):
                 skipped.append(Skipped(f"{engines[0].name} trt", f"no engine beside it: on the GPU machine run "
                                        f"`uolrps build {onnx.name}`, then `uolrps bench {model.name}` again"))

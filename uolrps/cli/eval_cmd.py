@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, UPSAMPLE, model_options
+from uolrps.cli.model_options import (BACKEND, DEVICE, META, PRECISION, PROVIDERS, THREADS, UPSAMPLE,
+                                      model_options)
 
 
 def eval_(
@@ -31,6 +32,8 @@ def eval_(
     providers: str = PROVIDERS,
     threads: int = THREADS,
     meta: Path = META,
+    device: str = DEVICE,
+    precision: str = PRECISION,
     workers: int = typer.Option(0, "--workers", help="Threads for decoding and the sweep (0: up to 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -44,7 +47,8 @@ def eval_(
     res = evaluate(dataset, model, fmt=fmt, protocol=protocol, split=split, images_root=images_root,
                    write_threshold=write_threshold, json_path=json_path, save_vis=save_vis, n_vis=n_vis,
                    channel=channel, caam_backbone=caam, caam_weights=caam_weights, progress=not quiet,
-                   workers=workers or None, options=model_options(backend, providers, threads, meta),
+                   workers=workers or None, options=model_options(backend, providers, threads, meta, device,
+                                                                      precision),
                    upsample=upsample)
     typer.echo(format_table(res))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, model_options
+from uolrps.cli.model_options import BACKEND, DEVICE, META, PRECISION, PROVIDERS, THREADS, model_options
 from uolrps.core.errors import UserError
 
 
@@ -37,6 +37,8 @@ def explain_(
     providers: str = PROVIDERS,
     threads: int = THREADS,
     meta: Path = META,
+    device: str = DEVICE,
+    precision: str = PRECISION,
 ) -> None:
     """Show which calibration images make the model call a region foreground (representer values)."""
     import cv2
@@ -48,7 +50,7 @@ def explain_(
 
     check_output_path(output, "-o", (".png",), inputs=tuple(p for p in (image, model, calib, meta) if p))  # before the backbone loads
     exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights,
-                  options=model_options(backend, providers, threads, meta))
+                  options=model_options(backend, providers, threads, meta, device, precision))
     grid = explain_grid(exp, read_bgr(image))
 
     def _write(tmp: Path) -> None:

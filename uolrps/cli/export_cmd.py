@@ -29,6 +29,8 @@ def export(
     int8_calib: Path = typer.Option(None, "--int8-calib", help="INT8 calibration images (default: --calib-images, "
                                     "else the folder the --wstar file was calibrated on)."),
     int8_images: int = typer.Option(None, "--int8-images", help="How many calibration images to sample [default: 256]."),
+    openvino: bool = typer.Option(False, "--openvino", help="Also write <output stem>.xml/.bin, an OpenVINO IR with "
+                                  "the model metadata (docs/openvino.md)."),
 ) -> None:
     """Export encoder + w* as one verified ONNX graph (uint8 image in, heatmap out)."""
     from uolrps.export.onnx_export import export_model
@@ -36,7 +38,7 @@ def export(
     res = export_model(backbone=backbone, output=output, weights=weights, wstar=wstar, calib_images=calib_images,
                        size=size, batch=batch, dynamic_batch=dynamic_batch, fp16=fp16, class_index=class_index,
                        threshold=threshold, dilated=dilated, log=lambda m: typer.echo(m, err=True), int8=int8,
-                       int8_calib=int8_calib, int8_images=int8_images, triton_repo=triton_repo)
+                       int8_calib=int8_calib, int8_images=int8_images, triton_repo=triton_repo, openvino=openvino)
     typer.echo(f"wrote {res.path} ({res.meta.backbone}, input {res.meta.input_size[0]}x{res.meta.input_size[1]}, "
                f"heatmap {len(res.meta.classes)} x {res.meta.grid[0]} x {res.meta.grid[1]})")
     if res.fp16_path:
@@ -44,6 +46,9 @@ def export(
     for t in res.int8:
         use = (f"for TensorRT: `uolrps build {t.path}`" if t.recipe.form == "QDQ" else "for ONNX Runtime on a CPU")
         typer.echo(f"wrote {t.path} (int8 {t.recipe.form}, {len(t.recipe.nodes)} layers quantized; {use})")
+    if res.ir_path:
+        typer.echo(f"wrote {res.ir_path} and {res.ir_path.with_suffix('.bin').name} (OpenVINO IR; "
+                   f"`uolrps run --model {res.ir_path}`)")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import typer
 from uolrps import __version__
 from uolrps.core.errors import OptionError, UserError
 
-COMMANDS = ["calib", "export", "build", "run", "demo", "eval", "explain", "triton", "doctor", "bench"]  # modules uolrps/cli/<name>_cmd.py
+COMMANDS = ["calib", "export", "build", "gate", "run", "demo", "eval", "explain", "triton", "doctor", "bench"]  # modules uolrps/cli/<name>_cmd.py
 # commands that read or write images and video: without OpenCV they stop at once, naming the extra to install
 NEEDS_OPENCV = {"calib", "export", "run", "demo-data", "eval", "explain", "bench"}
 

@@ -8,7 +8,7 @@ from typing import List
 
 import typer
 
-from uolrps.cli.model_options import BACKEND, META, PROVIDERS, THREADS, UPSAMPLE
+from uolrps.cli.model_options import DEVICE, META, PRECISION, PROVIDERS, RUN_BACKEND, THREADS, UPSAMPLE
 
 from uolrps.core.errors import UserError
 from uolrps.core.redact import redact
@@ -36,10 +36,12 @@ def run(
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
-    backend: str = BACKEND,
+    backend: str = RUN_BACKEND,
     providers: str = PROVIDERS,
     threads: int = THREADS,
     meta: Path = META,
+    device: str = DEVICE,
+    precision: str = PRECISION,
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long the inference stage waits for slower "
                                         "streams to fill a batch."),
     inflight: int = typer.Option(None, "--inflight", help="Inference calls in flight at once (default: 2 for "
@@ -87,7 +89,7 @@ def run(
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
-                       serve_open_metrics=serve_open_metrics, inflight=inflight)
+                       serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

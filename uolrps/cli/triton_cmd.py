@@ -28,7 +28,7 @@ def triton_repo(
     queue_delay_us: int = typer.Option(1000, "--queue-delay-us", help="How long the dynamic batcher may wait to fill a batch (microseconds)."),
     kind: str = typer.Option("gpu", "--kind", help="Where instances run: gpu or cpu."),
     count: int = typer.Option(1, "--count", help="Model instances per device."),
-    platform: str = typer.Option("onnxruntime", "--platform", help="onnxruntime (onnxruntime_onnx), or python: ONNX Runtime inside "
+    platform: str = typer.Option("onnxruntime", "--platform", help="openvino: Triton's OpenVINO backend on an IR of the model (metadata in the IR; docs/openvino.md); onnxruntime (onnxruntime_onnx), or python: ONNX Runtime inside "
                                  "Triton's Python backend, for servers without the onnxruntime backend (PyTriton's)."),
     force: bool = typer.Option(False, "--force", help="Replace entries of the same name."),
 ) -> None:

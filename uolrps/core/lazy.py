@@ -20,3 +20,16 @@ def lazy_attributes(package: str, table: dict[str, str]):
         return sorted(set(vars(sys.modules[package])) | set(table))
 
     return __getattr__, __dir__
+
+
+def importable(name: str) -> bool:
+    """True when the top-level package ``name`` can be imported, without importing it (a name set to None in
+    ``sys.modules``, as tests do to hide a package, counts as missing)."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False

@@ -43,7 +43,7 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
     adds the CAAM baseline (channel sum of that backbone's features, needs torch). The best fixed centre box is always reported.
     ``meta``: for a TensorRT engine without a sidecar (trtexec, Polygraphy), the ONNX file it was built from.
     ``options`` (:class:`uolrps.runtime.backends.ModelOptions`): how to open the model, in place of ``backend``
-    and ``meta`` (providers, threads and backend-specific options included).
+    and ``meta`` (providers, threads and backend-specific options, such as OpenVINO's device and precision, included).
     """
     from uolrps.runtime import Localizer
 

@@ -23,7 +23,7 @@ from uolrps import __version__
 from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path
 from uolrps.core.digest import sha256_wstar
 from uolrps.core.errors import OptionError, UserError
-from uolrps.model.files import twin_path
+from uolrps.model.files import ir_path_for, twin_path
 from uolrps.model.onnx_meta import set_meta
 from uolrps.model.meta import DEFAULT_PLACEMENT, ModelMeta
 
@@ -45,6 +45,7 @@ class ExportResult:
     fp16_path: Path | None = None
     int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
     triton_entries: list = field(default_factory=list)  # uolrps.export.triton.repo.RepoEntry, with triton_repo
+    ir_path: Path | None = None  # the OpenVINO IR (model.xml, its weights in model.bin), with openvino
 
 
 def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,
@@ -166,12 +167,15 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                  calib_images=None, size: int = 224, batch: int = 1, dynamic_batch: bool = False,
                  fp16: bool = False, class_index: int | None = None, threshold: float | None = None,
                  dilated: bool = False, verify_images=None, progress: bool = True, log=print, int8: bool = False,
-                 int8_calib=None, int8_images: int | None = None, triton_repo: str | Path | None = None) -> ExportResult:
+                 int8_calib=None, int8_images: int | None = None, triton_repo: str | Path | None = None,
+                 openvino: bool = False) -> ExportResult:
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``, the INT8 twins of
     :mod:`uolrps.export.int8` with ``int8``); see the module docstring. ``threshold`` None: the backbone's
     default (``BackboneSpec.default_threshold``, chosen from measurements). ``triton_repo``: also write a
     Triton model repository entry for ``output`` into that folder (the defaults of
-    :func:`uolrps.export.triton.repo.write_triton_repo`; a taken entry is refused before any work)."""
+    :func:`uolrps.export.triton.repo.write_triton_repo`; a taken entry is refused before any work).
+    ``openvino``: also write the OpenVINO IR ``<stem>.xml`` / ``.bin`` with the model metadata
+    (:func:`uolrps.export.openvino_ir.write_ir`; without OpenVINO installed it is refused before any work)."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
     from uolrps.export.graph import HeatmapGraph
@@ -183,7 +187,12 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         from uolrps.export.triton.repo import check_repo_target
 
         check_repo_target(output, triton_repo)
-    outputs = {"output": output, "output (FP16 twin)": twin_path(output, "fp16") if fp16 else None}
+    if openvino:  # before the export, so a missing extra costs nothing
+        from uolrps.export.openvino_ir import require_openvino
+
+        require_openvino()
+    outputs = {"output": output, "output (FP16 twin)": twin_path(output, "fp16") if fp16 else None,
+               "output (OpenVINO IR)": ir_path_for(output) if openvino else None}
     if int8:
 
         outputs.update({"output (INT8 twin)": twin_path(output, "int8"),
@@ -192,6 +201,8 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     output = check_output_path(output, "output", (".onnx",), inputs=(weights, wstar))
     if fp16:
         check_output_path(twin_path(output, "fp16"), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
+    if openvino:
+        check_output_path(ir_path_for(output), "output (OpenVINO IR)", (".xml",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
     if batch < 1:
         raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
@@ -250,6 +261,10 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         from uolrps.export.triton.repo import write_triton_repo
 
         result.triton_entries = write_triton_repo(result.path, triton_repo, log=log)
+    if openvino:
+        from uolrps.export.openvino_ir import write_ir
+
+        result.ir_path = write_ir(result.path, log=log)
     return result
 
 

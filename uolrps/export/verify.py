@@ -154,34 +154,53 @@ def gate_twin(reference, twin, images, *, min_iou: float = TWIN_MIN_IOU, min_sha
     raises :class:`UserError` saying where it failed. Returns the :class:`TwinReport`.
     """
     images = list(images)
-    if len(images) < MIN_GATE_IMAGES:
-        raise UserError(f"the {label} gate needs at least {MIN_GATE_IMAGES} verification images for a share to "
-                        f"mean something, but got {len(images)}: give a folder with more images")
+    if len(images) < MIN_GATE_IMAGES:  # before the sessions load
+        gate_inputs(images, (1, 1), label)
     ref_sess, twin_sess = _session(reference), _session(twin)
     shape = ref_sess.get_inputs()[0].shape
     H, W = (shape[1], shape[2]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) else images[0].shape[:2]
+    x = gate_inputs(images, (H, W), label)
+    ref, got = _run_session(ref_sess, x), _run_session(twin_sess, x)
+    t = _threshold_of(ref_sess) if threshold is None else float(threshold)
+    return judge_twin(ref, got, (H, W), t, min_iou=min_iou, min_share=min_share, label=label)
+
+
+def gate_inputs(images, size: tuple[int, int], label: str = "twin") -> np.ndarray:
+    """RGB uint8 images stacked at ``size`` (H, W) for a gate, resized where they differ; at least
+    :data:`MIN_GATE_IMAGES`, else a UserError."""
+    images = list(images)
+    if len(images) < MIN_GATE_IMAGES:
+        raise UserError(f"the {label} gate needs at least {MIN_GATE_IMAGES} verification images for a share to "
+                        f"mean something, but got {len(images)}: give a folder with more images")
+    H, W = size
     x = []
     for i, im in enumerate(images):
         im = np.asarray(im)
         if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
             raise UserError(f"{label} gate: image {i} must be RGB uint8 H x W x 3, but got {im.dtype} {im.shape}")
         x.append(im if im.shape[:2] == (H, W) else resize(im, (H, W)))
-    x = np.stack(x)
-    ref, got = _run_session(ref_sess, x), _run_session(twin_sess, x)
+    return np.stack(x)
+
+
+def judge_twin(ref: np.ndarray, got: np.ndarray, size: tuple[int, int], threshold: float, *,
+               min_iou: float = TWIN_MIN_IOU, min_share: float = TWIN_MIN_SHARE, label: str = "twin") -> TwinReport:
+    """The gate's verdict on heatmaps ``got`` (a twin, or a reduced precision of any engine) against the FP32
+    reference ``ref`` of the same images of ``size``: finite, and first boxes at ``threshold`` with IoU >=
+    ``min_iou`` on at least ``min_share`` of the images. Returns the report; a failure is a UserError."""
+    n = len(ref)
     if ref.shape != got.shape:
         raise UserError(f"{label}: heatmaps of shape {got.shape[1:]}, but the FP32 graph gives {ref.shape[1:]}")
     for which, arr in (("the FP32 reference", ref), (label, got)):
         bad = np.flatnonzero(_nonfinite(arr))
         if len(bad):
             raise UserError(f"{label} gate failed: {which} gives non-finite heatmaps (NaN or infinity) on "
-                            f"{len(bad)} of {len(x)} images (first: image {bad[0]}); the files were not written")
-    t = _threshold_of(ref_sess) if threshold is None else float(threshold)
-    ious = _first_box_ious(got, ref, (H, W), t)
+                            f"{len(bad)} of {n} images (first: image {bad[0]}); the files were not written")
+    ious = _first_box_ious(got, ref, size, threshold)
     share = float(np.mean(np.array(ious) >= min_iou))
-    report = TwinReport(label, len(x), float(np.abs(got - ref).max()), tuple(ious), share, min_iou, min_share)
+    report = TwinReport(label, n, float(np.abs(got - ref).max()), tuple(ious), share, min_iou, min_share)
     if not share >= min_share:
         worst = int(np.argmin(ious))
         raise UserError(f"{label} gate failed: box IoU >= {min_iou:g} with the FP32 graph on only {share:.0%} of "
-                        f"{len(x)} images (needs {min_share:.0%}; lowest {ious[worst]:.3f} on image {worst}, max "
+                        f"{n} images (needs {min_share:.0%}; lowest {ious[worst]:.3f} on image {worst}, max "
                         f"heatmap diff {report.max_abs_diff:.2e}); the files were not written")
     return report

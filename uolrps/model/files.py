@@ -2,7 +2,9 @@
 
 ``model.onnx`` (FP32) has twins beside it that share its base name: ``model.fp16.onnx``, ``model.int8.onnx``
 (Q/DQ, for TensorRT), ``model.int8.cpu.onnx`` (for ONNX Runtime on a CPU); a TensorRT engine is
-``<name>.engine`` (or ``.plan``) with its sidecar JSON beside it. A new precision variant is one more
+``<name>.engine`` (or ``.plan``) with its sidecar JSON beside it; an OpenVINO IR is ``<name>.xml`` with its
+weights in ``<name>.bin`` (``uolrps export --openvino``), and ``<file>.gates.json`` records the precision gates
+a file passed on an engine (``uolrps.model.gates``). A new precision variant is one more
 ``Variant`` in ``VARIANTS``; the export's plan (``uolrps.export.variants``) says how each is made.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 ONNX_SUFFIX = ".onnx"
 ENGINE_SUFFIXES = (".engine", ".plan")
 ENGINE_SUFFIX = ENGINE_SUFFIXES[0]
+IR_SUFFIX = ".xml"  # an OpenVINO IR; its weights are the .bin beside it
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,8 @@ def twin_path(path: str | Path, variant_name: str) -> Path:
 def engine_path_for(onnx_path: str | Path) -> Path:
     """``model.fp16.onnx`` -> ``model.fp16.engine`` (beside it)."""
     return Path(onnx_path).with_suffix(ENGINE_SUFFIX)
+
+
+def ir_path_for(onnx_path: str | Path) -> Path:
+    """``model.onnx`` -> ``model.xml`` (the OpenVINO IR beside it; its weights go to ``model.bin``)."""
+    return Path(onnx_path).with_suffix(IR_SUFFIX)

@@ -69,10 +69,11 @@ class Localizer:
     """Localize the main object of BGR frames with a uolrps model (``.onnx`` or TensorRT ``.engine``).
 
     - ``threshold``: box threshold t as a fraction of the heatmap's maximum; None takes the model's own.
-    - ``backend``: ``auto`` (by file suffix or URL), ``ort``, ``trt`` or ``triton``; ``providers``: ONNX Runtime
-      execution providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` only;
-      default: its own); ``meta``: an engine's ONNX file when it has no sidecar. ``options`` (a
-      :class:`uolrps.runtime.backends.ModelOptions`) gives all of these at once, backend-specific ones included.
+    - ``backend``: ``auto`` (by file suffix or URL), ``ort``, ``openvino``, ``trt`` or ``triton``; ``providers``: ONNX Runtime
+      execution providers, e.g. ``"cuda,cpu"``, and ``threads``: its intra-op CPU threads (``ort`` and
+      ``openvino``; default: their own); ``meta``: an engine's ONNX file when it has no sidecar. ``options`` (a
+      :class:`uolrps.runtime.backends.ModelOptions`) gives all of these at once, backend-specific ones included
+      (OpenVINO's ``device`` and ``precision``).
     - ``multi``: every contour whose area is at least ``min_area`` (a fraction of the frame area), largest
       first, instead of the largest one only.
     - ``upsample``: how the map is placed on the frame (``uolrps.core.boxes.PLACEMENTS``); None takes the

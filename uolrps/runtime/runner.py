@@ -18,7 +18,7 @@ from uolrps.core.boxes import check_placement
 from uolrps.core.errors import OptionError
 from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
     check_smooth, check_stall_timeout, check_threshold
-from uolrps.runtime.backends import BACKENDS, ModelOptions
+from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
@@ -65,6 +65,8 @@ class RunConfig:
     serve_open_metrics: bool = False  # beyond loopback, /metrics without the token (a Prometheus scraper)
     serve_allow: str | None = None  # what the API may open besides network streams (source_policy.parse_allow)
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
+    device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
+    precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -82,7 +84,8 @@ class RunConfig:
         parse_allow(self.serve_allow)
 
     def model_options(self) -> ModelOptions:
-        return ModelOptions(self.backend, self.providers, self.threads, self.meta)
+        extra = {k: v for k, v in (("device", self.device), ("precision", self.precision)) if v is not None}
+        return ModelOptions(self.backend, self.providers, self.threads, self.meta, extra)
 
     def entries(self) -> list[SourceEntry]:
         """The sources in order: ``source`` first, then the lines of ``sources_file``."""
@@ -157,8 +160,9 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     closers: list = []
     engine = None
     try:
+        options, because = choose_engine(config.model, config.model_options())  # backend auto: which engine, and why
         loc = Localizer(config.model, threshold=config.threshold, multi=config.multi, smooth=config.smooth,
-                        upsample=config.upsample, options=config.model_options())
+                        upsample=config.upsample, options=options)
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
         annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
@@ -176,10 +180,14 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             engine.add_source(spec, entry.name, open_now=single)
         origin = loc.threshold_origin
         say(f"threshold {loc.threshold:g} ({origin if origin == 'given' else 'from ' + origin})")
-        ran_on = loc.backend.caps.provider  # ONNX Runtime: the execution provider that actually runs
-        if ran_on is not None:
-            say(f"ONNX Runtime runs {Path(str(config.model)).name} on {ran_on} (session providers: "
-                f"{', '.join(loc.backend.caps.providers)})")
+        if because is not None:
+            say(f"backend {options.backend} ({because})")
+        caps = loc.backend.caps
+        if caps.summary is not None:  # where and how the model runs, in the backend's words (OpenVINO: the precision)
+            say(caps.summary)
+        elif caps.provider is not None:  # ONNX Runtime: the execution provider that actually runs
+            say(f"ONNX Runtime runs {Path(str(config.model)).name} on {caps.provider} (session providers: "
+                f"{', '.join(caps.providers)})")
         server = None
         if config.serve is not None:
             host, port = parse_serve(config.serve)

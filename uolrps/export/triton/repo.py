@@ -24,7 +24,7 @@ from uolrps.model.meta import ModelMeta
 
 DEFAULT_MAX_BATCH = 8  # max_batch_size of a dynamic-batch model unless told otherwise
 DEFAULT_QUEUE_DELAY_US = 1000  # how long the dynamic batcher may hold a request to fill a batch
-PLATFORMS = ("onnxruntime", "python")
+PLATFORMS = ("onnxruntime", "python", "openvino")
 KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -48,7 +48,8 @@ class RepoSettings:
     queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
     kind: str = "gpu"  # instance_group kind: gpu or cpu
     count: int = 1  # model instances per device
-    platform: str = "onnxruntime"  # onnxruntime (onnxruntime_onnx) or python (ONNX Runtime in the Python backend)
+    platform: str = "onnxruntime"  # onnxruntime (onnxruntime_onnx), python (ONNX Runtime in the Python backend) or
+    # openvino (Triton's OpenVINO backend on the IR of `uolrps export --openvino`, metadata in the IR; docs/openvino.md)
 
     def __post_init__(self) -> None:
         if self.name is not None and not NAME_RE.match(self.name):
@@ -121,10 +122,10 @@ def batch_layout(meta: ModelMeta, settings: RepoSettings, engine_max: int | None
 
 def config_text(name: str, meta: ModelMeta, settings: RepoSettings, platform: str,
                 engine_max: int | None = None) -> str:
-    """The config.pbtxt of one entry; ``platform`` is onnxruntime_onnx, tensorrt_plan or python."""
+    """The config.pbtxt of one entry; ``platform`` is onnxruntime_onnx, tensorrt_plan, python or openvino."""
     mb, in_dims, out_dims = batch_layout(meta, settings, engine_max)
     lines = [f"name: {_quote(name)}"]
-    lines.append('backend: "python"' if platform == "python" else f"platform: {_quote(platform)}")
+    lines.append(f"backend: {_quote(platform)}" if platform in ("python", "openvino") else f"platform: {_quote(platform)}")
     lines.append(f"max_batch_size: {mb}")
     lines += ["input [", "  {", f"    name: {_quote(meta.input_name)}", "    data_type: TYPE_UINT8",
               *(["    format: FORMAT_NHWC"] if len(in_dims) == 3 else []), f"    dims: {_dims(in_dims)}", "  }", "]"]
@@ -139,8 +140,15 @@ def config_text(name: str, meta: ModelMeta, settings: RepoSettings, platform: st
         if preferred:
             lines.append(f"  preferred_batch_size: {_dims(preferred)}")
         lines += [f"  max_queue_delay_microseconds: {int(settings.queue_delay_us)}", "}"]
-    kind = "KIND_CPU" if platform == "python" else KINDS[settings.kind]
+    kind = "KIND_CPU" if platform in ("python", "openvino") else KINDS[settings.kind]
     lines += ["instance_group [", "  {", f"    count: {int(settings.count)}", f"    kind: {kind}", "  }", "]"]
+    if platform == "openvino":
+        # Triton's OpenVINO backend refuses parameters it does not know, so our metadata lives in the IR's rt_info
+        # (uolrps export --openvino) and the config carries only the backend's own keys
+        lines += ["parameters {", '  key: "PERFORMANCE_HINT"', '  value: { string_value: "THROUGHPUT" }', "}"]
+        if mb > 1:
+            lines += ["parameters {", '  key: "ENABLE_BATCH_PADDING"', '  value: { string_value: "YES" }', "}"]
+        return "\n".join(lines) + "\n"
     for key, value in sorted(meta.to_props().items()):
         lines += ["parameters {", f"  key: {_quote(key)}", f"  value: {{ string_value: {_quote(value)} }}", "}"]
     return "\n".join(lines) + "\n"
@@ -238,10 +246,22 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         raise UserError(f"-o {str(out)!r} is a file: give a folder for the model repository")
     meta = onnx_meta(model)
     name = settings.name or default_name(model)
-    platform = "python" if settings.platform == "python" else "onnxruntime_onnx"
+    platform = settings.platform if settings.platform in ("python", "openvino") else "onnxruntime_onnx"
     files: dict[str, Path | str] = {"model.onnx": model}
     if platform == "python":
         files["model.py"] = python_model_source()
+    if platform == "openvino":
+        import tempfile
+
+        from uolrps.export.openvino_ir import write_ir
+
+        ir_dir = Path(tempfile.mkdtemp(prefix="uolrps-ir-"))
+        try:
+            xml = write_ir(model, ir_dir / "model.xml", log=log)
+        except BaseException:
+            shutil.rmtree(ir_dir, ignore_errors=True)
+            raise
+        files = {"model.xml": xml, "model.bin": xml.with_suffix(".bin")}
     plans = [(name, config_text(name, meta, settings, platform), files, batch_layout(meta, settings)[0])]
     if engine is not None:
         emeta, engine_max = engine_info(Path(engine))
@@ -263,11 +283,15 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         for entry_name, text, entry_files, _ in plans:
             staged.append((entry_name, _stage(out, entry_name, text, entry_files)))
     except OSError as e:
+        if platform == "openvino":
+            shutil.rmtree(ir_dir, ignore_errors=True)
         for _, stage in staged:
             shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(out / f".{plans[len(staged)][0]}.tmp", ignore_errors=True)
         raise UserError(f"cannot write the model repository in {out} ({e.strerror}): check the space and "
                         "permissions there") from None
+    if platform == "openvino":
+        shutil.rmtree(ir_dir, ignore_errors=True)
     entries = []
     for (entry_name, _, entry_files, mb), (_, stage) in zip(plans, staged):
         target = out / entry_name

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.core.errors import OptionError, UserError
-from uolrps.model.files import ENGINE_SUFFIXES, ONNX_SUFFIX
+from uolrps.model.files import ENGINE_SUFFIXES, IR_SUFFIX, ONNX_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,11 @@ BACKENDS: dict[str, BackendEntry] = {
     "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
                            ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",
                            options=("timeout", "retry_s", "in_flight"), what="Triton Inference Server", url=True),
+    "openvino": BackendEntry("openvino", (IR_SUFFIX,), "uolrps.runtime.backends.openvino:OpenVinoBackend",
+                             ("openvino",), "openvino", options=("device", "threads", "precision"), what="OpenVINO"),
 }
 URL_FORM = "grpc://HOST:8001/NAME or http://HOST:8000/NAME"
+CPU_ENGINES = ("openvino", "ort")  # engines that run an .onnx file on the CPU, the one `run --backend auto` prefers first
 
 
 def is_url(model) -> bool:
@@ -72,10 +75,49 @@ def backend_name(path: str | Path, backend: str = "auto") -> str:
                       "or choose one with backend=NAME", "backend")
 
 
+def auto_cpu_engine(options: "ModelOptions") -> tuple[str, str]:
+    """The engine `uolrps run --backend auto` runs an ONNX file on, and why: the one of :data:`CPU_ENGINES` that
+    takes every option given, when only one does (``providers``: ONNX Runtime; ``device`` and ``precision``:
+    OpenVINO); else OpenVINO when it is installed and ONNX Runtime has no GPU provider here (a CPU-only
+    machine: OpenVINO is the faster CPU engine, docs/openvino.md); else ONNX Runtime. (:func:`load_backend`'s
+    own ``auto`` stays by file suffix: the library does not switch engines under a caller.)"""
+    from uolrps.core.lazy import importable
+
+    given = [k for k, v in options.loader_options().items() if v is not None]
+    takes = [n for n in CPU_ENGINES if set(given) <= set(BACKENDS[n].options)]
+    if len(takes) == 1:
+        name = takes[0]
+        own = [k for k in given if not all(k in BACKENDS[n].options for n in CPU_ENGINES)]
+        return name, f"auto: {' and '.join(own)} only {BACKENDS[name].what} takes"
+    if not takes:  # options of both: the file's own engine refuses the others, naming them
+        return "ort", "auto: by file suffix"
+    if not importable("openvino"):
+        return "ort", "auto: OpenVINO is not installed (pip install 'uolrps[openvino]' for the faster CPU engine)"
+    if importable("onnxruntime"):
+        import onnxruntime as ort
+
+        gpu = [p for p in ort.get_available_providers() if p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")]
+        if gpu:
+            return "ort", f"auto: ONNX Runtime has {gpu[0]} here (a GPU machine)"
+    return "openvino", "auto: a CPU-only machine with OpenVINO installed (--backend ort for ONNX Runtime)"
+
+
+def choose_engine(model, options: "ModelOptions") -> tuple["ModelOptions", str | None]:
+    """``options`` with ``backend`` resolved for `uolrps run`, and why (None when nothing was chosen here): an
+    ``auto`` backend on an ONNX file goes to :func:`auto_cpu_engine`; anything else is left as it is."""
+    from dataclasses import replace
+
+    if options.backend != "auto" or is_url(model) or Path(str(model)).suffix.lower() != ONNX_SUFFIX:
+        return options, None
+    name, because = auto_cpu_engine(options)
+    return replace(options, backend=name), because
+
+
 def load_backend(path: str | Path, backend: str = "auto", **options):
     """Open ``path`` with the chosen backend; returns a :class:`uolrps.runtime.backends.base.Backend`.
 
-    ``options`` go to the backend's constructor (``providers`` and ``threads`` for ``ort``); an option the backend does not
+    ``options`` go to the backend's constructor (``providers`` and ``threads`` for ``ort``; ``device``, ``threads`` and
+    ``precision`` for ``openvino``); an option the backend does not
     take, a missing model file and a missing library are refused with a :class:`UserError`.
     """
     entry = BACKENDS[backend_name(path, backend)]
@@ -105,7 +147,8 @@ class ModelOptions:
     """How to open a model, the same for run, eval, explain and bench: the backend (``auto``: by suffix or
     URL), ONNX Runtime's ``providers`` and ``threads``, ``meta`` (an engine without a sidecar: the ONNX file
     it was built from) and backend-specific ``extra`` options (Triton's ``timeout``, ``retry_s``,
-    ``in_flight``). An option the chosen backend does not take is refused when the model opens."""
+    ``in_flight``; OpenVINO's ``device`` and ``precision``). An option the chosen backend does not take is
+    refused when the model opens."""
 
     backend: str = "auto"
     providers: str | tuple[str, ...] | None = None

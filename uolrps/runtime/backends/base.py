@@ -9,6 +9,7 @@ takes, and padding to the smallest (copies of the last image, whose outputs are 
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -16,6 +17,14 @@ import numpy as np
 
 from uolrps.core.errors import UserError
 from uolrps.model.meta import ModelMeta
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,10 @@ class Capabilities:
       session's providers; None / () for other backends.
     - ``meta_from``: the file the metadata was read from when it is not the model file itself (an engine
       without a sidecar, opened with ``meta=`` its ONNX file); None otherwise.
+    - ``precision``: the inference precision an engine chose at load time and runs (OpenVINO's f32, bf16 or
+      f16); None where the precision is the model file's own (its ``meta.precision``).
+    - ``summary``: one line in words on what runs the model where, at which precision and why, which `uolrps
+      run` prints; None where the provider says enough.
     """
 
     device: str = "cpu"
@@ -50,6 +63,8 @@ class Capabilities:
     provider: str | None = None
     providers: tuple[str, ...] = ()
     meta_from: str | None = None
+    precision: str | None = None
+    summary: str | None = None
 
     def __post_init__(self):
         if self.fixed_batch and self.max_batch is None:

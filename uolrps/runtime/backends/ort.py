@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -14,7 +13,7 @@ import numpy as np
 
 from uolrps.core.errors import OptionError, UserError
 from uolrps.model.meta import ModelMeta
-from uolrps.runtime.backends.base import Backend, Capabilities, check_io
+from uolrps.runtime.backends.base import Backend, Capabilities, check_io, usable_cores
 
 # short name (--providers) -> ONNX Runtime execution provider, in the order a session should try them
 PROVIDERS = {
@@ -41,14 +40,6 @@ def parse_providers(providers: str | Iterable[str] | None) -> list[str]:
         raise OptionError(f"unknown execution provider {', '.join(unknown) or repr(providers)}: "
                           f"use a comma-separated list of {', '.join(PROVIDERS)} (e.g. providers=cuda,cpu)", "providers")
     return [p for p in PROVIDERS if p in names]
-
-
-def _cores() -> int:
-    """CPU cores this process may run on (its affinity, as a container or taskset limits it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _provider_entries(names: list[str], model: Path) -> list:
@@ -123,7 +114,7 @@ class OrtBackend(Backend):
         fixed = self._check_io()
         self.caps = Capabilities(
             device=provider, providers=tuple(providers), provider=provider,
-            concurrency=2 if provider == "cpu" and threads is None and _cores() >= 2 else 1,
+            concurrency=2 if provider == "cpu" and threads is None and usable_cores() >= 2 else 1,
             max_batch=fixed, min_batch=fixed or 1, fixed_batch=fixed is not None)
 
     def _check_io(self) -> int | None:

@@ -32,7 +32,7 @@ def main() -> None:
     from uolrps.calib.backbones.vit import VisionTransformer
     from uolrps.calib.wstar import compute_wstar
     from uolrps.export.onnx_export import export_model
-from uolrps.model.files import twin_path
+    from uolrps.model.files import twin_path
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; onnxruntime {ort.__version__}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -138,7 +138,10 @@ def test_interrupt_mid_file_leaves_a_playable_video_and_valid_jsonl(demo, model,
     jsonl, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
     proc = subprocess.Popen(CLI + ["run", "--video", str(demo / "clip.mp4"), "--model", str(model), "--loop",
                                    "--jsonl", str(jsonl), "--save", str(video)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C reaches the run whatever this test's caller does with it (``nohup ... &``
+                            # starts everything with SIGINT ignored, which a child would inherit)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not jsonl.exists() or jsonl.read_text().count("\n") < 60):

@@ -8,6 +8,7 @@ from typing import List
 
 import typer
 
+from uolrps.checked_io import OutputError
 from uolrps.errors import UserError
 
 EXIT_STREAM_FAILED = 3  # the run finished, but at least one stream ended in failure (docs/run.md)
@@ -61,7 +62,7 @@ def run(
     # these flags (uolrps.cli.main.word_option_errors)
     from uolrps.paths import check_distinct_outputs, check_output_path, write_atomic
     from uolrps.runtime.capture import CaptureOptions
-    from uolrps.runtime.runner import RunConfig, run as run_pipeline
+    from uolrps.runtime.runner import RunConfig, run as run_pipeline, stop_signals
     from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
@@ -80,11 +81,14 @@ def run(
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
-    stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
-    typer.echo(stats.line())
-    if summary_json is not None:
-        text = json.dumps(stats.summary(), indent=1) + "\n"
-        write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
+    with stop_signals(then_ignore=True):  # a signal after the run (the summary, the exit) is not fatal
+        stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
+        typer.echo(stats.line())
+        if summary_json is not None:
+            text = json.dumps(stats.summary(), indent=1) + "\n"
+            write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
+    if stats.output_error:  # never "wrote" for a file that was not completely written
+        raise OutputError(stats.output_error)
     written = [f"{p}" for p in (save, jsonl) if p is not None]
     if written:
         typer.echo(f"wrote {', '.join(written)}", err=True)

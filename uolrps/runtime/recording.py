@@ -155,7 +155,12 @@ class Recorders:
         if self.jsonl is not None:
             self.jsonl.finish()
 
+    def __repr__(self) -> str:
+        return "the outputs (--save, --jsonl)"
+
     def close(self) -> None:
+        """Close every output, even after one fails; then raise the first failure (an OutputError says what
+        is left of its file)."""
         errors = []
         closers = [self.progress, self.jsonl] + [o for s in self.streams.values() for o in (s.video, s.window)]
         for closer in closers:

@@ -106,6 +106,7 @@ class RunStats:
     def __init__(self, window: int = 100_000) -> None:
         self.frames = 0
         self.interrupted = False
+        self.output_error: str | None = None  # an output could not be completely written (the run stopped there)
         self.streams: dict[str, StreamStats] = {}
         self._counts = {"dropped": 0, "skipped": 0, "reopened": 0}  # when there is no per-stream record
         self._source_error = ""
@@ -191,6 +192,8 @@ class RunStats:
             out["failed"] = [s.name for s in self.failed]
         if self.source_error:
             out["source_error"] = self.source_error
+        if self.output_error:
+            out["output_error"] = self.output_error
         return out
 
     def line(self) -> str:

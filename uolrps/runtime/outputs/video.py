@@ -5,6 +5,11 @@ into it (scaled to fit with its aspect ratio kept, the rest black), never stretc
 recording is written by timestamp (``by_time``): each frame is repeated until the next one's time, and a
 frame that comes sooner than the file's rate is left out, so playback runs at the real speed even when
 frames were dropped.
+
+A recording never ends silently cut: while it is written, the free space of its disk is watched, and when it
+falls below a reserve (what the container's closing index needs, plus a margin) the file is closed, so it
+stays playable, and :class:`uolrps.checked_io.OutputError` says so. At ``close`` the file is opened again and
+its first frame read; a file that cannot be (closed on a full disk, an I/O error) is removed, and said so.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from uolrps.checked_io import OutputError, free_bytes
 from uolrps.errors import OptionError
 from uolrps.paths import check_output_path
+
+RESERVE_BYTES = 2 << 20  # kept free on a recording's disk: its index at close, the JSONL's last lines, the summary
+INDEX_BYTES_PER_FRAME = 64  # an upper bound on what the closing index (MP4 moov, AVI idx1) needs per frame
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}  # .webm plays in browsers
 
@@ -72,11 +81,39 @@ class VideoOutput:
             repeats = due - self.frames
             if repeats <= 0:
                 return  # sooner than the file's rate: the previous frame already covers this time
+        self._check_space(repeats)
         for _ in range(repeats):
             self._writer.write(image)
         self.frames += repeats
+
+    def _check_space(self, repeats: int) -> None:
+        """Close the recording while it can still be closed: a full disk would cut its index off."""
+        free = free_bytes(self.path.parent)
+        need = RESERVE_BYTES + INDEX_BYTES_PER_FRAME * (self.frames + repeats)
+        if free is not None and free < need:
+            frames = self.frames
+            self.close()  # raises OutputError itself when even this close could not finish the file
+            raise OutputError(f"save {str(self.path)!r}: its disk is nearly full ({free / 1e6:.1f} MB free): the "
+                              f"recording was closed after {frames} frames and is playable; free space and run again")
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            self._verify()
+
+    def _verify(self) -> None:
+        """Remove a recording that cannot be played back (cut by a full disk or an I/O error) and say so."""
+        import cv2
+
+        if self.frames == 0:
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            ok = cap.isOpened() and cap.read()[0]
+        finally:
+            cap.release()
+        if not ok:
+            self.path.unlink(missing_ok=True)
+            raise OutputError(f"save {str(self.path)!r}: the recording could not be finished (a full disk or an "
+                              f"I/O error while writing {self.frames} frames) and was removed, as unplayable")

@@ -1,0 +1,264 @@
+"""Fault injection for outputs (issue 19): device nodes, FIFOs, hard links, a full disk (a small tmpfs), leftover
+temporary files and signals during cleanup. Each test failed on e9d5215: the device was replaced, the input
+overwritten, the disk-full run a traceback with a cut JSONL line and no summary, the second SIGTERM an abort."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from tinymodel import bright_square_frame, make_tiny_model
+
+from uolrps.checked_io import LineFile, OutputError, clean_leftovers
+from uolrps.paths import write_atomic
+
+CLI = [sys.executable, "-m", "uolrps.cli.main"]
+
+
+def uolrps(*args, timeout=180) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("checked")
+    model = make_tiny_model(d / "m.onnx")
+    writer = cv2.VideoWriter(str(d / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(30):
+        writer.write(bright_square_frame(box=(20 + 2 * i, 20, 80 + 2 * i, 80)))
+    writer.release()
+    return d, model, d / "v.avi"
+
+
+def one_line_error(res, needle, code=2):
+    assert res.returncode == code, res.stderr
+    assert "Traceback" not in res.stderr and needle in res.stderr, res.stderr
+    assert len([line for line in res.stderr.splitlines() if line.startswith("error:")]) == 1, res.stderr
+
+
+@contextlib.contextmanager
+def small_disk(path, size="3m"):
+    """A tmpfs of ``size`` at ``path`` (root only); skips naming what it needs where it cannot mount."""
+    path.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        pytest.skip(f"needs to mount a tmpfs (root, CAP_SYS_ADMIN): {res.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+# --- device nodes, FIFOs, sockets, folders are refused, never replaced ---------------------------------------
+
+@pytest.mark.parametrize("flag", ["--summary-json", "--jsonl", "--save"])
+@pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
+def test_a_device_at_an_output_path_is_refused_and_stays_a_device(files, flag, device):
+    d, model, video = files
+    if not os.path.exists(device):
+        pytest.skip(f"needs {device}")
+    res = uolrps("run", "--video", video, "--model", model, "-q", flag, device)
+    one_line_error(res, "is a character device")
+    assert stat.S_ISCHR(os.stat(device).st_mode)
+
+
+def test_a_fifo_or_socket_at_an_output_path_is_refused(files, tmp_path):
+    import socket
+
+    d, model, video = files
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(fifo)
+    one_line_error(uolrps("run", "--video", video, "--model", model, "--jsonl", fifo), "is a FIFO")
+    sock_path = tmp_path / "s.json"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(sock_path))
+        one_line_error(uolrps("run", "--video", video, "--model", model, "--summary-json", sock_path), "is a socket")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISSOCK(os.stat(sock_path).st_mode)
+
+
+def test_write_atomic_never_replaces_a_special_file_and_keeps_a_symlink(tmp_path):
+    fifo = tmp_path / "x.json"
+    os.mkfifo(fifo)
+    with pytest.raises(Exception, match="is a FIFO"):
+        write_atomic(fifo, lambda tmp: tmp.write_text("{}"), "--json")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_atomic(link, lambda tmp: tmp.write_text("new"), "--json")
+    assert link.is_symlink() and real.read_text() == "new"
+
+
+# --- inputs are compared by device and inode -------------------------------------------------------------------
+
+def test_save_onto_a_hard_link_of_the_input_is_refused(files, tmp_path):
+    d, model, video = files
+    link = tmp_path / "link.avi"
+    os.link(video, link)
+    before = video.read_bytes()
+    one_line_error(uolrps("run", "--video", video, "--model", model, "--save", link), "also an input")
+    jlink = tmp_path / "m.jsonl"
+    os.link(model, jlink)
+    one_line_error(uolrps("run", "--video", video, "--model", model, "--jsonl", jlink), "also an input")
+    assert video.read_bytes() == before
+
+
+# --- a full disk ------------------------------------------------------------------------------------------------
+
+def test_line_file_keeps_whole_lines_on_a_full_disk(tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        f = LineFile(disk / "a.jsonl", "jsonl")
+        line = json.dumps({"frame": 0, "pad": "x" * 900}) + "\n"
+        with pytest.raises(OutputError, match=r"jsonl .*the disk is full.*first (\d+) lines") as e:
+            for _ in range(10_000):
+                f.write(line)
+        text = (disk / "a.jsonl").read_text()
+        assert text.endswith("\n") and len(text.splitlines()) == f.lines > 0
+        assert f"first {f.lines} lines" in str(e.value)
+        assert all(json.loads(x) for x in text.splitlines())
+
+
+def test_write_atomic_on_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path):
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        target = disk / "s.json"
+        target.write_text("old")
+        with pytest.raises(OutputError, match="the disk is full.*unchanged"):
+            write_atomic(target, lambda tmp: tmp.write_bytes(b"x" * 200_000), "--summary-json")
+        assert target.read_text() == "old" and sorted(os.listdir(disk)) == ["s.json"]
+
+
+def test_the_disk_filling_mid_run_ends_with_one_line_whole_jsonl_a_playable_video_and_a_summary(files, tmp_path):
+    d, model, video = files
+    with small_disk(tmp_path / "disk", "3m") as disk:
+        jsonl, out, summary = disk / "r.jsonl", disk / "r.avi", disk / "s.json"
+        res = uolrps("run", "--video", video, "--model", model, "--loop", "--max-frames", "100000", "-q",
+                     "--jsonl", jsonl, "--save", out, "--summary-json", summary)
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr and "wrote" not in res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "nearly full" in errors[0], res.stderr
+        text = jsonl.read_text()
+        assert text.endswith("\n") and [json.loads(x)["frame"] for x in text.splitlines()] == \
+            list(range(len(text.splitlines())))
+        if out.exists():  # closed before the disk was full: playable
+            cap = cv2.VideoCapture(str(out))
+            assert cap.isOpened() and cap.read()[0]
+            cap.release()
+        s = json.loads(summary.read_text())
+        assert s["frames"] > 30 and "nearly full" in s["output_error"]
+
+
+# --- temporary files left by a killed writer -------------------------------------------------------------------
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_leftover_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "m.onnx"
+    leftover = tmp_path / f".m.{dead_pid()}-1-0a1b2c3d.tmp.onnx"
+    leftover.write_bytes(b"half a model")
+    live = tmp_path / f".m.{os.getppid()}-1-0a1b2c3d.tmp.onnx"  # a writer still running: left alone
+    live.write_bytes(b"being written")
+    other = tmp_path / ".n.123-1-0a1b2c3d.tmp.onnx"  # another target's
+    other.write_bytes(b"x")
+    write_atomic(target, lambda tmp: tmp.write_bytes(b"model"), "output")
+    assert target.read_bytes() == b"model"
+    assert not leftover.exists() and live.exists() and other.exists()
+    assert clean_leftovers(target) == []
+
+
+def test_kill_9_during_atomic_writes_leaves_the_old_file_or_the_new_one_and_the_next_run_cleans(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    script = ("import sys, time\nfrom uolrps.paths import write_atomic\n"
+              "def w(tmp):\n    f = open(tmp, 'wb')\n    for i in range(1000):\n        f.write(b'y' * 100000)\n"
+              "        f.flush()\n        time.sleep(0.001)\n    f.close()\n"
+              f"write_atomic({str(target)!r}, w, 'output')\n")
+    rng = np.random.default_rng(19)
+    for delay in rng.uniform(0.3, 1.2, size=3):
+        p = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        assert target.read_bytes() in (b"old", b"y" * 100_000_000)
+    write_atomic(target, lambda tmp: tmp.write_bytes(b"new"), "output")
+    assert sorted(os.listdir(tmp_path)) == ["out.bin"] and target.read_bytes() == b"new"
+
+
+# --- signals during cleanup --------------------------------------------------------------------------------------
+
+def start_run(files, tmp_path, tag, *more):
+    d, model, video = files
+    paths = tmp_path / f"{tag}.jsonl", tmp_path / f"{tag}.avi", tmp_path / f"{tag}.json"
+    proc = subprocess.Popen(CLI + ["run", "--video", str(video), "--model", str(model), "--loop", "-q",
+                                   "--jsonl", str(paths[0]), "--save", str(paths[1]), "--summary-json",
+                                   str(paths[2]), *more],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not paths[0].exists() or paths[0].read_text().count("\n") < 20):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    return proc, paths
+
+
+def assert_all_valid(proc, paths):
+    jsonl, video, summary = paths
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    assert "Traceback" not in stderr and "terminate called" not in stderr, stderr
+    text = jsonl.read_text()
+    assert text.endswith("\n")
+    n = len([json.loads(x) for x in text.splitlines()])
+    cap = cv2.VideoCapture(str(video))
+    assert cap.isOpened() and cap.read()[0]
+    frames = 1
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    assert n - 1 <= frames <= n
+    s = json.loads(summary.read_text())
+    assert s["interrupted"] is True and s["frames"] >= n
+    assert [p for p in os.listdir(jsonl.parent) if p.startswith(".")] == []  # no temporary file left
+
+
+@pytest.mark.slow
+def test_two_sigterms_10_ms_apart_leave_jsonl_recording_and_summary_valid_10_of_10(files, tmp_path):
+    for i in range(10):
+        proc, paths = start_run(files, tmp_path, f"t{i}")
+        try:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.010)
+            proc.send_signal(signal.SIGTERM)
+            assert_all_valid(proc, paths)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.0, 0.05, 0.1])
+def test_three_sigints_during_cleanup_never_lose_an_output(files, tmp_path, gap):
+    proc, paths = start_run(files, tmp_path, "i")
+    try:
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(gap)
+        assert_all_valid(proc, paths)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -262,3 +262,70 @@ def test_three_sigints_during_cleanup_never_lose_an_output(files, tmp_path, gap)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# --- recordings that survive kill -9 -----------------------------------------------------------------------------
+
+def frames_in(path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.isOpened() and cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_kill_9_during_a_segmented_recording_loses_only_the_last_segment(files, tmp_path):
+    d, model, video = files
+    out = tmp_path / "rec.mp4"
+    proc = subprocess.Popen(CLI + ["run", "--video", str(video), "--model", str(model), "--loop", "-q",
+                                   "--save", str(out), "--segment", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (tmp_path / "rec_003.mp4").exists():
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    segments = sorted(tmp_path.glob("rec_*.mp4"))
+    assert len(segments) >= 4 and not out.exists()
+    for seg in segments[:-1]:  # every closed segment: 1 s at the source's 10 fps, playable
+        assert frames_in(seg) == 10, seg
+
+
+def test_segment_must_be_positive(files):
+    d, model, video = files
+    one_line_error(uolrps("run", "--video", video, "--model", model, "--save", "x.mp4", "--segment", "0"),
+                   "--segment must be a positive number of seconds")
+
+
+def test_kill_9_during_an_avi_recording_leaves_it_playable(files, tmp_path):
+    d, model, video = files
+    out = tmp_path / "rec.avi"
+    proc = subprocess.Popen(CLI + ["run", "--video", str(video), "--model", str(model), "--loop", "-q",
+                                   "--save", str(out), "--jsonl", str(tmp_path / "r.jsonl")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 600_000):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert frames_in(out) > 10  # what FFmpeg had written out before the kill plays
+
+
+def test_image_folder_output_on_a_full_disk_leaves_no_cut_image(tmp_path):
+    from uolrps.runtime.outputs import ImageFolderOutput
+
+    with small_disk(tmp_path / "disk", "256k") as disk:
+        out = ImageFolderOutput(disk / "imgs")
+        noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+        with pytest.raises(OutputError, match="the disk is full"):
+            for i in range(100):
+                out.write(noise, f"/x/{i}.png")
+        for f in (disk / "imgs").iterdir():
+            assert cv2.imread(str(f)) is not None, f

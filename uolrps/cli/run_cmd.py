@@ -29,6 +29,9 @@ def run(
     show: bool = typer.Option(False, "--show", help="Show a window per stream with the boxes and the frame rate (q or Esc quits)."),
     save: str = typer.Option(None, "--save", help="Annotated video (.mp4 or .avi); for an image folder a folder of "
                              "annotated images; with several streams a folder or a template with {stream}."),
+    segment_s: float = typer.Option(None, "--segment", metavar="SECONDS", help="Record --save as files of at most "
+                                  "SECONDS each (OUT_000.mp4, OUT_001.mp4...), each closed before the next: a kill "
+                                  "-9 or power cut loses only the last one. Default: one file."),
     jsonl: Path = typer.Option(None, "--jsonl", help="Write one JSON line per frame and stream (boxes, scores, latency)."),
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
@@ -77,7 +80,8 @@ def run(
                        save=save, jsonl=jsonl, heatmap=heatmap, max_frames=max_frames, loop=loop, backend=backend,
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
-                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight)
+                       capture=capture, serve=serve, serve_token=serve_token, inflight=inflight,
+                       segment_s=segment_s)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
@@ -89,7 +93,8 @@ def run(
             write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
     if stats.output_error:  # never "wrote" for a file that was not completely written
         raise OutputError(stats.output_error)
-    written = [f"{p}" for p in (save, jsonl) if p is not None]
+    written = [f"{p}" if p != save or segment_s is None else f"{p} (as segments {Path(p).stem}_NNN{Path(p).suffix})"
+               for p in (save, jsonl) if p is not None]
     if written:
         typer.echo(f"wrote {', '.join(written)}", err=True)
     if stats.interrupted:

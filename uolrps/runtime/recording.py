@@ -141,7 +141,8 @@ class Recorders:
             self.jsonl.write(result)
         if out.video_path is not None:
             if out.video is None:
-                out.video = VideoOutput(out.video_path, fps=out.source.fps, by_time=out.by_time)
+                out.video = VideoOutput(out.video_path, fps=out.source.fps, by_time=out.by_time,
+                                        segment_s=getattr(self.config, "segment_s", None))
             out.video.write(self.annotator.annotate(image, result), result.timestamp)
         if out.images is not None and result.path is not None:
             out.images.write(self.annotator.annotate(image, result), result.path)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from uolrps.checked_io import OutputError
 from uolrps.errors import OptionError
-from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
-    check_smooth, check_stall_timeout, check_threshold
+from uolrps.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_positive, \
+    check_reopen_limit, check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
@@ -62,6 +62,7 @@ class RunConfig:
     serve: str | None = None
     serve_token: str | None = None
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
+    segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -72,6 +73,8 @@ class RunConfig:
         check_reopen_limit(self.reopen_limit)
         check_batch_wait_ms(self.batch_wait_ms)
         check_inflight(self.inflight)
+        if self.segment_s is not None:
+            check_positive(self.segment_s, "segment_s", "number of seconds")
         if self.serve is not None:
             parse_serve(self.serve)
 

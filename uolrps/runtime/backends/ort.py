@@ -14,6 +14,7 @@ import numpy as np
 
 from uolrps.errors import OptionError, UserError
 from uolrps.meta import ModelMeta
+from uolrps.onnx_header import check_digest
 from uolrps.runtime.backends.base import Backend, InputSpec
 from uolrps.runtime.batching import run_batched
 
@@ -118,7 +119,9 @@ class OrtBackend(Backend):
             else active[0]
         log.info("%s: ONNX Runtime %s runs it on %s (session providers: %s)", self.path.name, ort.__version__,
                  active[0], ", ".join(active))
-        self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
+        props = self._session.get_modelmeta().custom_metadata_map
+        self.verified = check_digest(self.path.read_bytes(), props, str(self.path))  # damaged: one line, not junk
+        self.meta = ModelMeta.from_props(props, source=str(self.path))
         self._spec, self._output = self._io_spec()
         self.concurrency = 2 if self.provider == "cpu" and threads is None and _cores() >= 2 else 1
 

@@ -92,7 +92,7 @@ class StreamStats:
             parts.append(f"reopened {self.reopened}")
         parts.append(f"{s['fps']:.1f} FPS")
         p50, p95 = self.latency()
-        parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
+        parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms" if p50 == p50 else "no frame")
         parts.append(self.state + (f": {self.reason}" if self.reason else ""))
         return " | ".join(parts)
 
@@ -208,7 +208,8 @@ class RunStats:
             parts.append(f"{stage} p50 {p50:.2f} / p95 {p95:.2f} ms")
         if len(self.streams) == 1:
             p50, p95 = next(iter(self.streams.values())).latency()
-            parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
+            if p50 == p50:  # NaN: no frame, nothing to say
+                parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
         if self.interrupted:
             parts.append("interrupted")
         lines = [" | ".join(parts)]

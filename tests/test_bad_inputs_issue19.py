@@ -55,3 +55,95 @@ def test_localize_streams_raises_when_every_stream_failed_and_keeps_the_stats(mo
     # a source that never opened never "stopped delivering frames"
     assert "stopped delivering" not in caplog.text and "has not delivered a frame yet" in caplog.text
     assert "nan" not in stats.streams["a"].line()
+
+
+def test_export_size_is_bounded_before_any_work():
+    t0 = time.monotonic()
+    one_line_error(uolrps("export", "-b", "efflite0", "--size", "100000", "-o", "never.onnx"),
+                   "--size must be a number of pixels from 1 to 1024, but got 100000")
+    assert time.monotonic() - t0 < 60
+
+
+def test_calib_size_is_bounded(tmp_path):
+    from uolrps.calib.wstar import compute_wstar
+
+    with pytest.raises(UserError, match="size must be a number of pixels from 1 to 1024"):
+        compute_wstar(tmp_path, backbone="efflite0", size=5000)
+
+
+def test_demo_data_into_an_existing_file_is_one_line(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("keep")
+    one_line_error(uolrps("demo-data", f), "is a file: give a folder for the demo data")
+    assert f.read_text() == "keep"
+
+
+@pytest.mark.parametrize("command", [["export", "-b", "efflite0"], ["calib", "imgs"]])
+def test_export_and_calib_without_torch_name_the_extra(command, tmp_path):
+    code = ("import sys; sys.modules['torch'] = None\n"  # a runtime-only install: torch cannot be imported
+            "from uolrps.cli.main import main\n"
+            f"sys.exit(main({command!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    one_line_error(res, "pip install 'uolrps[export]'")
+    assert "needs torch" in res.stderr
+
+
+def test_eval_caam_with_an_unknown_backbone_is_refused_before_the_data_set_is_read(model, tmp_path):
+    one_line_error(uolrps("eval", tmp_path / "absent.csv", "--model", model, "--caam", "foo"),
+                   "unknown backbone 'foo'")
+
+
+def test_a_folder_named_like_a_model_is_said_to_be_a_folder(tmp_path):
+    (tmp_path / "x.onnx").mkdir()
+    one_line_error(uolrps("run", "--video", "cam0", "--model", tmp_path / "x.onnx"), "is a folder, not a model file")
+
+
+def test_backend_trt_with_an_onnx_model_says_to_build_an_engine(model):
+    one_line_error(uolrps("run", "--video", "cam0", "--model", model, "--backend", "trt"),
+                   f"--backend trt runs TensorRT engines, but m.onnx is an ONNX model: build an engine from it with "
+                   f"`uolrps build {model}`")
+
+
+def test_bench_marks_a_batch_the_model_cannot_take_in_one_call(tmp_path):
+    fixed = make_tiny_model(tmp_path / "f.onnx", dynamic_batch=False, batch=1)
+    res = uolrps("bench", fixed, "--batch", "1,4", "--warmup", "1", "--iters", "2", "--backends", "ort:cpu")
+    assert res.returncode == 0, res.stderr
+    assert "* batch 4: the model has a fixed batch of 1, so a batch of 4 runs as 4 calls of 1" in res.stdout
+    rows = [line for line in res.stdout.splitlines() if line.startswith("f.onnx ort:cpu  ")]
+    assert len(rows) == 2 and " 4* " in rows[1] and "*" not in rows[0]
+
+
+def test_doctor_does_not_claim_a_camera_it_cannot_see():
+    import glob
+
+    from uolrps.doctor import _check_cameras
+
+    check = _check_cameras(True)
+    if glob.glob("/dev/video*"):
+        assert check.ok and "/dev/video" in check.detail
+    else:
+        assert check.ok is False and "no camera here" in check.detail
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_calib_on_fewer_than_5_images_does_not_quote_the_5_image_figure(n):
+    from uolrps.calib.stability import MEASURED, report
+
+    line, warning = report(n, None if n < 2 else 0.9)
+    assert f"{n} random images give" not in line and "below what we measured" in line
+    assert f"{MEASURED[5][0]:.3f}" in line and warning is not None
+
+
+def test_camera_options_on_a_file_source_are_said_to_be_ignored(model, tmp_path):
+    import cv2
+    from tinymodel import bright_square_frame
+
+    video = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for _ in range(3):
+        w.write(bright_square_frame())
+    w.release()
+    res = uolrps("run", "--video", video, "--model", model, "--size", "640x480", "--fps", "15", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "the capture options size, fps (--size, --fps) apply to cameras" in res.stderr
+    assert "is a file, so they are ignored for it" in res.stderr

@@ -119,7 +119,7 @@ def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     (["--video", "{clip}", "--model", "{model}", "--max-frames", "0"], "error: --max-frames must be a positive"),
     (["--video", "{clip}", "--model", "{model}", "--inflight", "0"], "error: --inflight must be between 1 and 64, but got 0"),
     (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif' must end in .mp4"),
-    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: no sidecar tiny.onnx.json beside tiny.onnx"),
+    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: --backend trt runs TensorRT engines, but tiny.onnx is an ONNX model: build an engine"),
     (["--video", "{clip}", "--model", "{model}", "--providers", "gpu"], "error: unknown execution provider gpu"),
 ])
 def test_clear_errors_exit_2_without_traceback(demo, model, tmp_path, args, message):

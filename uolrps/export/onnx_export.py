@@ -25,6 +25,7 @@ from uolrps.digest import sha256_wstar
 from uolrps.errors import OptionError, UserError
 from uolrps.export.onnx_props import set_meta
 from uolrps.meta import ModelMeta
+from uolrps.options import MAX_EXPORT_BATCH, check_input_size
 
 OPSET = 17
 DEFAULT_THRESHOLD = 0.5
@@ -192,6 +193,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.paths import check_distinct_outputs, check_output_path
 
+    check_input_size(size)  # before anything is built: 100000 would exhaust the memory first
     outputs = {"output": output, "output (FP16 twin)": fp16_path_for(Path(output)) if fp16 else None}
     if int8:
         from uolrps.export.int8 import int8_cpu_path_for, int8_path_for
@@ -203,8 +205,8 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     if fp16:
         check_output_path(fp16_path_for(output), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
-    if batch < 1:
-        raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
+    if batch < 1 or batch > MAX_EXPORT_BATCH:
+        raise OptionError(f"batch must be from 1 to {MAX_EXPORT_BATCH}, but got {batch}", "batch")
     if threshold is None:
         from uolrps.calib.backbones import get_spec
 

@@ -24,7 +24,7 @@ from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.draw import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
-from uolrps.runtime.recording import Recorders, check_save, parse_serve
+from uolrps.runtime.recording import IMAGE_KINDS, Recorders, check_save, parse_serve
 from uolrps.runtime.sourcelist import SourceEntry, check_names, read_sources_file
 from uolrps.runtime.sources import parse_source
 from uolrps.runtime.stats import RunStats
@@ -170,6 +170,11 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     specs = [parse_source(e.source, e.options) for e in entries]  # bad sources fail before the model loads
     single = len(entries) == 1
     check_save(config, specs, [e.name for e in entries], single)
+    for entry, spec in zip(entries, specs):  # camera options on a file are ignored: say so, once per source
+        given = [n for n in ("size", "fps", "fourcc") if getattr(spec.options, n, None) is not None]
+        if given and spec.kind in ("video", *IMAGE_KINDS):
+            say(f"note: the capture options {', '.join(given)} (--{', --'.join(given)}) apply to cameras; "
+                f"{entry.source} is a file, so they are ignored for it (it plays at its own size and rate)")
     stats = stats if stats is not None else RunStats()
     closers: list = []
     engine = None

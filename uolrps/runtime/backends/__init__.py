@@ -79,6 +79,14 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
     """
     entry = BACKENDS[backend_name(path, backend)]
     path = str(path) if entry.url else Path(path)
+    if not entry.url and path.is_dir():
+        raise UserError(f"model {str(path)!r} is a folder, not a model file: pass the path of a .onnx model from "
+                        "`uolrps export` or an .engine from `uolrps build`")
+    if entry.name == "trt" and path.suffix.lower() == ".onnx":
+        raise OptionError(f"backend=trt runs TensorRT engines, but {path.name} is an ONNX model: build an engine "
+                          f"from it with `uolrps build {path}` and run the .engine, or run it with ONNX Runtime "
+                          "(the ort backend)",
+                          "backend")
     if not entry.url and not path.is_file():
         raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
                         "`uolrps export` or an .engine from `uolrps build`")

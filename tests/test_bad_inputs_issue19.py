@@ -147,3 +147,52 @@ def test_camera_options_on_a_file_source_are_said_to_be_ignored(model, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "the capture options size, fps (--size, --fps) apply to cameras" in res.stderr
     assert "is a file, so they are ignored for it" in res.stderr
+
+
+def test_run_without_model_in_a_runtime_only_install_says_how_to_get_one(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from uolrps.cli.main import main\n"
+            "sys.exit(main(['run', '--video', 'cam0']))")
+    env = {**__import__("os").environ, "UOLRPS_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    one_line_error(res, "no --model given, and the default model (efflite0 at 224x224 with the shipped w*) is not "
+                        "in the cache")
+    assert "uolrps export -b efflite0 -o model.onnx" in res.stderr and "--model model.onnx" in res.stderr
+
+
+def test_run_without_model_uses_the_default_model_in_the_cache_and_says_so(tmp_path, monkeypatch):
+    import os
+
+    import cv2
+    from tinymodel import bright_square_frame
+
+    from uolrps.export.default_model import default_model_path
+
+    monkeypatch.setenv("UOLRPS_CACHE", str(tmp_path / "cache"))
+    cached = default_model_path()
+    cached.parent.mkdir(parents=True)
+    make_tiny_model(cached)  # stands in for the efflite0 export (made by the slow test below)
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), bright_square_frame())
+    res = uolrps("run", "--video", image, "--jsonl", tmp_path / "r.jsonl", "-q", env=dict(os.environ))
+    assert res.returncode == 0, res.stderr
+    assert f"no --model given: using the default model (efflite0 at 224x224 with the shipped w*), {cached}" in res.stderr
+    assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
+
+
+@pytest.mark.slow
+def test_run_without_model_makes_the_default_model_once(tmp_path, monkeypatch):
+    import os
+
+    import cv2
+    from tinymodel import bright_square_frame
+
+    pytest.importorskip("torch")
+    monkeypatch.setenv("UOLRPS_CACHE", str(tmp_path / "cache"))
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), bright_square_frame())
+    res = uolrps("run", "--video", image, "-q", timeout=900, env=dict(os.environ))
+    assert res.returncode == 0, res.stderr
+    assert "making the default model" in res.stderr
+    res = uolrps("run", "--video", image, "-q", env=dict(os.environ))
+    assert res.returncode == 0 and "using the default model" in res.stderr and "making" not in res.stderr

@@ -18,8 +18,9 @@ def run(
     source: List[str] = typer.Option(None, "--video", "-v", metavar="SRC", help="Source: cam0 / 0 / /dev/video0, a video file, an "
                                     "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
                                     "Give it several times for several streams."),
-    model: str = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
-                              "or a Triton model URL grpc://HOST:8001/NAME (--backend triton)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
+                              "or a Triton model URL grpc://HOST:8001/NAME (--backend triton). Default: efflite0 at "
+                              "224 with the shipped w*, made once into the cache (needs uolrps[export] the first time)."),
     sources_file: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
                                  "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
@@ -74,6 +75,14 @@ def run(
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
     if summary_json is not None:
         check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources_file))
+    if model is None:  # the card's command as typed: `uolrps run --video cam0`
+        from uolrps.export.default_model import default_model
+        from uolrps.runtime.sources import parse_source
+
+        for text in videos:
+            parse_source(text)  # a bad source is refused before the model is made
+
+        model = str(default_model(log=lambda text: typer.echo(text, err=True), progress=not quiet))
     capture = CaptureOptions(size=parse_size(size) if size else None, fps=fps, fourcc=fourcc,
                              rtsp_transport=rtsp_transport)
     config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, show=show,

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from tinymodel import bright_square_frame, make_tiny_model
 
-from uolrps.checked_io import LineFile, OutputError, clean_leftovers
 from uolrps.paths import write_atomic
 
 CLI = [sys.executable, "-m", "uolrps.cli.main"]
@@ -117,6 +116,8 @@ def test_save_onto_a_hard_link_of_the_input_is_refused(files, tmp_path):
 # --- a full disk ------------------------------------------------------------------------------------------------
 
 def test_line_file_keeps_whole_lines_on_a_full_disk(tmp_path):
+    from uolrps.checked_io import LineFile, OutputError
+
     with small_disk(tmp_path / "disk", "64k") as disk:
         f = LineFile(disk / "a.jsonl", "jsonl")
         line = json.dumps({"frame": 0, "pad": "x" * 900}) + "\n"
@@ -130,6 +131,8 @@ def test_line_file_keeps_whole_lines_on_a_full_disk(tmp_path):
 
 
 def test_write_atomic_on_a_full_disk_is_one_line_and_keeps_the_old_file(tmp_path):
+    from uolrps.checked_io import OutputError
+
     with small_disk(tmp_path / "disk", "64k") as disk:
         target = disk / "s.json"
         target.write_text("old")
@@ -168,6 +171,8 @@ def dead_pid() -> int:
 
 
 def test_a_leftover_temporary_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    from uolrps.checked_io import clean_leftovers
+
     target = tmp_path / "m.onnx"
     leftover = tmp_path / f".m.{dead_pid()}-1-0a1b2c3d.tmp.onnx"
     leftover.write_bytes(b"half a model")
@@ -319,6 +324,8 @@ def test_kill_9_during_an_avi_recording_leaves_it_playable(files, tmp_path):
 
 
 def test_image_folder_output_on_a_full_disk_leaves_no_cut_image(tmp_path):
+    from uolrps.checked_io import OutputError
+
     from uolrps.runtime.outputs import ImageFolderOutput
 
     with small_disk(tmp_path / "disk", "256k") as disk:

@@ -66,8 +66,8 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
     ``sources``: a list of source strings (named ``cam0, cam1, ...`` or by file stem) or a mapping
     ``{name: source}``. A live source that is down is retried with a growing backoff and ends after
     ``reopen_limit`` failed recoveries while the others go on; ``stats.failed`` lists the streams that
-    ended in failure, ``stats.streams`` has each stream's record; when every stream failed, the iteration
-    ends with a UserError naming each one's reason. The inference stage waits at most ``batch_wait_ms`` for slower streams.
+    ended in failure, ``stats.streams`` has each stream's record; when every stream failed without a single
+    result, the iteration ends with a UserError naming each one's reason. The inference stage waits at most ``batch_wait_ms`` for slower streams.
     """
     _check(max_frames, localizer, model)
     named = list(sources.items()) if isinstance(sources, Mapping) else [(None, s) for s in sources]
@@ -85,10 +85,11 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
 
 
 def _raise_if_all_failed(stats: RunStats) -> None:
-    """Every stream ended in failure: a UserError naming each one's reason (the per-stream records stay in
-    ``stats.streams`` for a caller that passed ``stats``)."""
+    """Every stream ended in failure without a single result: a UserError naming each one's reason (else the
+    caller would get nothing at all, and no word why). Streams that delivered results before they failed are in
+    ``stats.failed``, and every stream's record stays in ``stats.streams`` for a caller that passed ``stats``."""
     streams = list(stats.streams.values())
-    if streams and all(s.state == "failed" for s in streams):
+    if streams and all(s.state == "failed" and s.frames == 0 for s in streams):
         reasons = "; ".join(f"{s.name} ({s.source}) after {s.frames} frames: {s.reason or 'failed'}" for s in streams)
         raise UserError(f"every stream failed: {reasons}")
 

@@ -145,7 +145,7 @@ def test_camera_options_on_a_file_source_are_said_to_be_ignored(model, tmp_path)
     w.release()
     res = uolrps("run", "--video", video, "--model", model, "--size", "640x480", "--fps", "15", "-q")
     assert res.returncode == 0, res.stderr
-    assert "the capture options size, fps (--size, --fps) apply to cameras" in res.stderr
+    assert "the capture options size, fps apply to cameras" in res.stderr
     assert "is a file, so they are ignored for it" in res.stderr
 
 
@@ -155,9 +155,9 @@ def test_run_without_model_in_a_runtime_only_install_says_how_to_get_one(tmp_pat
             "sys.exit(main(['run', '--video', 'cam0']))")
     env = {**__import__("os").environ, "UOLRPS_CACHE": str(tmp_path / "cache")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
-    one_line_error(res, "no --model given, and the default model (efflite0 at 224x224 with the shipped w*) is not "
+    one_line_error(res, "no model given, and the default model (efflite0 at 224x224 with the shipped w*) is not "
                         "in the cache")
-    assert "uolrps export -b efflite0 -o model.onnx" in res.stderr and "--model model.onnx" in res.stderr
+    assert "uolrps export -b efflite0 -o model.onnx" in res.stderr and "uolrps run --model model.onnx" in res.stderr
 
 
 def test_run_without_model_uses_the_default_model_in_the_cache_and_says_so(tmp_path, monkeypatch):
@@ -176,7 +176,7 @@ def test_run_without_model_uses_the_default_model_in_the_cache_and_says_so(tmp_p
     cv2.imwrite(str(image), bright_square_frame())
     res = uolrps("run", "--video", image, "--jsonl", tmp_path / "r.jsonl", "-q", env=dict(os.environ))
     assert res.returncode == 0, res.stderr
-    assert f"no --model given: using the default model (efflite0 at 224x224 with the shipped w*), {cached}" in res.stderr
+    assert f"no model given: using the default model (efflite0 at 224x224 with the shipped w*), {cached}" in res.stderr
     assert (tmp_path / "r.jsonl").read_text().count("\n") == 1
 
 

@@ -27,7 +27,8 @@ def table(report) -> str:
                     and r.batch != r.model_batch})
     for b, m in fixed:
         lines.append(f"* batch {b}: the model has a fixed batch of {m}, so a batch of {b} runs as "
-                     f"{-(-b // m)} calls of {m} (export with --dynamic-batch or --batch {b} to measure a real batch)")
+                     f"{-(-b // m)} calls of {m} (to measure a real batch, export with `uolrps export --dynamic-batch ...` "
+                     f"or `uolrps export --batch {b} ...`)")
     if report.skipped:
         lines.append("not measured here:")
         lines += [f"  {s.label}: {s.reason}" for s in report.skipped]

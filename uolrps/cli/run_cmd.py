@@ -28,7 +28,7 @@ def run(
     multi: bool = typer.Option(False, "--multi", help="A box for every region above the threshold (largest first)."),
     smooth: float = typer.Option(0.0, "--smooth", help="Heatmap smoothing over time, A in [0, 1): 0 = off, 0.8 = strong."),
     show: bool = typer.Option(False, "--show", help="Show a window per stream with the boxes and the frame rate (q or Esc quits)."),
-    save: str = typer.Option(None, "--save", help="Annotated video (.mp4 or .avi); for an image folder a folder of "
+    save: str = typer.Option(None, "--save", help="Annotated video (.mp4, .m4v, .mov, .avi, .mkv or .webm); for an image folder a folder of "
                              "annotated images; with several streams a folder or a template with {stream}."),
     segment_s: float = typer.Option(None, "--segment", metavar="SECONDS", help="Record --save as files of at most "
                                   "SECONDS each (OUT_000.mp4, OUT_001.mp4...), each closed before the next: a kill "

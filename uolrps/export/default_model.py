@@ -30,16 +30,17 @@ def default_model(log: Callable[[str], None] = print, progress: bool = True) -> 
     path = default_model_path()
     what = f"the default model ({DEFAULT_BACKBONE} at {DEFAULT_SIZE}x{DEFAULT_SIZE} with the shipped w*)"
     if path.is_file():
-        log(f"no --model given: using {what}, {path}")
+        log(f"no model given: using {what}, {path}")
         return path
     missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UserError(f"no --model given, and {what} is not in the cache ({path}) and cannot be made in this "
+        raise UserError(f"no model given, and {what} is not in the cache ({path}) and cannot be made in this "
                         f"install (no {' or '.join(missing)}): run `uolrps export -b {DEFAULT_BACKBONE} -o model.onnx` "
-                        f"where uolrps[export] is installed and pass --model model.onnx (or copy it to {path})")
+                        f"where uolrps[export] is installed, then `uolrps run --model model.onnx ...` here (or copy "
+                        f"it to {path})")
     from uolrps.export.onnx_export import export_model
 
-    log(f"no --model given: making {what} once into {path}")
+    log(f"no model given: making {what} once into {path}")
     export_model(backbone=DEFAULT_BACKBONE, output=path, size=DEFAULT_SIZE, dynamic_batch=True, progress=progress,
                  log=log)
     return path

@@ -173,7 +173,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     for entry, spec in zip(entries, specs):  # camera options on a file are ignored: say so, once per source
         given = [n for n in ("size", "fps", "fourcc") if getattr(spec.options, n, None) is not None]
         if given and spec.kind in ("video", *IMAGE_KINDS):
-            say(f"note: the capture options {', '.join(given)} (--{', --'.join(given)}) apply to cameras; "
+            say(f"note: the capture options {', '.join(given)} apply to cameras; "
                 f"{entry.source} is a file, so they are ignored for it (it plays at its own size and rate)")
     stats = stats if stats is not None else RunStats()
     closers: list = []

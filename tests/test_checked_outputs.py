@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -60,15 +61,28 @@ def small_disk(path, size="3m"):
 
 # --- device nodes, FIFOs, sockets, folders are refused, never replaced ---------------------------------------
 
-@pytest.mark.parametrize("flag", ["--summary-json", "--jsonl", "--save"])
+def private_device(tmp_path, like: str):
+    """A character device node with the numbers of ``like`` (/dev/null, /dev/full) in ``tmp_path``: the test
+    never points a command at the real node, which the code before this fix replaced with a regular file."""
+    node = tmp_path / Path(like).name
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.stat(like).st_rdev)
+    except (OSError, AttributeError) as e:
+        pytest.skip(f"needs to make a device node (root, mknod): {e}")
+    return node
+
+
+@pytest.mark.parametrize("flag,name", [("--summary-json", "s.json"), ("--jsonl", "r.jsonl"), ("--save", "r.mp4")])
 @pytest.mark.parametrize("device", ["/dev/full", "/dev/null"])
-def test_a_device_at_an_output_path_is_refused_and_stays_a_device(files, flag, device):
+def test_a_device_at_an_output_path_is_refused_and_stays_a_device(files, tmp_path, flag, name, device):
     d, model, video = files
-    if not os.path.exists(device):
-        pytest.skip(f"needs {device}")
-    res = uolrps("run", "--video", video, "--model", model, "-q", flag, device)
-    one_line_error(res, "is a character device")
-    assert stat.S_ISCHR(os.stat(device).st_mode)
+    node = private_device(tmp_path, device)
+    link = tmp_path / name  # the suffix the flag asks for, pointing at the device
+    link.symlink_to(node)
+    for target in (node, link):
+        res = uolrps("run", "--video", video, "--model", model, "-q", flag, target)
+        one_line_error(res, "is a character device")
+        assert stat.S_ISCHR(os.stat(node).st_mode) and link.is_symlink()
 
 
 def test_a_fifo_or_socket_at_an_output_path_is_refused(files, tmp_path):
@@ -336,3 +350,13 @@ def test_image_folder_output_on_a_full_disk_leaves_no_cut_image(tmp_path):
                 out.write(noise, f"/x/{i}.png")
         for f in (disk / "imgs").iterdir():
             assert cv2.imread(str(f)) is not None, f
+
+
+def test_a_write_of_known_size_that_cannot_fit_is_refused_before_it_begins(tmp_path):
+    from uolrps.checked_io import OutputError
+
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        calls = []
+        with pytest.raises(OutputError, match=r"s.json'?: 0.2 MB to write but 0.1 MB free"):
+            write_atomic(disk / "s.json", lambda tmp: calls.append(tmp), "--summary-json", size=200_000)
+        assert calls == [] and os.listdir(disk) == []

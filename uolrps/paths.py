@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from uolrps.checked_io import OutputError, clean_leftovers, refuse_special, same_file, temporary_name, write_failed
+from uolrps.checked_io import OutputError, check_free_space, clean_leftovers, refuse_special, same_file, temporary_name, write_failed
 from uolrps.errors import OptionError, UserError, option_error, param_of
 
 
@@ -89,7 +89,8 @@ def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
         seen[key] = (name, path)
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "output") -> Path:
+def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "output",
+                 size: int | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; a failure to write is
     an error naming ``name`` as :func:`check_output_path` words it.
 
@@ -99,13 +100,16 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "o
     temporary file left by a killed writer is removed by the next write of ``path``
     (:func:`uolrps.checked_io.clean_leftovers`). Only a regular file (or a new name) is replaced: a device,
     FIFO, socket or folder at ``path`` is refused; a symlink is kept and the file it points to replaced.
-    A failure to write (a full disk, an I/O error) is an :class:`uolrps.checked_io.OutputError`.
+    A failure to write (a full disk, an I/O error) is an :class:`uolrps.checked_io.OutputError`; with
+    ``size`` (bytes, when known in advance) a file that cannot fit is refused before it is begun.
     """
     import secrets
     import threading
 
     path = Path(path)
     refuse_special(path, name)
+    if size is not None:
+        check_free_space(path, size, name)
     if path.is_symlink():
         path = Path(os.path.realpath(path))
     unique = f"{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}"

@@ -99,7 +99,8 @@ def run(
         typer.echo(stats.line())
         if summary_json is not None:
             text = json.dumps(stats.summary(), indent=1) + "\n"
-            write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
+            write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json",
+                         size=len(text.encode("utf-8")))
     if stats.output_error:  # never "wrote" for a file that was not completely written
         raise OutputError(stats.output_error)
     written = [f"{p}" if p != save or segment_s is None else f"{p} (as segments {Path(p).stem}_NNN{Path(p).suffix})"

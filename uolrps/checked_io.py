@@ -124,7 +124,7 @@ def clean_leftovers(path: str | Path) -> list[Path]:
     """Remove the temporary files of earlier writes of ``path`` whose process is gone (killed mid-write);
     returns them (each is logged). A temporary file of a live process is left alone."""
     path = Path(path)
-    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)-\d+-[0-9a-f]+\.tmp{re.escape(path.suffix)}")
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(?:(\d+)-\d+-[0-9a-f]+\.)?tmp{re.escape(path.suffix)}")
     removed = []
     try:
         names = os.listdir(path.parent if str(path.parent) else ".")
@@ -132,8 +132,8 @@ def clean_leftovers(path: str | Path) -> list[Path]:
         return removed
     for entry in names:
         m = pattern.fullmatch(entry)
-        if m is None or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
-            continue
+        if m is None or (m.group(1) is not None and (int(m.group(1)) == os.getpid() or _alive(int(m.group(1))))):
+            continue  # (no process id: the fixed name earlier versions used, ``.STEM.tmp.SUFFIX``)
         leftover = path.with_name(entry)
         try:
             if stat.S_ISREG(os.lstat(leftover).st_mode):

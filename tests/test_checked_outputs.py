@@ -395,3 +395,33 @@ def test_kill_9_while_export_or_calib_writes_leaves_no_partial_output_and_the_ne
     assert res.returncode == 0, res.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the leftover is gone
     assert "removed" in res.stderr and leftover[0].name in res.stderr  # and named
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_live_recording_leaves_every_segment_but_the_last_playable(files, tmp_path):
+    from mjpeg_server import MjpegServer
+
+    d, model, video = files
+    out = tmp_path / "live.mp4"
+    srv = MjpegServer("normal", period=0.02)
+    try:
+        proc = subprocess.Popen(CLI + ["run", "--video", srv.url, "--model", str(model), "-q", "--save", str(out),
+                                       "--segment", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not (tmp_path / "live_003.mp4").exists():
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.05)
+        finally:
+            proc.kill()  # a power cut, as far as the files can tell
+            proc.wait()
+    finally:
+        srv.close()
+    segments = sorted(tmp_path.glob("live_*.mp4"))
+    assert len(segments) >= 4
+    for seg in segments[:-1]:
+        cap = cv2.VideoCapture(str(seg))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        cap.release()
+        n = frames_in(seg)
+        assert fps > 0 and fps <= n <= fps + 10, (seg, n, fps)  # one second of real time, playable

@@ -40,6 +40,9 @@ class Capabilities:
       session's providers; None / () for other backends.
     - ``meta_from``: the file the metadata was read from when it is not the model file itself (an engine
       without a sidecar, opened with ``meta=`` its ONNX file); None otherwise.
+    - ``verified``: whether the model file's graph-and-weights digest (written at export) was checked at load:
+      True it matched (a mismatch is a UserError before this is built), False the file carries none (exported
+      before digests, or edited by another tool), None the backend does not check one (engines, servers).
     """
 
     device: str = "cpu"
@@ -50,6 +53,7 @@ class Capabilities:
     provider: str | None = None
     providers: tuple[str, ...] = ()
     meta_from: str | None = None
+    verified: bool | None = None
 
     def __post_init__(self):
         if self.fixed_batch and self.max_batch is None:

@@ -37,6 +37,8 @@ class SourceKind:
     - ``images``: a sequence of image files (recorded as a folder of images, not a video).
     - ``files(spec)``: the files it reads (no output may overwrite them); ``root(spec)``: the folder image
       names are relative to; ``stream_name(spec)``: its default stream name (None: ``cam<index>``).
+    - ``capture_options``: whether the capture options (size, fps, fourcc) apply to it; where not (files,
+      which play at their own size and rate), a run that was given them says once that they are ignored.
     """
 
     name: str
@@ -47,6 +49,7 @@ class SourceKind:
     hint: str = "check the source"
     capture: Callable | None = None
     images: bool = False
+    capture_options: bool = True
     files: Callable = _no_files
     root: Callable = _none
     stream_name: Callable = _none

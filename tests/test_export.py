@@ -98,6 +98,7 @@ def test_efflite0_matches_independent_implementation(efflite0_model):
     assert_matches_reference(run(efflite0_model, images, 224), reference_heatmaps(feats, w), 224)
 
 
+@pytest.mark.slow  # measured 2026-12-03, loaded 2-core AMD EPYC: 56 s
 def test_efflite0_fp16_boxes_agree_on_all_loc_images(efflite0_model):
     assert fp16_agreement(efflite0_model, loc_images(), 224) >= 0.99
 
@@ -151,6 +152,7 @@ def vits_wstar(tmp_path_factory, vits_checkpoint, calib_subset):
     return path
 
 
+@pytest.mark.slow  # measured 2026-12-03, loaded 2-core AMD EPYC: 135 s (224) and 407 s (448)
 @pytest.mark.parametrize("size", [224, 448])
 def test_vits_export_matches_reference(tmp_path, vits_checkpoint, vits_wstar, size):
     out = tmp_path / f"vits{size}.onnx"
@@ -168,6 +170,7 @@ def test_vits_export_matches_reference(tmp_path, vits_checkpoint, vits_wstar, si
     assert fp16_agreement(out, images, size) >= 0.99
 
 
+@pytest.mark.slow  # measured 2026-12-03, loaded 2-core AMD EPYC: 331 s
 def test_r50_and_classwise_rows(tmp_path, r50_checkpoint):
     from uolrps.calib.encoder import build_encoder
 
@@ -221,6 +224,7 @@ def test_cli_export_vit_size_error_is_one_line(tmp_path, vits_checkpoint, vits_w
     assert "multiple of the patch size 16" in res.stderr
 
 
+@pytest.mark.slow  # measured 2026-12-03, loaded 2-core AMD EPYC: 148 s
 def test_real_graphs_use_only_tensorrt_10_ops(efflite0_model, tmp_path, vits_checkpoint, vits_wstar):
     from uolrps.export.tensorrt.ops import unsupported_ops
 

@@ -86,5 +86,5 @@ def test_localizer_accepts_a_path_and_says_what_it_expects(tmp_path):
             loc([[1, 2, 3]])
         with pytest.raises(UserError, match="does not exist"):
             loc("missing.jpg")
-        with pytest.raises(ValueError, match="uint8 H x W x 3 BGR array, but got float64"):
-            loc(frame.astype(np.float64))
+        with pytest.raises(UserError, match="uint8 H x W x 3 array .*, but got float64 values"):
+            loc(frame.astype(np.float64))  # one exception type for every bad frame (issue 19)

@@ -119,7 +119,7 @@ def test_run_on_images_folder_glob_and_max_frames(demo, model, tmp_path):
     (["--video", "{clip}", "--model", "{model}", "--max-frames", "0"], "error: --max-frames must be a positive"),
     (["--video", "{clip}", "--model", "{model}", "--inflight", "0"], "error: --inflight must be between 1 and 64, but got 0"),
     (["--video", "{clip}", "--model", "{model}", "--save", "{tmp}/x.gif"], "error: --save '{tmp}/x.gif' must end in .mp4"),
-    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: no sidecar tiny.onnx.json beside tiny.onnx"),
+    (["--video", "{clip}", "--model", "{model}", "--backend", "trt"], "error: --backend trt runs TensorRT engines, but tiny.onnx is an ONNX model: build an engine"),
     (["--video", "{clip}", "--model", "{model}", "--providers", "gpu"], "error: unknown execution provider gpu"),
 ])
 def test_clear_errors_exit_2_without_traceback(demo, model, tmp_path, args, message):
@@ -138,7 +138,10 @@ def test_interrupt_mid_file_leaves_a_playable_video_and_valid_jsonl(demo, model,
     jsonl, video = tmp_path / "s.jsonl", tmp_path / "s.mp4"
     proc = subprocess.Popen(CLI + ["run", "--video", str(demo / "clip.mp4"), "--model", str(model), "--loop",
                                    "--jsonl", str(jsonl), "--save", str(video)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C reaches the run whatever this test's caller does with it (``nohup ... &``
+                            # starts everything with SIGINT ignored, which a child would inherit)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (not jsonl.exists() or jsonl.read_text().count("\n") < 60):

@@ -114,11 +114,19 @@ def test_bad_options_are_user_errors(model, kwargs, match):
         Localizer(model, **kwargs)
 
 
-def test_bad_frames_are_refused(model):
+@pytest.mark.parametrize("bad,detail", [
+    (np.zeros((10, 10), np.uint8), "gray"), (np.zeros((10, 10, 3), np.float32), "float32 values"),
+    (np.zeros((10, 10, 4), np.uint8), "4-channel"), (np.zeros((0, 0, 3), np.uint8), "an empty array"),
+    (np.zeros((0,), np.uint8), "an empty array"), (None, "NoneType"), ([[1, 2, 3]], "list"),
+], ids=["gray", "float", "rgba", "empty", "empty1d", "none", "list"])
+def test_bad_frames_are_one_user_error(model, bad, detail):
+    """docs/run.md: a bad frame is a UserError, whatever is wrong with it (issue 19: ValueError, cv2.error)."""
     with Localizer(model) as loc:
-        for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 4), np.uint8)):
-            with pytest.raises(ValueError, match="uint8 H x W x 3 BGR"):
-                loc(bad)
+        with pytest.raises(UserError, match="a frame must be a BGR uint8 H x W x 3 array") as e:
+            loc(bad)
+        assert detail in str(e.value)
+        with pytest.raises(UserError, match="a frame must be"):
+            loc.heatmaps([np.zeros((10, 10, 3), np.uint8), bad])
 
 
 # ---- the result dataclass ------------------------------------------------------------------------------

@@ -51,7 +51,10 @@ class RunProcess:
         env.pop("UOLRPS_SERVE_TOKEN", None)
         code = "import sys; from uolrps.cli.main import main; sys.exit(main())"
         self.proc = subprocess.Popen([sys.executable, "-c", code, "run", *args], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     # Ctrl-C reaches the run even when this test runs with SIGINT ignored
+                                     # (``nohup ... &``), which the child would otherwise inherit
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue = queue.Queue()
         self.err: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()

@@ -66,7 +66,13 @@ def make_demo_data(root: str | Path, frames: int = 90, fps: float = 30.0, size: 
     if frames < len(photos):
         raise UserError(f"the demo clip needs at least {len(photos)} frames (one per photo), but got {frames}")
     root = Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
+    for p in (root, root / "images"):
+        if p.exists() and not p.is_dir():
+            raise UserError(f"{str(p)!r} is a file: give a folder for the demo data (it gets images/ and clip.mp4)")
+    try:
+        (root / "images").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the folder {str(root / 'images')!r} ({e.strerror}): choose another place") from None
     bgr = load_photos()
     paths = []
     for name in photos:

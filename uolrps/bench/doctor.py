@@ -170,6 +170,19 @@ def check_export_side() -> list[Check]:
     return out
 
 
+def _check_cameras(v4l2: bool) -> Check:
+    """V4L2 support is not a camera: say which /dev/video* nodes exist (none: not ok, and why)."""
+    import glob
+
+    nodes = sorted(glob.glob("/dev/video*"))
+    if not v4l2:
+        return Check("sources: cam0, /dev/video0", False, "no", "OpenCV with V4L2")
+    if not nodes:
+        return Check("sources: cam0, /dev/video0", False, "V4L2, but no camera here (no /dev/video* device)",
+                     "connect a camera (or in a container pass it with --device /dev/video0)")
+    return Check("sources: cam0, /dev/video0", True, f"V4L2; cameras: {', '.join(nodes)}")
+
+
 def _check_triton() -> Check:
     """The triton backend's client library; informational, since a Triton server is optional."""
     grpc_mod, version = _version("tritonclient.grpc")
@@ -220,7 +233,7 @@ def diagnose() -> list[Check]:
         check_openvino(),
         _check_triton(),
         Check("sources: files, image folders", has_cv, "yes" if has_cv else "no", "install OpenCV (above)"),
-        Check("sources: cam0, /dev/video0", has_cv and cv.v4l2, "V4L2" if has_cv and cv.v4l2 else "no", "OpenCV with V4L2"),
+        _check_cameras(has_cv and cv.v4l2),
         Check("sources: rtsp://, http(s)://", has_cv and (cv.ffmpeg or cv.gstreamer),
               "yes" if has_cv and (cv.ffmpeg or cv.gstreamer) else "no", "OpenCV with FFmpeg or GStreamer"),
         Check("sources: gst:PIPELINE, CSI cameras", has_cv and cv.gstreamer, "yes" if has_cv and cv.gstreamer else "no",

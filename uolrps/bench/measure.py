@@ -40,6 +40,7 @@ class Row:
     max_abs_diff: float | None  # against the FP32 ONNX Runtime reference; None without one
     box_agreement: float | None  # share of images whose first boxes have IoU >= 0.9 with the reference
     n_images: int
+    model_batch: int | None = None  # the model's fixed batch size (None: dynamic); a larger batch runs in calls of it
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -92,4 +93,5 @@ def measure(backend, target, frames: list[np.ndarray], batch: int, warmup: int, 
         diff, share = agreement(got, reference, [f.shape[:2] for f in frames], meta.threshold)
     provider = backend.caps.provider or target.backend
     return Row(target.label, target.backend, str(provider), getattr(meta, "precision", target.precision) or
-               target.precision, batch, infer, whole, diff, share, len(frames))
+               target.precision, batch, infer, whole, diff, share, len(frames),
+               backend.caps.max_batch if backend.caps.fixed_batch else None)

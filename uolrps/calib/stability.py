@@ -43,9 +43,14 @@ def report(n_own: int, split_half: float | None, n_total: int | None = None) -> 
     """The line the run prints about its own images, and a warning when they are too few (else None)."""
     mean, p5 = expected_cosine(n_own)
     half = "n/a (fewer than 2 images)" if split_half is None else f"{split_half:.3f}"
+    smallest = min(MEASURED)
+    if n_own < smallest:  # below the measured range: quoting the 5-image figure would claim more than we know
+        expected = (f"fewer than {smallest} images is below what we measured ({smallest} random images already "
+                    f"give only {MEASURED[smallest][0]:.3f} on average, 5% below {MEASURED[smallest][1]:.3f})")
+    else:
+        expected = f"{n_own} random images give a w* with cosine {mean:.3f} on average (5% below {p5:.3f})"
     line = (f"stability: split-half cosine {half} (w* of one random half of your {n_own} images against the "
-            f"other's); {n_own} random images give a w* with cosine {mean:.3f} on average (5% below {p5:.3f}) to "
-            f"a 3000-image w* ({MEASURED_ON}; docs/calib.md)")
+            f"other's); {expected} to a 3000-image w* ({MEASURED_ON}; docs/calib.md)")
     if n_total is not None and n_total != n_own:
         line += f"; merged with --base: {n_total} images in all"
     if max(n_own, n_total or 0) >= MIN_IMAGES:

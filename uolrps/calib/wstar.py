@@ -88,6 +88,9 @@ def compute_wstar(images: str | Path, backbone: str = "vits", weights: str | Pat
     from uolrps.calib import merge as M
     from uolrps.calib.stability import report as stability_report
 
+    from uolrps.core.options import check_input_size
+
+    check_input_size(size)
     if not 0.0 < sampling_ratio <= 1.0:
         raise OptionError(f"sampling_ratio must be in (0, 1], but got {sampling_ratio}", "sampling_ratio")
     if batch < 1:

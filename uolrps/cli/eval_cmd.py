@@ -19,7 +19,8 @@ def eval_(
                                  "or uolwrps (a published pipeline end to end, beside authors), or all: see "
                                  "docs/eval.md for which paper's numbers each is comparable with."),
     upsample: str = UPSAMPLE,
-    split: str = typer.Option(None, "--split", help="val, test or train, for data sets with splits."),
+    split: str = typer.Option(None, "--split", help="Which split: a value of a CSV's split column, a VOC ImageSets/Main/<SPLIT>.txt list, train or test "
+                         "for CUB, a wsolevaluation split folder (default: all images; test for CUB and wsolevaluation)."),
     images_root: Path = typer.Option(None, "--images-root", help="Folder the image paths are relative to (default: found next to the annotations)."),
     write_threshold: bool = typer.Option(False, "--write-threshold", help="Store the best threshold in the model file's metadata."),
     json_path: Path = typer.Option(None, "--json", help="Write the full result as JSON to this file."),

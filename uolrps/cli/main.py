@@ -21,6 +21,19 @@ COMMANDS = ["calib", "export", "build", "gate", "run", "demo", "eval", "explain"
 # commands that read or write images and video: without OpenCV they stop at once, naming the extra to install
 NEEDS_OPENCV = {"calib", "export", "run", "demo-data", "eval", "explain", "bench"}
 
+NEEDS_TORCH = {"calib", "export"}  # a runtime-only install (uolrps[ort,headless], a Jetson) has no PyTorch
+
+
+def check_torch(name: str) -> None:
+    """One line naming the extra, instead of a ModuleNotFoundError deep in the command."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"`uolrps {name}` needs {' and '.join(missing)}, which this install lacks (a runtime-only "
+                        "install): pip install 'uolrps[export]', or run it on another machine and copy the file here")
+
+
 app = typer.Typer(
     name="uolrps", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Unsupervised object localization with representer point selection, from calibration to the edge.",
@@ -110,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             from uolrps.core.opencv_info import import_cv2
 
             import_cv2(f"`uolrps {name}`")
+        if name in NEEDS_TORCH and not {"--help", "-h"} & set(args):
+            check_torch(name)
         command = typer.main.get_command(app)
         conventional_help(command)
         word_option_errors(command)

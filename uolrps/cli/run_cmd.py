@@ -9,7 +9,7 @@ from typing import List
 import typer
 
 from uolrps.cli.model_options import DEVICE, META, PRECISION, PROVIDERS, RUN_BACKEND, THREADS, UPSAMPLE
-
+from uolrps.core.checked_io import OutputError
 from uolrps.core.errors import UserError
 from uolrps.core.redact import redact
 
@@ -20,8 +20,9 @@ def run(
     source: List[str] = typer.Option(None, "--video", "-v", metavar="SRC", help="Source: cam0 / 0 / /dev/video0, a video file, an "
                                     "image, a folder or glob of images, rtsp://..., http(s)://..., or gst:PIPELINE. "
                                     "Give it several times for several streams."),
-    model: str = typer.Option(..., "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
-                              "or a Triton model URL grpc://HOST:8001/NAME (--backend triton)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
+                              "or a Triton model URL grpc://HOST:8001/NAME (--backend triton). Default: efflite0 at "
+                              "224 with the shipped w*, made once into the cache (needs uolrps[export] the first time)."),
     sources_file: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
                                  "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
@@ -30,8 +31,11 @@ def run(
     upsample: str = UPSAMPLE,
     smooth: float = typer.Option(0.0, "--smooth", help="Heatmap smoothing over time, A in [0, 1): 0 = off, 0.8 = strong."),
     show: bool = typer.Option(False, "--show", help="Show a window per stream with the boxes and the frame rate (q or Esc quits)."),
-    save: str = typer.Option(None, "--save", help="Annotated video (.mp4 or .avi); for an image folder a folder of "
+    save: str = typer.Option(None, "--save", help="Annotated video (.mp4, .m4v, .mov, .avi, .mkv or .webm); for an image folder a folder of "
                              "annotated images; with several streams a folder or a template with {stream}."),
+    segment_s: float = typer.Option(None, "--segment", metavar="SECONDS", help="Record --save as files of at most "
+                                  "SECONDS each (OUT_000.mp4, OUT_001.mp4...), each closed before the next: a kill "
+                                  "-9 or power cut loses only the last one. Default: one file."),
     jsonl: Path = typer.Option(None, "--jsonl", help="Write one JSON line per frame and stream (boxes, scores, latency)."),
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
     max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
@@ -72,7 +76,7 @@ def run(
     # these flags (uolrps.cli.main.word_option_errors)
     from uolrps.core.paths import check_distinct_outputs, check_output_path, write_atomic
     from uolrps.runtime.capture import CaptureOptions
-    from uolrps.runtime.runner import RunConfig, run as run_pipeline
+    from uolrps.runtime.runner import RunConfig, run as run_pipeline, stop_signals
     from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
@@ -81,6 +85,14 @@ def run(
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
     if summary_json is not None:
         check_output_path(summary_json, "--summary-json", inputs=(model, *videos, sources_file))
+    if model is None:  # the card's command as typed: `uolrps run --video cam0`
+        from uolrps.export.default_model import default_model
+        from uolrps.runtime.sources import parse_source
+
+        for text in videos:
+            parse_source(text)  # a bad source is refused before the model is made
+
+        model = str(default_model(log=lambda text: typer.echo(text, err=True), progress=not quiet))
     capture = CaptureOptions(size=parse_size(size) if size else None, fps=fps, fourcc=fourcc,
                              rtsp_transport=rtsp_transport)
     config = RunConfig(source=videos, model=model, threshold=threshold, multi=multi, smooth=smooth, upsample=upsample,
@@ -89,16 +101,22 @@ def run(
                        providers=providers, threads=threads, meta=meta, progress=not quiet, sources_file=sources_file,
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
-                       serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision)
+                       serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
+                       segment_s=segment_s)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
-    stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
-    typer.echo(stats.line())
-    if summary_json is not None:
-        text = json.dumps(stats.summary(), indent=1) + "\n"
-        write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json")
-    written = [f"{p}" for p in (save, jsonl) if p is not None]
+    with stop_signals(then_ignore=True):  # a signal after the run (the summary, the exit) is not fatal
+        stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
+        typer.echo(stats.line())
+        if summary_json is not None:
+            text = json.dumps(stats.summary(), indent=1) + "\n"
+            write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json",
+                         size=len(text.encode("utf-8")))
+    if stats.output_error:  # never "wrote" for a file that was not completely written
+        raise OutputError(stats.output_error)
+    written = [f"{p}" if p != save or segment_s is None else f"{p} (as segments {Path(p).stem}_NNN{Path(p).suffix})"
+               for p in (save, jsonl) if p is not None]
     if written:
         typer.echo(f"wrote {', '.join(written)}", err=True)
     if stats.interrupted:

@@ -60,6 +60,19 @@ def check_choice(value: str, choices: Iterable[str], name: str) -> str:
     return value
 
 
+MAX_INPUT_SIZE = 1024  # pixels a side: ViT-S/16 at 1024 is 4096 tokens, ~0.4 GB of attention a layer in FP32;
+# the paper works at 224-480, and a size of 100000 would exhaust any memory before saying why
+MAX_EXPORT_BATCH = 256
+
+
+def check_input_size(value, name: str = "size") -> int:
+    """A model input size S (S x S pixels): 1 to :data:`MAX_INPUT_SIZE`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_INPUT_SIZE:
+        raise option_error(f"{name} must be a number of pixels from 1 to {MAX_INPUT_SIZE}, but got {value!r} "
+                           "(224 is the paper's; larger sizes cost memory as the square of the size)", name)
+    return value
+
+
 # ---- the options of a run, checked where each layer takes them (RunConfig, Localizer, the streams) -------------
 def check_threshold(value: float | None, name: str = "threshold") -> float | None:
     """A box threshold: None (the model's own) or a fraction of the heatmap maximum."""

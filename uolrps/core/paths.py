@@ -10,11 +10,14 @@ the old file survives any failure.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from uolrps.core.checked_io import (OutputError, check_free_space, clean_leftovers, refuse_special, same_file,
+                                    temporary_name, write_failed)
 from uolrps.core.errors import OptionError, UserError, option_error, param_of
 
 
@@ -31,8 +34,7 @@ def check_output_path(path: str | Path, name: str, suffixes: Iterable[str] = (),
     CLI's own check) or a label."""
     path = Path(path)
     suffixes = tuple(suffixes)
-    if path.is_dir():
-        raise option_error(f"{name} {str(path)!r} is a folder: give a file name", name)
+    refuse_special(path, name)  # a folder, a device, a FIFO, a socket: never written into nor replaced
     if suffixes and path.suffix.lower() not in suffixes:
         raise option_error(f"{name} {str(path)!r} must end in {' or '.join(suffixes)}", name)
     folder = _nearest_existing(path.parent if str(path.parent) else Path("."))
@@ -45,7 +47,8 @@ def check_output_path(path: str | Path, name: str, suffixes: Iterable[str] = (),
         raise option_error(f"{name} {str(path)!r}: cannot write in {str(folder)!r} ({e.strerror}): "
                            "choose another place", name) from None
     for other in inputs:
-        if other is not None and Path(other).exists() and Path(other).resolve() == path.resolve():
+        if other is not None and Path(other).exists() and (Path(other).resolve() == path.resolve()
+                                                           or same_file(other, path)):  # a hard link too
             raise option_error(f"{name} {str(path)!r} is also an input of this command: choose another output "
                                "file, so the input is not overwritten", name)
     return path
@@ -87,34 +90,53 @@ def check_distinct_outputs(outputs: Mapping[str, str | Path | None]) -> None:
         seen[key] = (name, path)
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "output") -> Path:
+def write_atomic(path: str | Path, write: Callable[[Path], None], name: str = "output",
+                 size: int | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; a failure to write is
     an error naming ``name`` as :func:`check_output_path` words it.
 
     The temporary name is unique to this call (process, thread and a random part), so two writers of the same
     file never write into each other's temporary file: the last rename wins, whole. The file is flushed to
-    disk before the rename and the folder after it, so a crash leaves the old file or the new one.
+    disk before the rename and the folder after it, so a crash leaves the old file or the new one; a
+    temporary file left by a killed writer is removed by the next write of ``path``
+    (:func:`uolrps.core.checked_io.clean_leftovers`). Only a regular file (or a new name) is replaced: a device,
+    FIFO, socket or folder at ``path`` is refused; a symlink is kept and the file it points to replaced.
+    A failure to write (a full disk, an I/O error) is an :class:`uolrps.core.checked_io.OutputError`; with
+    ``size`` (bytes, when known in advance) a file that cannot fit is refused before it is begun.
     """
     import secrets
     import threading
 
     path = Path(path)
+    refuse_special(path, name)
+    if size is not None:
+        check_free_space(path, size, name)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     unique = f"{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}"
-    tmp = path.with_name(f".{path.stem}.{unique}.tmp{path.suffix}")  # keeps the suffix, for writers that need it
+    tmp = temporary_name(path, unique)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(path)
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        refuse_special(path, name)  # appeared meanwhile
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EFBIG):
+            raise OutputError(f"{write_failed(name, path, e)}; {_kept(path)}") from None
         raise option_error(f"{name} {str(path)!r}: cannot write ({e.strerror or e})", name) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _kept(path: Path) -> str:
+    return "the file there before is unchanged" if path.exists() else "nothing was written"
 
 
 def _fsync_dir(folder: Path) -> None:

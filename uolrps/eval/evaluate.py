@@ -26,6 +26,18 @@ from uolrps.runtime.backends import ModelOptions
 PROTOCOLS = ("both", "authors", "wsol", *PUBLISHED, "all")
 
 
+def _check_caam(backbone: str, weights) -> None:
+    import importlib.util
+
+    from uolrps.calib.backbones import get_spec
+
+    get_spec(backbone)
+    if weights is not None and not Path(weights).is_file():
+        raise OptionError(f"caam_weights {str(weights)!r} does not exist", "caam_weights")
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("the CAAM baseline needs PyTorch, which this install lacks: pip install 'uolrps[export]'")
+
+
 def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto", protocol: str = "both",
              split: str | None = None, images_root: str | Path | None = None, write_threshold: bool = False,
              json_path: str | Path | None = None, save_vis: str | Path | None = None, n_vis: int = 8,
@@ -60,6 +72,8 @@ def evaluate(dataset_path: str | Path, model_path: str | Path, fmt: str = "auto"
                           "given to meta instead (the engine reads the threshold from that file), or rebuild the "
                           "engine with uolrps build, which writes a sidecar", "write_threshold", "meta")
     _check_outputs(model_path, json_path, save_vis, write_threshold)  # before any work, so a bad path costs nothing
+    if caam_backbone:  # before the inference, not after it
+        _check_caam(caam_backbone, caam_weights)
     t_start = time.perf_counter()
     ds = load_dataset(dataset_path, fmt, split, images_root)
     with Localizer(model_path, options=options) as loc:

@@ -23,6 +23,7 @@ from uolrps import __version__
 from uolrps.calib.means import DEFAULT_WSTAR_DIR, default_wstar_path
 from uolrps.core.digest import sha256_wstar
 from uolrps.core.errors import OptionError, UserError
+from uolrps.core.options import MAX_EXPORT_BATCH, check_input_size
 from uolrps.model.files import ir_path_for, twin_path
 from uolrps.model.onnx_meta import set_meta
 from uolrps.model.meta import DEFAULT_PLACEMENT, ModelMeta
@@ -183,6 +184,7 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     from uolrps.export.verify import gate_twin, sample_images, verify
     from uolrps.core.paths import check_distinct_outputs, check_output_path
 
+    check_input_size(size)  # before anything is built: 100000 would exhaust the memory first
     if triton_repo is not None:  # before the export, so a taken name costs nothing
         from uolrps.export.triton.repo import check_repo_target
 
@@ -204,8 +206,8 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
     if openvino:
         check_output_path(ir_path_for(output), "output (OpenVINO IR)", (".xml",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
-    if batch < 1:
-        raise OptionError(f"batch must be at least 1, but got {batch}", "batch")
+    if batch < 1 or batch > MAX_EXPORT_BATCH:
+        raise OptionError(f"batch must be from 1 to {MAX_EXPORT_BATCH}, but got {batch}", "batch")
     if threshold is None:
         from uolrps.calib.backbones import get_spec
 

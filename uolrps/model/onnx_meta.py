@@ -10,6 +10,7 @@ these fields are decoded; everything else (the weights) is skipped by length. St
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from uolrps.core.errors import UserError
@@ -66,6 +67,56 @@ def fields(buf) -> list[tuple[int, object]]:
             raise WireError("truncated or malformed message")
         out.append((number, value))
     return out
+
+
+DIGEST_KEY = "uolrps_graph_sha256"  # outside the uolrps. prefix: ModelMeta never carries it over to another graph
+
+
+def graph_digest(data) -> str:
+    """SHA-256 of a serialized ModelProto without its metadata_props: the graph, its weights (initializers),
+    opsets and producer, as the file holds them. Written into the metadata at export (``DIGEST_KEY``) and
+    checked at load (:func:`check_digest`), so a damaged file, or uolrps metadata copied onto another graph,
+    is one clear error instead of junk boxes. Weights in external data files are not covered."""
+    buf = memoryview(data)
+    h = hashlib.sha256()
+    i = 0
+    while i < len(buf):
+        start = i
+        key, i = _varint(buf, i)
+        kind = key & 7
+        if kind == 0:
+            _, i = _varint(buf, i)
+        elif kind == 1:
+            i += 8
+        elif kind == 2:
+            n, i = _varint(buf, i)
+            i += n
+        elif kind == 5:
+            i += 4
+        else:
+            raise WireError(f"unsupported wire type {kind}")
+        if i > len(buf):
+            raise WireError("truncated or malformed message")
+        if key >> 3 != MODEL_METADATA:
+            h.update(buf[start:i])
+    return h.hexdigest()
+
+
+def check_digest(data, props: dict[str, str], source: str) -> bool:
+    """Raise UserError when ``props`` carries a digest that ``data`` does not match; False when there is
+    none (a model exported before digests, or edited by another tool), True when it matches."""
+    expected = props.get(DIGEST_KEY)
+    if expected is None:
+        return False
+    try:
+        actual = graph_digest(data)
+    except WireError as e:
+        raise UserError(f"{source} is not a readable ONNX file ({e})") from None
+    if actual != expected:
+        raise UserError(f"{source} is damaged or not the model its metadata was written for: its graph and "
+                        f"weights do not match the digest written at export ({DIGEST_KEY}); export it again "
+                        "(or copy it again from where it was exported)")
+    return True
 
 
 def _text(v) -> str:
@@ -131,22 +182,29 @@ def read_onnx_meta(path: str | Path) -> tuple[ModelMeta, dict[str, tuple | None]
         raise UserError(f"cannot read {path} ({e.strerror or e})") from None
     if not props:
         raise UserError(f"{path} carries no uolrps metadata: is it an ONNX file from `uolrps export`?")
+    check_digest(path.read_bytes(), props, str(path))
     return ModelMeta.from_props(props, source=str(path)), inputs
 
 
 # ---- writing (on an ``onnx.ModelProto`` in memory; the caller has the onnx package) --------------------------
 def _put_props(model, props: dict[str, str]) -> None:
+    """Replace ``model``'s metadata_props with ``props`` and the digest of its graph and weights
+    (:func:`graph_digest`, checked at load); call it after every change to the graph and producer fields."""
     del model.metadata_props[:]
+    digest = graph_digest(model.SerializeToString())
     for k, v in props.items():
-        model.metadata_props.add(key=k, value=v)
+        if k != DIGEST_KEY:
+            model.metadata_props.add(key=k, value=v)
+    model.metadata_props.add(key=DIGEST_KEY, value=digest)
 
 
 def set_meta(model, meta: ModelMeta):
-    """Put ``meta`` in ``model``'s metadata_props (replacing what was there); returns ``model``."""
+    """Put ``meta`` in ``model``'s metadata_props (replacing what was there) with the digest of the graph and
+    its weights (checked at load); returns ``model``. Call it last, after every change to the graph."""
     from uolrps import __version__
 
-    _put_props(model, meta.to_props())
     model.producer_name, model.producer_version = "uolrps", __version__
+    _put_props(model, meta.to_props())
     return model
 
 

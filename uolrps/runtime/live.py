@@ -50,6 +50,7 @@ class LiveSource(Source):
         self.fps = DEFAULT_FPS
         self._cap = None
         self._delivered_since_open = 0
+        self._delivered_ever = False  # a source that never delivered is "not opened yet", not "stopped"
         self.state = "opening"
         if open_now:  # a single source: an open failure is the immediate one-line error
             cap = self._try_open()
@@ -113,7 +114,11 @@ class LiveSource(Source):
                     return
                 self.state = "reopening"
                 delay = min(self._backoff[0] * 2.0 ** failures, self._backoff[1])
-                log.warning("%s stopped delivering frames: reopening in %.1f s", self.name, delay)
+                if self._delivered_ever:
+                    log.warning("%s stopped delivering frames: reopening in %.1f s", self.name, delay)
+                else:  # never opened, or opened without a frame: it never delivered anything to stop
+                    log.warning("%s has not delivered a frame yet (%s): trying again in %.1f s", self.name, last
+                                or "could not be opened", delay)
                 if self._stop.wait(delay):
                     return
                 recovering = True
@@ -151,6 +156,7 @@ class LiveSource(Source):
                 bad = 0
                 last_good = t
                 self._delivered_since_open += 1
+                self._delivered_ever = True
                 if self.state != "running":
                     self.state = "running"
                 healthy = healthy or t - opened >= self._stall

@@ -46,6 +46,15 @@ def as_frame(frame) -> np.ndarray:
     if not isinstance(frame, np.ndarray):
         raise UserError(f"a frame must be a BGR uint8 H x W x 3 array (as cv2.imread gives) or an image path, "
                         f"but got {type(frame).__name__}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 or frame.shape[0] == 0 or frame.shape[1] == 0:
+        what = ("an empty array" if frame.size == 0 else
+                "a gray (H x W) image: convert it with cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)" if frame.ndim == 2 else
+                "a 4-channel image: drop alpha with cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)"
+                if frame.ndim == 3 and frame.shape[2] == 4 else
+                f"{frame.dtype} values: convert to uint8 0-255" if frame.ndim == 3 and frame.shape[2] == 3 else
+                f"an array of shape {frame.shape}")
+        raise UserError(f"a frame must be a BGR uint8 H x W x 3 array (as cv2.imread gives), but got {what} "
+                        f"({frame.dtype} {frame.shape})")
     return frame
 
 
@@ -164,7 +173,7 @@ class Localizer:
         check_positive(step, "batch_size", "int")
         out = []
         for start, stop in chunk_ranges(n, step):
-            chunk = np.stack([self.preprocess(f) for f in frames_bgr[start:stop]])
+            chunk = np.stack([self.preprocess(as_frame(f)) for f in frames_bgr[start:stop]])
             out.append(self.infer(chunk))  # the backend pads a fixed batch's last chunk
         return out[0] if len(out) == 1 else np.concatenate(out, axis=0)
 

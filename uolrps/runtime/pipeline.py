@@ -66,7 +66,8 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
     ``sources``: a list of source strings (named ``cam0, cam1, ...`` or by file stem) or a mapping
     ``{name: source}``. A live source that is down is retried with a growing backoff and ends after
     ``reopen_limit`` failed recoveries while the others go on; ``stats.failed`` lists the streams that
-    ended in failure. The inference stage waits at most ``batch_wait_ms`` for slower streams.
+    ended in failure, ``stats.streams`` has each stream's record; when every stream failed without a single
+    result, the iteration ends with a UserError naming each one's reason. The inference stage waits at most ``batch_wait_ms`` for slower streams.
     """
     _check(max_frames, localizer, model)
     named = list(sources.items()) if isinstance(sources, Mapping) else [(None, s) for s in sources]
@@ -83,6 +84,16 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
         yield (name, frame, result) if with_frames else (name, result)
 
 
+def _raise_if_all_failed(stats: RunStats) -> None:
+    """Every stream ended in failure without a single result: a UserError naming each one's reason (else the
+    caller would get nothing at all, and no word why). Streams that delivered results before they failed are in
+    ``stats.failed``, and every stream's record stays in ``stats.streams`` for a caller that passed ``stats``."""
+    streams = list(stats.streams.values())
+    if streams and all(s.state == "failed" and s.frames == 0 for s in streams):
+        reasons = "; ".join(f"{s.name} ({s.source}) after {s.frames} frames: {s.reason or 'failed'}" for s in streams)
+        raise UserError(f"every stream failed: {reasons}")
+
+
 def _run(named: list, model, localizer: Localizer | None, loc_options: dict, engine_options: dict, open_now: bool):
     own = localizer is None
     loc = localizer or Localizer(model, **loc_options)
@@ -93,6 +104,7 @@ def _run(named: list, model, localizer: Localizer | None, loc_options: dict, eng
         for name, src in named:
             engine.add_source(src, name, open_now=open_now)
         yield from engine.results()
+        _raise_if_all_failed(engine.stats)
     finally:
         if engine is not None:
             engine.close()

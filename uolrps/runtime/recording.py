@@ -182,7 +182,8 @@ class SaveSink(Sink):
             return True
         if out.video_path is not None:
             if out.video is None:
-                out.video = VideoOutput(out.video_path, fps=out.source.fps, by_time=out.by_time)
+                out.video = VideoOutput(out.video_path, fps=out.source.fps, by_time=out.by_time,
+                                        segment_s=self.config.segment_s)
             out.video.write(self.annotator.annotate(image, result), result.timestamp)
         if out.images is not None and result.path is not None:
             out.images.write(self.annotator.annotate(image, result), result.path)
@@ -298,6 +299,10 @@ class Recorders:
         for sink in self.sinks:
             sink.finish()
 
+    def __repr__(self) -> str:
+        return "the outputs (--save, --jsonl)"
+
     def close(self) -> None:
-        """Close every sink (the progress bar first), even when one fails; then raise the first failure."""
+        """Close every sink (the progress bar first), even when one fails; then raise the first failure (an
+        OutputError says what is left of its file)."""
         _close_all(sorted(self.sinks, key=lambda s: s.close_rank))

@@ -2,8 +2,9 @@
 
 Inputs and outputs are checked before the model loads; outputs are finalised on every exit path. Ctrl-C
 (SIGINT) or SIGTERM ends the run cleanly: every recording is closed (playable), the JSONL file holds whole
-lines only, and the returned :class:`RunStats` says ``interrupted``. A second Ctrl-C during that short
-cleanup is ignored. With ``serve``, an HTTP server (``serve_with``, e.g. ``uolrps.serve.start_server``) watches and steers the run.
+lines only, and the returned :class:`RunStats` says ``interrupted``. A second or third signal during that
+short cleanup is counted, never fatal (:class:`StopSignals`). An output that cannot be written (a full disk)
+stops the run the same way, and ``RunStats.output_error`` says which and what is left of it. With ``serve``, an HTTP server (``serve_with``, e.g. ``uolrps.serve.start_server``) watches and steers the run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uolrps.core.boxes import check_placement
+from uolrps.core.checked_io import OutputError
 from uolrps.core.errors import OptionError
-from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_reopen_limit, \
-    check_smooth, check_stall_timeout, check_threshold
+from uolrps.core.options import check_batch_wait_ms, check_choice, check_inflight, check_max_frames, check_positive, \
+    check_reopen_limit, check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.core.drawing import Annotator
@@ -25,6 +27,7 @@ from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.recording import Recorders, check_save, parse_serve
 from uolrps.runtime.source_policy import parse_allow
+from uolrps.runtime.source_kinds import kind_of
 from uolrps.runtime.sourcelist import SourceEntry, check_names, read_sources_file
 from uolrps.runtime.sources import parse_source
 from uolrps.runtime.stats import RunStats
@@ -67,6 +70,7 @@ class RunConfig:
     inflight: int | None = None  # inference calls in flight at once (None: the backend's own, see StreamEngine)
     device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
+    segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -79,6 +83,8 @@ class RunConfig:
         check_inflight(self.inflight)
         if self.upsample is not None:
             check_placement(self.upsample)
+        if self.segment_s is not None:
+            check_positive(self.segment_s, "segment_s", "number of seconds")
         if self.serve is not None:
             parse_serve(self.serve)
         parse_allow(self.serve_allow)
@@ -99,45 +105,68 @@ class RunConfig:
         return out
 
 
-@contextlib.contextmanager
-def _sigint_ignored():
-    """Ignore Ctrl-C while outputs are finalised (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM (docker stop, systemd) while a run is *armed* end it like Ctrl-C: the first
+    one raises KeyboardInterrupt once and disarms; every later one, and any while disarmed (outputs being
+    finalised, the summary being written), is only counted. So a second or third signal during cleanup never
+    cuts it short: every recording is closed, the JSONL holds whole lines and the summary is written.
+
+    Installed by :func:`stop_signals` in the main thread; a caller that ignores SIGINT (a job started with
+    ``nohup ... &``) keeps ignoring it.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.received: list[int] = []
+
+    def handler(self, signum, frame) -> None:
+        self.received.append(signum)
+        if self.armed:
+            self.armed = False  # once: the next signal finds the run already stopping
+            raise KeyboardInterrupt
+        log.info("signal %d during cleanup: cleanup continues", signum)
+
+
+_guard: StopSignals | None = None
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (docker stop, systemd) ends the run like Ctrl-C: outputs are finalised, not cut off."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def stop_signals(then_ignore: bool = False):
+    """Install a :class:`StopSignals` for SIGINT and SIGTERM for the duration (main thread only; elsewhere, or
+    when one is installed already, yields the one in effect or None). The CLI holds it around the run *and*
+    the summary with ``then_ignore=True``: the process is about to exit, so a late signal is ignored rather than
+    fatal while it does (Python resets its own handlers to the default, fatal one while it shuts down)."""
+    global _guard
+    if _guard is not None or threading.current_thread() is not threading.main_thread():
+        yield _guard
         return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    guard = StopSignals()
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if sig == signal.SIGINT and current == signal.SIG_IGN:
+            continue  # the caller chose to ignore Ctrl-C (nohup, a background job): so do we
+        previous[sig] = current
+        signal.signal(sig, guard.handler)
+    _guard = guard
     try:
-        yield
+        yield guard
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        guard.armed = False
+        _guard = None
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if then_ignore else handler)
 
 
 def run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
         say=None, serve_with=None) -> RunStats:
-    """See :func:`_run`; SIGTERM is handled like Ctrl-C while it runs."""
-    with _sigterm_as_interrupt():
-        return _run(config, capture_factory, stats, on_start, say, serve_with)
+    """See :func:`_run`; SIGINT and SIGTERM end it cleanly (:class:`StopSignals`)."""
+    with stop_signals() as guard:
+        return _run(config, capture_factory, stats, on_start, say, serve_with, guard)
 
 
 def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None, on_start=None,
-         say=None, serve_with=None) -> RunStats:
+         say=None, serve_with=None, guard: StopSignals | None = None) -> RunStats:
     """Run the engine with the outputs of ``config``; returns the statistics (``stats.line()`` summarises).
 
     ``capture_factory`` replaces OpenCV's capture (tests); pass ``stats`` to watch the counters while it
@@ -156,10 +185,20 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     specs = [parse_source(e.source, e.options) for e in entries]  # bad sources fail before the model loads
     single = len(entries) == 1
     check_save(config, specs, [e.name for e in entries], single)
+    for entry, spec in zip(entries, specs):  # camera options on a file are ignored: say so, once per source
+        given = [n for n in ("size", "fps", "fourcc") if getattr(spec.options, n, None) is not None]
+        if given and not kind_of(spec).capture_options:
+            say(f"note: the capture options {', '.join(given)} apply to cameras; "
+                f"{entry.source} is a file, so they are ignored for it (it plays at its own size and rate)")
     stats = stats if stats is not None else RunStats()
     closers: list = []
     engine = None
     try:
+        if guard is not None:
+            guard.armed = True
+            if guard.received:  # a signal came before the run was armed: it stops at once
+                guard.armed = False
+                raise KeyboardInterrupt
         options, because = choose_engine(config.model, config.model_options())  # backend auto: which engine, and why
         loc = Localizer(config.model, threshold=config.threshold, multi=config.multi, smooth=config.smooth,
                         upsample=config.upsample, options=options)
@@ -200,18 +239,28 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
             say(f"serving the streams at {server.url}")
         if on_start is not None:
             on_start(engine, server)
-        for name, image, result in engine.results():
-            if not outputs.write(name, image, result):
-                break
-        outputs.finish()
+        try:
+            for name, image, result in engine.results():
+                if not outputs.write(name, image, result):
+                    break
+            outputs.finish()
+        except OutputError as e:  # a full disk: the run stops, the other outputs and the summary are finished
+            stats.output_error = str(e)
+        if guard is not None:
+            guard.armed = False
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
-        with _sigint_ignored():
-            for closer in reversed(closers):
-                try:
-                    closer.close()
-                except Exception as e:  # one failing output must not leave the others unfinalised
-                    log.warning("closing %r failed: %s", closer, e)
+        if guard is not None:
+            guard.armed = False  # from here on a signal is only counted: cleanup always finishes
+        for closer in reversed(closers):
+            try:
+                closer.close()
+            except OutputError as e:
+                stats.output_error = stats.output_error or str(e)
+            except Exception as e:  # one failing output must not leave the others unfinalised
+                log.warning("closing %r failed: %s", closer, e)
         stats.stop()
+    if guard is not None and guard.received:
+        stats.interrupted = True
     return stats

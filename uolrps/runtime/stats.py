@@ -100,7 +100,7 @@ class StreamStats:
             parts.append(f"reopened {self.reopened}")
         parts.append(f"{s['fps']:.1f} FPS")
         p50, p95 = self.latency()
-        parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
+        parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms" if p50 == p50 else "no frame")
         parts.append(self.state + (f": {redact(self.reason)}" if self.reason else ""))
         return " | ".join(parts)
 
@@ -114,6 +114,7 @@ class RunStats:
     def __init__(self, window: int = 100_000) -> None:
         self.frames = 0
         self.interrupted = False
+        self.output_error: str | None = None  # an output could not be completely written (the run stopped there)
         self.streams: dict[str, StreamStats] = {}
         self._counts = {"dropped": 0, "skipped": 0, "reopened": 0}  # when there is no per-stream record
         self._source_error = ""
@@ -199,6 +200,8 @@ class RunStats:
             out["failed"] = [s.name for s in self.failed]
         if self.source_error:
             out["source_error"] = self.source_error
+        if self.output_error:
+            out["output_error"] = self.output_error
         return out
 
     def line(self) -> str:
@@ -213,7 +216,8 @@ class RunStats:
             parts.append(f"{stage} p50 {p50:.2f} / p95 {p95:.2f} ms")
         if len(self.streams) == 1:
             p50, p95 = next(iter(self.streams.values())).latency()
-            parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
+            if p50 == p50:  # NaN: no frame, nothing to say
+                parts.append(f"latency p50 {p50:.1f} / p95 {p95:.1f} ms")
         if self.interrupted:
             parts.append("interrupted")
         lines = [" | ".join(parts)]

@@ -26,13 +26,19 @@ class BackendEntry:
     options: tuple[str, ...] = ()  # keyword options the loader accepts
     what: str = ""
     url: bool = False  # the model is a server URL (SCHEME://...), not a file
+    # (suffix, message) for model files this backend cannot run although it is asked to: what to do instead
+    # ({name}: the file's name, {path}: its path); an OptionError naming ``backend`` before anything loads
+    refuses: tuple[tuple[str, str], ...] = ()
 
 
 BACKENDS: dict[str, BackendEntry] = {
     "ort": BackendEntry("ort", (ONNX_SUFFIX,), "uolrps.runtime.backends.ort:OrtBackend", ("onnxruntime",), "ort",
                         options=("providers", "threads"), what="ONNX Runtime"),
     "trt": BackendEntry("trt", ENGINE_SUFFIXES, "uolrps.runtime.backends.trt:TensorRTBackend",
-                        ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT"),
+                        ("tensorrt", "pycuda"), "trt", options=("meta",), what="TensorRT",
+                        refuses=((ONNX_SUFFIX, "backend=trt runs TensorRT engines, but {name} is an ONNX model: build "
+                                  "an engine from it with `uolrps build {path}` and run the .engine, or run it with "
+                                  "ONNX Runtime (the ort backend)"),)),
     "triton": BackendEntry("triton", (), "uolrps.runtime.backends.triton:TritonBackend",
                            ("tritonclient", "grpc", "geventhttpclient", "gevent"), "triton",
                            options=("timeout", "retry_s", "in_flight"), what="Triton Inference Server", url=True),
@@ -122,6 +128,12 @@ def load_backend(path: str | Path, backend: str = "auto", **options):
     """
     entry = BACKENDS[backend_name(path, backend)]
     path = str(path) if entry.url else Path(path)
+    if not entry.url and path.is_dir():
+        raise UserError(f"model {str(path)!r} is a folder, not a model file: pass the path of a .onnx model from "
+                        "`uolrps export` or an .engine from `uolrps build`")
+    for suffix, message in entry.refuses:
+        if not entry.url and path.suffix.lower() == suffix:
+            raise OptionError(message.format(name=path.name, path=path), "backend")
     if not entry.url and not path.is_file():
         raise UserError(f"model file {str(path)!r} does not exist: pass the path of a .onnx model from "
                         "`uolrps export` or an .engine from `uolrps build`")

@@ -53,6 +53,9 @@ class Capabilities:
       f16); None where the precision is the model file's own (its ``meta.precision``).
     - ``summary``: one line in words on what runs the model where, at which precision and why, which `uolrps
       run` prints; None where the provider says enough.
+    - ``verified``: whether the model file's graph-and-weights digest (written at export) was checked at load:
+      True it matched (a mismatch is a UserError before this is built), False the file carries none (exported
+      before digests, or edited by another tool), None the backend does not check one (engines, servers).
     """
 
     device: str = "cpu"
@@ -65,6 +68,7 @@ class Capabilities:
     meta_from: str | None = None
     precision: str | None = None
     summary: str | None = None
+    verified: bool | None = None
 
     def __post_init__(self):
         if self.fixed_batch and self.max_batch is None:

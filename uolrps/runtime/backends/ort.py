@@ -13,6 +13,7 @@ import numpy as np
 
 from uolrps.core.errors import OptionError, UserError
 from uolrps.model.meta import ModelMeta
+from uolrps.model.onnx_meta import check_digest
 from uolrps.runtime.backends.base import Backend, Capabilities, check_io, usable_cores
 
 # short name (--providers) -> ONNX Runtime execution provider, in the order a session should try them
@@ -110,12 +111,14 @@ class OrtBackend(Backend):
             else active[0]
         log.info("%s: ONNX Runtime %s runs it on %s (session providers: %s)", self.path.name, ort.__version__,
                  active[0], ", ".join(active))
-        self.meta = ModelMeta.from_props(self._session.get_modelmeta().custom_metadata_map, source=str(self.path))
+        props = self._session.get_modelmeta().custom_metadata_map
+        verified = check_digest(self.path.read_bytes(), props, str(self.path))  # damaged: one line, not junk
+        self.meta = ModelMeta.from_props(props, source=str(self.path))
         fixed = self._check_io()
         self.caps = Capabilities(
             device=provider, providers=tuple(providers), provider=provider,
             concurrency=2 if provider == "cpu" and threads is None and usable_cores() >= 2 else 1,
-            max_batch=fixed, min_batch=fixed or 1, fixed_batch=fixed is not None)
+            max_batch=fixed, min_batch=fixed or 1, fixed_batch=fixed is not None, verified=verified)
 
     def _check_io(self) -> int | None:
         """The graph's input and outputs against the metadata; returns the graph's fixed batch size (None: dynamic)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from uolrps.core.checked_io import refuse_special, write_failed
 from uolrps.core.errors import OptionError
 
 
@@ -50,7 +51,13 @@ class ImageFolderOutput:
         ok, data = cv2.imencode(out.suffix or ".png", image)
         if not ok:
             raise OptionError(f"save: OpenCV cannot encode {out.suffix} images", "save")
-        data.tofile(str(out))
+        try:
+            refuse_special(out, "save")
+            with open(out, "wb") as f:
+                f.write(data.tobytes())
+        except OSError as e:
+            out.unlink(missing_ok=True)  # never a cut image
+            raise write_failed("save", out, e, f"{self.frames} images were written before it") from None
         self.frames += 1
 
     def close(self) -> None:

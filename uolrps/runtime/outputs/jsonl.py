@@ -1,10 +1,12 @@
-"""``--jsonl``: one JSON line per result, flushed line by line, so the file is valid after Ctrl-C."""
+"""``--jsonl``: one JSON line per result, written line by line, so the file is valid after Ctrl-C, and holds only
+whole lines after a full disk (:class:`uolrps.core.checked_io.LineFile`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from uolrps.core.checked_io import LineFile
 from uolrps.core.errors import OptionError
 from uolrps.core.paths import check_output_path
 from uolrps.runtime.result import LocalizationResult
@@ -27,14 +29,14 @@ class JsonlOutput:
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8", buffering=1)
+            self._file = LineFile(self.path, "jsonl")
         except OSError as e:
             raise OptionError(f"jsonl {str(self.path)!r}: cannot write ({e.strerror})", "jsonl") from None
 
     def write(self, result: LocalizationResult) -> None:
         if self._file is None:
             self._open()
-        self._file.write(json.dumps(result.to_record(labels=self.labels)) + "\n")
+        self._file.write(json.dumps(result.to_record(labels=self.labels)) + "\n")  # OutputError: whole lines kept
         self.lines += 1
 
     def finish(self) -> None:
@@ -44,5 +46,4 @@ class JsonlOutput:
 
     def close(self) -> None:
         if self._file is not None and not self._file.closed:
-            self._file.flush()
             self._file.close()

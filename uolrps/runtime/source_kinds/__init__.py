@@ -72,6 +72,8 @@ class SourceKind:
       confined by the policy's LocalPaths); "" (the default): never.
     - ``admit(spec, folder)``: this kind's own check of a source from a remote caller that the run allows
       (``folder``: the one folder the API may read, or None); raises NotAllowedError.
+    - ``capture_options``: whether the capture options (size, fps, fourcc) apply to it; where not (files,
+      which play at their own size and rate), a run that was given them says once that they are ignored.
     """
 
     name: str
@@ -82,6 +84,7 @@ class SourceKind:
     hint: str = "check the source"
     capture: Callable | None = None
     images: bool = False
+    capture_options: bool = True
     files: Callable = _no_files
     root: Callable = _none
     stream_name: Callable = _none

@@ -46,7 +46,7 @@ def stream_name(spec) -> str:
 
 def _kind(name: str, forms: str, rank: int) -> SourceKind:
     return SourceKind(name, live=False, recognise=recognise, open=open_images, images=True, files=files,
-                      root=(lambda spec: spec.text) if name == "folder" else (lambda spec: None),
+                      capture_options=False, root=(lambda spec: spec.text) if name == "folder" else (lambda spec: None),
                       stream_name=stream_name, label=name, forms=forms, forms_rank=rank, remote="files")
 
 

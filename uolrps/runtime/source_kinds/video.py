@@ -24,5 +24,6 @@ def open_video(spec, *, loop=False, capture_factory=None, **_):
 
 
 KINDS = (SourceKind("video", live=False, recognise=recognise, open=open_video, label="video file",
-                    files=lambda spec: [Path(spec.target)], stream_name=lambda spec: Path(str(spec.text)).stem,
-                    forms="a video file", forms_rank=1, remote="files"),)
+                    capture_options=False, files=lambda spec: [Path(spec.target)],
+                    stream_name=lambda spec: Path(str(spec.text)).stem, forms="a video file", forms_rank=1,
+                    remote="files"),)

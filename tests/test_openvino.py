@@ -129,15 +129,13 @@ def test_stream_engine_keeps_the_backends_calls_in_flight(tiny, tmp_path):
     assert any("OpenVINO" in s and "at f32 precision" in s for s in said)
 
 
-def test_auto_prefers_openvino_on_a_cpu_only_machine(tiny, tmp_path, capsys):
+def test_auto_runs_onnx_runtime_unless_only_openvino_takes_the_options(tiny, tmp_path, capsys):
     import cv2
-    import onnxruntime as ort
 
     from uolrps.cli.main import main
 
     name, why = auto_cpu_engine(ModelOptions())
-    gpu = {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(ort.get_available_providers())
-    assert name == ("ort" if gpu else "openvino") and why
+    assert name == "ort" and "OpenVINO is installed too: --backend openvino runs it" in why
     assert auto_cpu_engine(ModelOptions(providers="cpu")) == ("ort", "auto: providers only ONNX Runtime takes")
     assert auto_cpu_engine(ModelOptions(extra={"precision": "f32"})) == ("openvino", "auto: precision only OpenVINO takes")
     assert auto_cpu_engine(ModelOptions(threads=1))[0] == name  # both engines take threads
@@ -151,9 +149,11 @@ def test_auto_prefers_openvino_on_a_cpu_only_machine(tiny, tmp_path, capsys):
     cv2.imwrite(str(frames / "a.png"), np.full((48, 64, 3), 100, np.uint8))
     assert main(["run", "--video", str(frames), "--model", str(tiny), "--quiet"]) == 0
     err = capsys.readouterr().err
-    if not gpu:
-        assert "backend openvino (auto: a CPU-only machine with OpenVINO installed" in err
-        assert "OpenVINO" in err and "runs m.onnx on CPU" in err and "at f32 precision" in err
+    assert "backend ort (auto: ONNX Runtime (OpenVINO is installed too" in err and "runs m.onnx on CPU" not in err
+    assert main(["run", "--video", str(frames), "--model", str(tiny), "--precision", "f32", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "backend openvino (auto: precision only OpenVINO takes)" in err
+    assert "runs m.onnx on CPU" in err and "at f32 precision" in err
 
 
 def test_bad_inputs_are_one_line(tiny, tmp_path):

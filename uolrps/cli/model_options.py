@@ -13,8 +13,8 @@ from pathlib import Path
 import typer
 
 BACKEND = typer.Option("auto", "--backend", help="auto (by file suffix or URL), ort, openvino, trt or triton.")
-RUN_BACKEND = typer.Option("auto", "--backend", help="auto (by file suffix or URL; an .onnx file runs on OpenVINO when "
-                           "it is installed on a CPU-only machine, else ONNX Runtime), ort, openvino, trt or triton.")
+RUN_BACKEND = typer.Option("auto", "--backend", help="auto (by file suffix or URL; an .onnx file runs on ONNX Runtime "
+                           "unless --device/--precision ask for OpenVINO), ort, openvino, trt or triton.")
 PROVIDERS = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g. cuda,cpu or tensorrt,cuda,cpu "
                          "(default: cpu).")
 THREADS = typer.Option(None, "--threads", help="ONNX Runtime or OpenVINO CPU threads (default: see docs/run.md).")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from uolrps.core.errors import OptionError, UserError
 from uolrps.model.ir_meta import read_ir_meta
 from uolrps.runtime.backends.base import Backend, Capabilities, check_io, usable_cores
 
+_DISPATCH = threading.Lock()  # one thread at a time in OpenVINO's Python dispatch (start_async)
 log = logging.getLogger("uolrps.openvino")
 DEVICES = ("CPU", "GPU", "NPU", "AUTO")
 PRECISIONS = ("f32", "bf16", "f16")  # INFERENCE_PRECISION_HINT values we set
@@ -180,9 +182,11 @@ class OpenVinoBackend(Backend):
         return np.array(request.get_tensor(self.meta.output_name).data, dtype=np.float32, copy=True)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        request = self._request()
+        with _DISPATCH:
+            request = self._request()
         try:
-            request.start_async({self.meta.input_name: batch}, share_inputs=True)
+            with _DISPATCH:  # OpenVINO's Python input dispatch deadlocked with two threads in it at once
+                request.start_async({self.meta.input_name: batch}, share_inputs=True)
             request.wait()
             return self._result(request)
         finally:
@@ -196,9 +200,10 @@ class OpenVinoBackend(Backend):
             running = []
             try:
                 for chunk in chunks[start:start + step]:
-                    request = self._request()
-                    running.append(request)
-                    request.start_async({self.meta.input_name: chunk}, share_inputs=True)
+                    with _DISPATCH:
+                        request = self._request()
+                        running.append(request)
+                        request.start_async({self.meta.input_name: chunk}, share_inputs=True)
                 for request in running:
                     request.wait()
                     outs.append(self._result(request))

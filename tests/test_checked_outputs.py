@@ -390,11 +390,20 @@ def test_kill_9_while_export_or_calib_writes_leaves_no_partial_output_and_the_ne
         proc.wait()
     if not leftover:
         pytest.skip(f"the {command} finished before its temporary file was seen (nothing to kill mid-write)")
-    assert not out.exists()  # never a partial output under the real name
+    if out.exists():  # the kill came after the rename (a small file is renamed within ms): it must be whole
+        if command == "export":
+            import onnx
+
+            onnx.checker.check_model(onnx.load(str(out)))
+        else:
+            with np.load(out, allow_pickle=False) as z:
+                assert {"w", "v", "u", "n_images", "meta"} <= set(z.files) and np.isfinite(z["w"]).all()
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(f".{out.stem}.") and ".tmp" in p.name]
     res = uolrps(*args, timeout=900)
     assert res.returncode == 0, res.stderr
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # the leftover is gone
-    assert "removed" in res.stderr and leftover[0].name in res.stderr  # and named
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftover stays
+    for p in left:  # one the kill left is removed and named by the next run
+        assert "removed" in res.stderr and p.name in res.stderr
 
 
 @pytest.mark.slow

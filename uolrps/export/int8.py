@@ -278,7 +278,9 @@ def sensitivity(model, qmodel, images: list[np.ndarray], nodes: list[str] | tupl
     batch = _fixed_batch(fmodel)
 
     def run(m) -> np.ndarray:
-        sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        opts = ort.SessionOptions()  # as the gate runs a Q/DQ twin: as written (verify._session)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         step = batch or len(x)
         return np.concatenate([sess.run(None, {"image": x[i:i + step]})[0] for i in range(0, len(x), step)])
 
@@ -346,7 +348,7 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
         set_meta(qm, meta.replace(precision="int8", extra={**meta.extra, "int8": r.to_json()}))
         try:
             report = gate_twin(ref, qm.SerializeToString(), gate, min_iou=GATE_MIN_IOU, min_share=GATE_MIN_SHARE,
-                               label=label)
+                               label=label, exact_qdq=r.form == "QDQ")
         except UserError as e:
             worst = sensitivity(model, qm, gate[:8], r.nodes, top=3) if r.form == "QDQ" else []
             where = "; ".join(f"{n} ({s:.3f})" for n, s in worst)

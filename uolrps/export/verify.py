@@ -83,7 +83,11 @@ def sample_images(source, size: tuple[int, int], n: int = N_VERIFY) -> list[np.n
     return imgs
 
 
-def _session(model_or_path):
+def _session(model_or_path, exact_qdq: bool = False):
+    """An ONNX Runtime CPU session. ``exact_qdq``: graph optimisations off, so that a Q/DQ graph runs as written
+    (quantize, dequantize, float arithmetic: the INT8 rounding TensorRT reproduces, with exact integer sums)
+    instead of ORT's fused integer kernels, which on a CPU without VNNI (AVX2: u8s8 through 16-bit pair sums)
+    saturate and judge a good twin as broken."""
     import onnxruntime as ort
 
     if hasattr(model_or_path, "SerializeToString"):
@@ -92,7 +96,10 @@ def _session(model_or_path):
         src = bytes(model_or_path)
     else:
         src = str(model_or_path)
-    return ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    if exact_qdq:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
 
 
 def _run_session(sess, images: np.ndarray) -> np.ndarray:
@@ -145,18 +152,19 @@ def _threshold_of(sess, default: float = 0.5) -> float:
 
 
 def gate_twin(reference, twin, images, *, min_iou: float = TWIN_MIN_IOU, min_share: float = TWIN_MIN_SHARE,
-              label: str = "twin", threshold: float | None = None) -> TwinReport:
+              label: str = "twin", threshold: float | None = None, exact_qdq: bool = False) -> TwinReport:
     """Gate ``twin`` against ``reference`` (ONNX paths, models or bytes; both run in ONNX Runtime CPU).
 
     ``images`` are RGB uint8 arrays (at least :data:`MIN_GATE_IMAGES`), resized to the model's input size
     where they differ. Passes when every heatmap of both is finite and the first boxes (at the model's
     threshold, or ``threshold``) have IoU >= ``min_iou`` on at least ``min_share`` of the images; otherwise
-    raises :class:`UserError` saying where it failed. Returns the :class:`TwinReport`.
+    raises :class:`UserError` saying where it failed. Returns the :class:`TwinReport`. ``exact_qdq``: run the
+    twin as written (see :func:`_session`), for a Q/DQ twin that TensorRT, not ONNX Runtime, will run.
     """
     images = list(images)
     if len(images) < MIN_GATE_IMAGES:  # before the sessions load
         gate_inputs(images, (1, 1), label)
-    ref_sess, twin_sess = _session(reference), _session(twin)
+    ref_sess, twin_sess = _session(reference), _session(twin, exact_qdq)
     shape = ref_sess.get_inputs()[0].shape
     H, W = (shape[1], shape[2]) if len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) else images[0].shape[:2]
     x = gate_inputs(images, (H, W), label)

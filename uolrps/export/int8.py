@@ -269,20 +269,16 @@ def sensitivity(model, qmodel, images: list[np.ndarray], nodes: list[str] | tupl
     ``model`` is the FP32 ModelProto, ``qmodel`` its Q/DQ twin (node names kept by the quantizer).
     """
     import onnx
-    import onnxruntime as ort
+
+    from uolrps.export.verify import run_onnx
 
     fmodel = _named(model)
     float_inputs = {n.name: list(n.input) for n in fmodel.graph.node}
     floats = {i.name: i for i in fmodel.graph.initializer}
     x = np.stack(images).astype(np.uint8)
-    batch = _fixed_batch(fmodel)
 
-    def run(m) -> np.ndarray:
-        opts = ort.SessionOptions()  # as the gate runs a Q/DQ twin: as written (verify._session)
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        step = batch or len(x)
-        return np.concatenate([sess.run(None, {"image": x[i:i + step]})[0] for i in range(0, len(x), step)])
+    def run(m) -> np.ndarray:  # as the gate runs a Q/DQ twin: as written
+        return run_onnx(m, x, exact_qdq=True)
 
     ref = run(fmodel)
     scores = []

@@ -111,9 +111,11 @@ def _run_session(sess, images: np.ndarray) -> np.ndarray:
                        inp.shape[0] if fixed else None, fixed=fixed)
 
 
-def run_onnx(model_or_path, images: np.ndarray, batch: int | None = None, dynamic_batch: bool | None = None) -> np.ndarray:
-    """Heatmaps of ``images`` (uint8 N x H x W x 3) from an ONNX model, path, or serialized bytes, in ORT CPU."""
-    return _run_session(_session(model_or_path), np.ascontiguousarray(images, dtype=np.uint8))
+def run_onnx(model_or_path, images: np.ndarray, batch: int | None = None, dynamic_batch: bool | None = None,
+             exact_qdq: bool = False) -> np.ndarray:
+    """Heatmaps of ``images`` (uint8 N x H x W x 3) from an ONNX model, path, or serialized bytes, in ORT CPU
+    (``exact_qdq``: a Q/DQ graph as written, see :func:`_session`)."""
+    return _run_session(_session(model_or_path, exact_qdq), np.ascontiguousarray(images, dtype=np.uint8))
 
 
 def _first_box_ious(a: np.ndarray, b: np.ndarray, size: tuple[int, int], threshold: float) -> list[float]:

@@ -74,3 +74,20 @@ def write_scenes(folder, n: int, size: int = 64, seed: int = 0):
     for i, im in enumerate(scenes(n, size, seed)):
         cv2.imwrite(str(folder / f"s{i:03d}.png"), im[:, :, ::-1])
     return folder
+
+
+def write_int8_twins(folder):
+    """The tiny model and its INT8 twins, exported into ``folder`` as `uolrps export --int8` writes them
+    (calibrated on 40 generated scenes, 8 for the quantizer): the paths of model.onnx, model.int8.onnx (Q/DQ)
+    and model.int8.cpu.onnx (dynamic)."""
+    import onnx
+
+    from uolrps.export import int8 as q8
+
+    model, meta = tiny_int8_model()
+    made = q8.int8_twins(model, meta, folder / "model.onnx", write_scenes(folder / "calib", 40), n_images=8,
+                         log=lambda m: None)
+    for t in made:
+        onnx.save(t.model, str(t.path))
+    onnx.save(model, str(folder / "model.onnx"))
+    return folder / "model.onnx", made[0].path, made[1].path

@@ -17,8 +17,7 @@ pytest.importorskip("onnxruntime.quantization")
 
 from fake_seam import FakeCudaTensorRT  # noqa: E402
 from fake_tensorrt import PLAN_MAGIC, make_trt  # noqa: E402
-from int8model import scenes, tiny_int8_model, write_scenes  # noqa: E402
-from uolrps.export import int8 as q8  # noqa: E402
+from int8model import scenes, write_int8_twins, write_scenes  # noqa: E402
 from uolrps.export.tensorrt.build import build_engine, trt_api  # noqa: E402
 from uolrps.model.sidecar import read_sidecar  # noqa: E402
 
@@ -27,14 +26,7 @@ GPU = ("Orin", (8, 7))
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("int8")
-    model, meta = tiny_int8_model()
-    made = q8.int8_twins(model, meta, tmp / "model.onnx", write_scenes(tmp / "calib", 40), n_images=8,
-                         log=lambda m: None)
-    for t in made:
-        onnx.save(t.model, str(t.path))
-    onnx.save(model, str(tmp / "model.onnx"))
-    return tmp / "model.onnx", made[0].path, made[1].path
+    return write_int8_twins(tmp_path_factory.mktemp("int8"))
 
 
 @pytest.mark.parametrize("version", ["10.3.0", "11.4.1"])

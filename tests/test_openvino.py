@@ -253,19 +253,10 @@ def test_gate_records_a_pass_and_a_refused_gate_writes_nothing(tiny, tmp_path):
 @pytest.mark.slow
 def test_int8_twin_passes_its_own_gate_on_openvino(tmp_path):
     pytest.importorskip("onnxruntime.quantization")
-    import onnx
-
-    from int8model import tiny_int8_model, write_scenes
-    from uolrps.export import int8 as q8
+    from int8model import write_int8_twins, write_scenes
     from uolrps.eval.precision_gate import gate_precision
 
-    model, meta = tiny_int8_model()
-    made = q8.int8_twins(model, meta, tmp_path / "model.onnx", write_scenes(tmp_path / "calib", 40), n_images=8,
-                         log=lambda m: None)
-    for t in made:
-        onnx.save(t.model, str(t.path))
-    onnx.save(model, str(tmp_path / "model.onnx"))
-    twin = made[0].path  # model.int8.onnx (Q/DQ)
+    twin = write_int8_twins(tmp_path)[1]  # model.int8.onnx (Q/DQ)
     result = gate_precision(twin, precision="f32", images=write_scenes(tmp_path / "gate", 32, seed=5),
                             log=lambda m: None)
     assert result.report.min_iou == 0.7 and result.report.min_share == 0.9  # the INT8 twin's own thresholds

@@ -5,8 +5,8 @@
   renames over whatever is at the path, so writing "into" a device would replace the device node. This holds
   for ``/dev/stdout`` and ``/dev/stderr`` too (decided: the summary line already goes to stdout, and a JSONL
   stream mixed into it could not be parsed); write to a file and follow it (``tail -f run.jsonl``) instead.
-- **Inputs are compared by device and inode** (:func:`same_file`), so a hard link of an input is caught like
-  the input itself.
+- **Inputs are compared by device and inode** (`core.paths.check_output_path`, with the file identity that
+  `check_distinct_outputs` uses), so a hard link of an input is caught like the input itself.
 - **Write, flush, fsync and close failures** (ENOSPC, EIO, EDQUOT, EROFS...) become one :class:`OutputError`
   line (:func:`write_failed`): the CLI prints it and exits non-zero; nothing reports "wrote" for a file that
   was not completely written.
@@ -61,15 +61,6 @@ def refuse_special(path: str | Path, name: str) -> None:
     if kind is not None:
         raise option_error(f"{name} {str(path)!r} is {kind}, not a regular file: give a file name (outputs are "
                            "written to regular files only, so a device, FIFO or socket is never replaced)", name)
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two existing paths are one file: same device and inode (hard links, symlinks, ``..``)."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 _REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from uolrps.core.checked_io import (OutputError, check_free_space, clean_leftovers, refuse_special, same_file,
-                                    temporary_name, write_failed)
+from uolrps.core.checked_io import (OutputError, check_free_space, clean_leftovers, refuse_special, temporary_name,
+                                    write_failed)
 from uolrps.core.errors import OptionError, UserError, option_error, param_of
 
 
@@ -47,8 +47,7 @@ def check_output_path(path: str | Path, name: str, suffixes: Iterable[str] = (),
         raise option_error(f"{name} {str(path)!r}: cannot write in {str(folder)!r} ({e.strerror}): "
                            "choose another place", name) from None
     for other in inputs:
-        if other is not None and Path(other).exists() and (Path(other).resolve() == path.resolve()
-                                                           or same_file(other, path)):  # a hard link too
+        if other is not None and Path(other).exists() and _identity(Path(other)) == _identity(path):  # hard links too
             raise option_error(f"{name} {str(path)!r} is also an input of this command: choose another output "
                                "file, so the input is not overwritten", name)
     return path

@@ -10,14 +10,15 @@ Runtime on a few images.
 
 from __future__ import annotations
 
-import os
-import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from uolrps.core.errors import UserError
 from uolrps.core.lazy import importable
+from uolrps.export.fileset import write_set
 from uolrps.model.files import IR_SUFFIX, ir_path_for
 from uolrps.model.ir_meta import read_ir_meta, set_ir_meta
 
@@ -50,8 +51,8 @@ def write_ir(onnx_path: str | Path, output: str | Path | None = None, log=print)
     model = ov.Core().read_model(str(onnx_path))
     meta = read_ir_meta(model, str(onnx_path))
     set_ir_meta(model, meta)
-    tmp = xml.with_name(f".{xml.stem}.{os.getpid()}-{secrets.token_hex(4)}.xml")
-    try:
+    with tempfile.TemporaryDirectory(prefix="uolrps-ir-") as staging:  # made and checked there, then written
+        tmp = Path(staging) / "model.xml"
         ov.save_model(model, str(tmp), compress_to_fp16=False)
         x = np.stack(synthetic_images(tuple(meta.input_size), 4))
         n = meta.batch if not meta.dynamic_batch else len(x)
@@ -62,10 +63,8 @@ def write_ir(onnx_path: str | Path, output: str | Path | None = None, log=print)
         if not diff <= IR_TOLERANCE:
             raise UserError(f"the OpenVINO IR of {onnx_path.name} differs from the ONNX graph by {diff:.2e} > "
                             f"{IR_TOLERANCE}; nothing was written")
-        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
-        os.replace(tmp, xml)
-    finally:
-        for leftover in (tmp, tmp.with_suffix(".bin")):
-            leftover.unlink(missing_ok=True)
+        # both files as one set through the checked writer (devices refused, full disk one line, leftovers cleaned)
+        write_set([(xml.with_suffix(".bin"), lambda out: shutil.copyfile(tmp.with_suffix(".bin"), out)),
+                   (xml, lambda out: shutil.copyfile(tmp, out))], "OpenVINO IR")
     log(f"OpenVINO IR vs the ONNX graph on {len(x)} images: max abs heatmap diff {diff:.2e}")
     return xml

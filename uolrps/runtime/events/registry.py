@@ -1,0 +1,7 @@
+"""The run's event publishers, in the order they receive each event. To add one: its module, and one line here."""
+
+from __future__ import annotations
+
+from uolrps.runtime.events.publisher import Publisher
+
+PUBLISHERS: list[type[Publisher]] = []

@@ -28,6 +28,8 @@ class LocalizationResult:
     - ``frame_size``: (H, W) of the frame; ``timings``: milliseconds per stage (see ``STAGES``).
     - ``stream``: the stream's name (multi-stream runs), ``path``: the file of a file-based source,
       ``latency_ms``: capture-to-result latency (streaming runs); None where not applicable.
+    - ``track_ids``: int64 K, the track id of each box in its stream (``--track``), or None when not tracked;
+      a box the tracker has not confirmed yet has id -1.
     """
 
     boxes: np.ndarray
@@ -41,6 +43,7 @@ class LocalizationResult:
     stream: str | None = None
     path: str | None = None
     latency_ms: float | None = None
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         b, s = self.boxes, self.scores
@@ -61,6 +64,9 @@ class LocalizationResult:
         if len(b) and (b.min() < 0 or (b[:, 2] > W - 1).any() or (b[:, 3] > H - 1).any()
                        or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any()):
             raise ValueError(f"boxes must be x1 <= x2 <= {W - 1}, y1 <= y2 <= {H - 1}, but got {b.tolist()}")
+        if self.track_ids is not None and (not isinstance(self.track_ids, np.ndarray)
+                                           or self.track_ids.shape != (len(b),) or self.track_ids.dtype.kind != "i"):
+            _fail("track_ids", f"an int np.ndarray with shape ({len(b)},)", self.track_ids)
         if self.frame_index < 0:
             raise ValueError(f"frame_index must be >= 0, but got {self.frame_index}")
         if not math.isfinite(self.timestamp):
@@ -75,8 +81,8 @@ class LocalizationResult:
         return self.boxes[0] if len(self.boxes) else None
 
     def to_record(self, labels: bool = False) -> dict:
-        """The JSONL record: (stream,) frame, (path,) t, boxes, scores, (labels,) ms, (latency_ms): labels when
-        asked (multi-class models), the others when set."""
+        """The JSONL record: (stream,) frame, (path,) t, boxes, scores, (labels,) (ids,) ms, (latency_ms): labels
+        when asked (multi-class models), the others when set (``ids``: the track ids, with ``--track``)."""
         rec = {} if self.stream is None else {"stream": self.stream}
         rec.update({
             "frame": int(self.frame_index),
@@ -88,6 +94,8 @@ class LocalizationResult:
             rec["path"] = self.path
         if labels:
             rec["labels"] = [int(v) for v in self.labels]
+        if self.track_ids is not None:
+            rec["ids"] = [int(v) for v in self.track_ids]
         rec["ms"] = {k: round(float(self.timings.get(k, 0.0)), 3) for k in STAGES}
         if self.latency_ms is not None:
             rec["latency_ms"] = round(float(self.latency_ms), 2)

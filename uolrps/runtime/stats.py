@@ -115,6 +115,8 @@ class RunStats:
         self.frames = 0
         self.interrupted = False
         self.output_error: str | None = None  # an output could not be completely written (the run stopped there)
+        # the event publishers' counters ({name: {"sent", "dropped", "queued", "failed"}}), set by the event sink
+        self.event_counters = None  # a callable returning that dict, or None when the run makes no events
         self.streams: dict[str, StreamStats] = {}
         self._counts = {"dropped": 0, "skipped": 0, "reopened": 0}  # when there is no per-stream record
         self._source_error = ""
@@ -202,6 +204,8 @@ class RunStats:
             out["source_error"] = self.source_error
         if self.output_error:
             out["output_error"] = self.output_error
+        if self.event_counters is not None:
+            out["events"] = self.event_counters()
         return out
 
     def line(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import List
 
@@ -68,6 +69,17 @@ def run(
                                     "Sources given here on the command line are not limited."),
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
+    mqtt: str = typer.Option(None, "--mqtt", metavar="URL", help="Publish events and states to an MQTT broker: "
+                             "mqtt://[user:pass@]host[:port] or mqtts://... (TLS); topics <prefix>/<stream>/events, "
+                             "<prefix>/<stream>/state (retained), <prefix>/status (online/offline). docs/events-mqtt.md"),
+    mqtt_prefix: str = typer.Option("uolrps", "--mqtt-prefix", help="MQTT topic prefix."),
+    mqtt_ca: Path = typer.Option(None, "--mqtt-ca", metavar="FILE", help="PEM CA certificates for an mqtts:// broker "
+                                 "(default: the system's CAs)."),
+    mqtt_queue: int = typer.Option(1000, "--mqtt-queue", metavar="N", help="MQTT messages kept while the broker is "
+                                   "down; beyond that the oldest are dropped and counted in the summary."),
+    mqtt_ha: bool = typer.Option(False, "--mqtt-ha", help="Home Assistant MQTT discovery: per stream a binary_sensor "
+                                 "'object present' and a sensor 'objects', one device per --mqtt-prefix."),
+    mqtt_ha_prefix: str = typer.Option("homeassistant", "--mqtt-ha-prefix", help="Home Assistant's discovery prefix."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -103,6 +115,8 @@ def run(
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
                        serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
                        segment_s=segment_s)
+    config = replace(config, mqtt=mqtt, mqtt_prefix=mqtt_prefix, mqtt_ca=mqtt_ca, mqtt_queue=mqtt_queue,
+                     mqtt_ha=mqtt_ha, mqtt_ha_prefix=mqtt_ha_prefix)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

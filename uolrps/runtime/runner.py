@@ -71,6 +71,12 @@ class RunConfig:
     device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
     segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
+    mqtt: str | None = None  # events and states to this broker, mqtt[s]://[user:pass@]host[:port] (events/mqtt.py)
+    mqtt_prefix: str = "uolrps"  # MQTT topic prefix: <prefix>/<stream>/events, .../state, <prefix>/status
+    mqtt_ca: str | Path | None = None  # a PEM CA file for mqtts:// (default: the system's CAs)
+    mqtt_queue: int = 1000  # MQTT messages kept while the broker is down (then the oldest are dropped, counted)
+    mqtt_ha: bool = False  # Home Assistant MQTT discovery
+    mqtt_ha_prefix: str = "homeassistant"  # Home Assistant's discovery prefix
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uolrps.runtime.events.mqtt import MqttPublisher
 from uolrps.runtime.events.publisher import Publisher
 
 PUBLISHERS: list[type[Publisher]] = []
+PUBLISHERS.append(MqttPublisher)  # --mqtt (issue 23 item 3)

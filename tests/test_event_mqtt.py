@@ -1,0 +1,409 @@
+"""MqttPublisher (``--mqtt``) against a real broker (mosquitto, started per test on a free loopback port) and a
+real paho subscriber: topics, QoS 1, retained state and availability, the last will of a killed process, a
+broker restart in the middle of a stream of events (nothing lost within the bound, the drop count exact beyond
+it), TLS with a CA file, credentials never shown, Home Assistant discovery against HA's documented schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from mqttbroker import Broker, Subscriber, free_port, make_tls, need_broker, wait_for
+from uolrps.core.errors import OptionError
+from uolrps.runtime.events.event import Event, State
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def event(i: int, stream: str = "cam0", kind: str = "start") -> Event:
+    return Event(kind=kind, stream=stream, track=i % 7, id=f"{stream}-{i % 7}-{i}", seq=i, start=i * 0.1,
+                 end=i * 0.1 + 0.5, wall=1.7e9 + i, box=(1.0, 2.0, 30.5, 40.25), score=0.5, peak=0.9, frame=i,
+                 frame_size=(480, 640), zones=("door",) if i % 2 else ())
+
+
+def config(**kw) -> SimpleNamespace:
+    base = {"mqtt": None, "mqtt_prefix": "uolrps", "mqtt_ca": None, "mqtt_queue": 1000, "mqtt_ha": False,
+            "mqtt_ha_prefix": "homeassistant"}
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker")
+    yield b
+    b.stop()
+
+
+def publisher(url: str, **kw):
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    kw.setdefault("backoff", (0.05, 0.2))
+    return MqttPublisher(url, **kw)
+
+
+def test_events_and_states_arrive_on_their_topics_at_qos_1_and_the_state_is_retained(broker):
+    sub = Subscriber(broker, ["uolrps/#"])
+    pub = publisher(broker.url())
+    pub.start()
+    pub.stream_added("cam0")
+    events = [event(i) for i in range(5)]
+    for i, e in enumerate(events):
+        pub.publish(e)
+        pub.state(State("cam0", present=True, count=i + 1, fps=25.0, wall=1.7e9 + i))
+    assert wait_for(lambda: len(sub.on("uolrps/cam0/events")) == 5)
+    got = sub.on("uolrps/cam0/events")
+    # the payload is Event.to_record() as JSON, in order; QoS 1 (the subscription asked for 2), not retained
+    assert [json.loads(p) for _, p, _, _ in got] == [e.to_record() for e in events]
+    assert {(retain, qos) for _, _, retain, qos in got} == {(False, 1)}
+    assert wait_for(lambda: pub.counters()["queued"] == 0)
+    states = sub.on("uolrps/cam0/state")
+    assert states and json.loads(states[-1][1]) == {"stream": "cam0", "present": True, "count": 5, "fps": 25.0,
+                                                    "wall": 1.7e9 + 4}
+    assert {qos for *_, qos in states} == {1}
+    assert [p for _, p, _, _ in sub.on("uolrps/status")][-1] == b"online"
+    # a subscriber that comes later gets the current state and the availability at once, flagged retained
+    late = Subscriber(broker, ["uolrps/cam0/state", "uolrps/status"])
+    assert wait_for(lambda: late.on("uolrps/cam0/state") and late.on("uolrps/status"))
+    assert late.on("uolrps/cam0/state")[0][2] is True
+    assert json.loads(late.on("uolrps/cam0/state")[0][1])["count"] == 5
+    assert late.on("uolrps/status")[0][1:3] == (b"online", True)
+    pub.close(timeout=5)
+    c = pub.counters()
+    assert c["dropped"] == 0 and c["queued"] == 0 and c["sent"] >= 5 + 1  # 5 events, at least one state
+    # a normal exit says "offline" (retained)
+    assert wait_for(lambda: [p for _, p, _, _ in sub.on("uolrps/status")][-1:] == [b"offline"])
+    sub.close()
+    late.close()
+
+
+def test_a_new_state_replaces_the_waiting_state_of_its_stream_but_never_an_event(tmp_path):
+    b = Broker(tmp_path / "broker")
+    try:
+        sub = Subscriber(b, ["uolrps/#"], persistent=True, client_id="test-coalesce-sub")
+        b.stop()  # the broker is down: everything queues (the subscriber's session is kept for it)
+        pub = publisher(b.url(), limit=50)
+        pub.start()
+        for i in range(4):
+            pub.publish(event(i))
+            for k in range(30):  # 30 states per event, as a sink that reports every frame would
+                pub.state(State("cam0", present=k % 2 == 0, count=k, fps=10.0, wall=1.0 * k))
+        c = pub.counters()
+        assert c["dropped"] == 0 and c["queued"] <= 4 * 2  # per event at most one waiting state
+        b.start()
+        assert wait_for(lambda: len({json.loads(p)["seq"] for _, p, _, _ in sub.on("uolrps/cam0/events")}) == 4, 20)
+        assert wait_for(lambda: pub.counters()["queued"] == 0)
+        pub.close(timeout=5)
+        seqs = list(dict.fromkeys(json.loads(p)["seq"] for _, p, _, _ in sub.on("uolrps/cam0/events")))
+        assert seqs == [0, 1, 2, 3]
+        assert wait_for(lambda: json.loads(sub.on("uolrps/cam0/state")[-1][1])["count"] == 29)  # the newest wins
+        assert pub.counters()["dropped"] == 0
+        sub.close()
+    finally:
+        b.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing_within_the_bound_and_counts_the_rest_exactly(broker):
+    sub = Subscriber(broker, ["uolrps/cam0/events"], persistent=True, client_id="test-restart-sub")
+    limit = 10
+    pub = publisher(broker.url(), limit=limit)
+    pub.start()
+    for i in range(5):
+        pub.publish(event(i))
+    assert wait_for(lambda: pub.counters()["sent"] == 5)
+    broker.stop()  # the broker goes away in the middle of the stream
+    for i in range(5, 30):
+        pub.publish(event(i))  # never blocks
+        time.sleep(0.01)
+    assert wait_for(lambda: pub.failed >= 1)
+    c = pub.counters()
+    assert c["queued"] == limit and c["dropped"] == 25 - limit
+    broker.start()  # back on the same port, with its persisted sessions
+    assert wait_for(lambda: pub.counters()["sent"] == 5 + limit, 30)
+
+    def seqs():  # the broker may deliver a message twice to the subscriber's kept session (QoS 1: at least once)
+        return list(dict.fromkeys(json.loads(p)["seq"] for _, p, _, _ in sub.on("uolrps/cam0/events")))
+
+    assert wait_for(lambda: len(seqs()) == 5 + limit, 20)
+    pub.close(timeout=5)
+    seqs = seqs()
+    # before the outage: all 5; after: exactly `limit` of the 25, in order, the newest among them, no duplicate
+    assert seqs[:5] == [0, 1, 2, 3, 4]
+    after = seqs[5:]
+    assert len(after) == limit and after == sorted(set(after)) and set(after) <= set(range(5, 30))
+    assert after[-(limit - 1):] == list(range(30 - (limit - 1), 30))  # the head being retried may be kept too
+    c = pub.counters()
+    assert c["dropped"] == 25 - limit and c["sent"] == 5 + limit and c["queued"] == 0
+    assert c["sent"] + c["dropped"] == 30  # every event is either delivered (PUBACK) or counted as dropped
+    sub.close()
+
+
+def test_a_killed_process_leaves_offline_by_its_last_will(broker):
+    sub = Subscriber(broker, ["uolrps/status"])
+    script = (
+        "import sys, time\n"
+        "from uolrps.runtime.events.mqtt import MqttPublisher\n"
+        f"p = MqttPublisher({broker.url()!r})\n"
+        "p.start()\n"
+        "while not p._connected: time.sleep(0.02)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        assert wait_for(lambda: [p for _, p, _, _ in sub.on("uolrps/status")] == [b"online"])
+        proc.kill()  # no goodbye: the broker sees the connection drop and sends the will
+        proc.wait(10)
+        assert wait_for(lambda: [p for _, p, _, _ in sub.on("uolrps/status")] == [b"online", b"offline"])
+        will = sub.on("uolrps/status")[-1]
+        assert will[3] == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    late = Subscriber(broker, ["uolrps/status"])  # and it stays: retained
+    assert wait_for(lambda: late.on("uolrps/status"))
+    assert late.on("uolrps/status")[0][1:3] == (b"offline", True)
+    sub.close()
+    late.close()
+
+
+# ---- checks before any work ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, says", [
+    ("http://127.0.0.1:1883", "starts with mqtt:// or mqtts://"),
+    ("127.0.0.1:1883", "starts with mqtt:// or mqtts://"),
+    ("mqtt://:1883", "no broker host"),
+    ("mqtt://host:99999", "port must be a number in 1..65535"),
+    ("mqtt://host:abc", "port must be a number in 1..65535"),
+    ("mqtt://host:0", "port must be a number in 1..65535"),
+    ("mqtt://user:S3cret@host/topic", "no path or query"),
+])
+def test_a_bad_url_is_one_line_without_the_password(url, says):
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    with pytest.raises(OptionError) as e:
+        MqttPublisher.check(config(mqtt=url))
+    text = str(e.value)
+    assert says in text and "\n" not in text and "S3cret" not in text and e.value.params == ("mqtt",)
+
+
+def test_an_unreachable_broker_is_one_line_naming_the_redacted_url():
+    need_broker()
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    url = f"mqtt://me:S3cret@127.0.0.1:{free_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(OptionError) as e:
+        MqttPublisher.check(config(mqtt=url))
+    assert time.monotonic() - t0 < 10
+    text = str(e.value)
+    assert "\n" not in text and "S3cret" not in text and "me:" not in text
+    assert f"mqtt://***@127.0.0.1:{url.rsplit(':', 1)[1]}" in text and "cannot connect" in text
+
+
+def test_credentials_from_the_url_work_and_a_wrong_password_is_refused_in_one_line(tmp_path, caplog):
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    b = Broker(tmp_path / "broker", users={"cam": "Pa55:w@rd"})
+    try:
+        MqttPublisher.check(config(mqtt=b.url(userinfo="cam:Pa55%3Aw%40rd")))  # percent-encoded in the URL
+        with pytest.raises(OptionError) as e:
+            MqttPublisher.check(config(mqtt=b.url(userinfo="cam:wrong")))
+        text = str(e.value)
+        assert "refused" in text and "wrong" not in text and "\n" not in text
+        with pytest.raises(OptionError) as e:
+            MqttPublisher.check(config(mqtt=b.url()))  # anonymous
+        assert "refused" in str(e.value)
+        sub = Subscriber(b, ["uolrps/#"], auth=("cam", "Pa55:w@rd"))
+        caplog.set_level(logging.DEBUG)
+        pub = publisher(b.url(userinfo="cam:Pa55%3Aw%40rd"))
+        pub.start()
+        pub.publish(event(1))
+        assert wait_for(lambda: sub.on("uolrps/cam0/events"))
+        pub.close(timeout=5)
+        # a publisher whose password is wrong keeps retrying; what it logs never shows the password
+        bad = publisher(b.url(userinfo="cam:Wr0ngPa55"))
+        bad.start()
+        bad.publish(event(2))
+        assert wait_for(lambda: bad.failed >= 1)
+        bad.close(timeout=0.2)
+        assert bad.counters()["dropped"] == 1
+        assert "Pa55" not in caplog.text and "Wr0ngPa55" not in caplog.text and "refused" in caplog.text
+        sub.close()
+    finally:
+        b.stop()
+
+
+def test_check_refuses_a_ca_file_without_mqtts_a_missing_ca_and_a_bad_prefix(broker, tmp_path):
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    with pytest.raises(OptionError, match="mqtt_ca is for mqtts://"):
+        MqttPublisher.check(config(mqtt=broker.url(), mqtt_ca=str(tmp_path)))
+    with pytest.raises(OptionError, match="no such file"):
+        MqttPublisher.check(config(mqtt=broker.url("mqtts"), mqtt_ca=str(tmp_path / "nope.pem")))
+    for prefix in ("", "a/#", "a/+/b", "/a", "a/", "a//b"):
+        with pytest.raises(OptionError, match="topic prefix"):
+            MqttPublisher.check(config(mqtt=broker.url(), mqtt_prefix=prefix))
+    with pytest.raises(OptionError, match="mqtt_queue must be at least 1"):
+        MqttPublisher.check(config(mqtt=broker.url(), mqtt_queue=0))
+    MqttPublisher.check(config(mqtt=broker.url(), mqtt_prefix="home/cams"))  # a good one passes
+
+
+def test_mqtts_with_a_ca_file(tmp_path):
+    from uolrps.runtime.events.mqtt import MqttPublisher
+
+    ca, cert, key = make_tls(tmp_path / "pki")
+    b = Broker(tmp_path / "broker", tls=(ca, cert, key))
+    try:
+        MqttPublisher.check(config(mqtt=b.url("mqtts"), mqtt_ca=str(ca)))
+        # without our CA the system's CAs do not vouch for this server: refused, one line
+        with pytest.raises(OptionError) as e:
+            MqttPublisher.check(config(mqtt=b.url("mqtts")))
+        assert "certificate" in str(e.value).lower() and "\n" not in str(e.value)
+        # plain MQTT to a TLS listener does not get a CONNACK
+        with pytest.raises(OptionError):
+            MqttPublisher.check(config(mqtt=b.url("mqtt")))
+        sub = Subscriber(b, ["uolrps/#"], ca=ca)
+        pub = MqttPublisher.create(config(mqtt=b.url("mqtts"), mqtt_ca=str(ca)))
+        pub.start()
+        pub.publish(event(3))
+        assert wait_for(lambda: sub.on("uolrps/cam0/events"))
+        assert json.loads(sub.on("uolrps/cam0/events")[0][1]) == event(3).to_record()
+        pub.close(timeout=5)
+        sub.close()
+    finally:
+        b.stop()
+
+
+# ---- Home Assistant discovery ----------------------------------------------------------------------------
+
+# The reference: Home Assistant's MQTT discovery as documented at https://www.home-assistant.io/integrations/mqtt/
+# ("Discovery messages": the config topic <discovery_prefix>/<component>/[<node_id>/]<object_id>/config, node_id
+# and object_id from [a-zA-Z0-9_-]; a retained JSON dictionary; an empty retained payload removes the entity;
+# "Using availability topics"; the "device" mapping groups entities and needs identifiers or connections),
+# https://www.home-assistant.io/integrations/binary_sensor.mqtt/ and https://www.home-assistant.io/integrations/
+# sensor.mqtt/ (the keys and types below). Written here from those pages, not from the code under test.
+HA_TOPIC = re.compile(r"^homeassistant/(?P<component>binary_sensor|sensor)/(?P<node>[A-Za-z0-9_-]+)/"
+                      r"(?P<object>[A-Za-z0-9_-]+)/config$")
+HA_COMMON = {"name": str, "unique_id": str, "state_topic": str, "availability_topic": str,
+             "payload_available": str, "payload_not_available": str, "qos": int, "device": dict,
+             "value_template": str}
+HA_OPTIONAL = {"device_class": str, "payload_on": str, "payload_off": str, "state_class": str, "icon": str,
+               "json_attributes_topic": str, "origin": dict, "unit_of_measurement": str}
+HA_BINARY_SENSOR_CLASSES = {"occupancy", "presence", "motion", "moving", "running"}  # a subset of the documented
+HA_DEVICE = {"identifiers": (list, str), "name": str, "manufacturer": str, "model": str, "sw_version": str}
+HA_STATE_CLASSES = {"measurement", "total", "total_increasing"}
+
+
+def check_ha(topic: str, payload: dict) -> str:
+    m = HA_TOPIC.match(topic)
+    assert m, topic
+    for key, typ in HA_COMMON.items():
+        assert isinstance(payload.get(key), typ), (key, payload.get(key))
+    for key, value in payload.items():
+        assert key in HA_COMMON or key in HA_OPTIONAL, f"{key} is not an option of the documented schema"
+        if key in HA_OPTIONAL:
+            assert isinstance(value, HA_OPTIONAL[key]), key
+    assert payload["qos"] in (0, 1, 2)
+    dev = payload["device"]
+    assert dev.get("identifiers"), "a device needs identifiers (or connections)"
+    for key, value in dev.items():
+        assert key in HA_DEVICE and isinstance(value, HA_DEVICE[key]), key
+    if m["component"] == "binary_sensor":
+        assert payload.get("device_class", "occupancy") in HA_BINARY_SENSOR_CLASSES
+    else:
+        assert payload.get("state_class", "measurement") in HA_STATE_CLASSES
+    return m["component"]
+
+
+def render(template: str, state: dict) -> str:
+    """The value template as HA renders it (Jinja2 with ``value_json``)."""
+    jinja2 = pytest.importorskip("jinja2", reason="needs jinja2 to render HA's value templates")
+    return jinja2.Environment().from_string(template).render(value_json=state, value=json.dumps(state)).strip()
+
+
+def test_home_assistant_discovery_matches_the_documented_schema_and_is_removed_with_the_stream(broker):
+    sub = Subscriber(broker, ["homeassistant/#", "uolrps/#"])
+    pub = publisher(broker.url(), ha=True)
+    pub.start()
+    pub.stream_added("cam0")
+    pub.stream_added("door_cam")
+    assert wait_for(lambda: len([m for m in sub.messages if m[0].startswith("homeassistant/")]) >= 4)
+    assert wait_for(lambda: pub.counters()["queued"] == 0)
+    # what HA gets when it subscribes (e.g. after its own restart): the retained configs (the retain flag is
+    # set only on messages a new subscription receives from the broker's store)
+    ha = Subscriber(broker, ["homeassistant/#"])
+    assert wait_for(lambda: len(ha.messages) >= 4)
+    configs = {}
+    for topic, payload, retain, qos in ha.messages:
+        if payload:
+            configs[topic] = (json.loads(payload), retain, qos)
+    ha.close()
+    assert len(configs) == 4  # two entities per stream
+    by_stream: dict[str, dict[str, dict]] = {}
+    devices = set()
+    unique_ids = set()
+    for topic, (payload, retain, qos) in configs.items():
+        component = check_ha(topic, payload)
+        assert retain is True and qos == 1
+        stream = payload["state_topic"].split("/")[1]
+        by_stream.setdefault(stream, {})[component] = payload
+        devices.add(json.dumps(payload["device"], sort_keys=True))
+        unique_ids.add(payload["unique_id"])
+        assert payload["availability_topic"] == "uolrps/status"
+        assert payload["state_topic"] == f"uolrps/{stream}/state"
+    assert set(by_stream) == {"cam0", "door_cam"} and len(unique_ids) == 4
+    assert len(devices) == 1  # every entity of this instance is grouped under one device
+    # what HA shows for a state payload, by HA's rendering of the templates
+    present = by_stream["cam0"]["binary_sensor"]
+    on, off = present.get("payload_on", "ON"), present.get("payload_off", "OFF")  # HA's defaults
+    assert render(present["value_template"], State("cam0", True, 2, 9.5, 1.0).to_record()) == on
+    assert render(present["value_template"], State("cam0", False, 0, 9.5, 1.0).to_record()) == off
+    objects = by_stream["cam0"]["sensor"]
+    assert render(objects["value_template"], State("cam0", True, 3, 9.5, 1.0).to_record()) == "3"
+    # availability: HA marks the entities available on the payload it was told
+    assert [p for _, p, _, _ in sub.on("uolrps/status")][-1] == present["payload_available"].encode()
+    # the stream goes away: its two configs are cleared with empty retained payloads, the other stream's stay
+    pub.state(State("cam0", True, 1, 5.0, 2.0))
+    pub.stream_removed("cam0")
+    cam0_topics = [t for t, (p, _, _) in configs.items() if p["state_topic"] == "uolrps/cam0/state"]
+    assert wait_for(lambda: all(any(m[0] == t and m[1] == b"" for m in sub.messages) for t in cam0_topics))
+    assert wait_for(lambda: pub.counters()["queued"] == 0)
+    pub.close(timeout=5)
+    late = Subscriber(broker, ["homeassistant/#", "uolrps/+/state"])  # what the broker keeps now
+    time.sleep(0.5)
+    kept = {t for t, p, r, _ in late.messages if r and p}
+    assert kept == {t for t, (p, _, _) in configs.items() if p["state_topic"] == "uolrps/door_cam/state"}
+    sub.close()
+    late.close()
+
+
+def test_discovery_is_sent_again_after_a_broker_restart_that_lost_it(tmp_path):
+    b = Broker(tmp_path / "broker")
+    try:
+        pub = publisher(b.url(), ha=True, ha_prefix="ha")
+        pub.start()
+        pub.stream_added("cam0")
+        assert wait_for(lambda: pub.counters()["sent"] == 2)
+        b.stop()
+        for f in b.folder.glob("*.db"):
+            f.unlink()  # a broker without persistence forgets retained messages
+        b.start()
+        pub.publish(event(1))  # the next send finds the connection gone and reconnects
+        sub_late = Subscriber(b, ["ha/#", "uolrps/status"])
+        assert wait_for(lambda: len([m for m in sub_late.messages if m[0].startswith("ha/") and m[1]]) == 2, 20)
+        assert wait_for(lambda: [p for _, p, _, _ in sub_late.on("uolrps/status")][-1:] == [b"online"])
+        pub.close(timeout=5)
+        sub_late.close()
+    finally:
+        b.stop()

@@ -88,7 +88,7 @@ def parse_url(text: str, param: str = "mqtt") -> BrokerUrl:
         raise OptionError(f"{param} {shown}: no broker host; give {form}", param)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise OptionError(f"{param} {shown}: a broker URL has no path or query (the topics come from "
-                          f"--mqtt-prefix); give {form}", param)
+                          f"mqtt_prefix); give {form}", param, "mqtt_prefix")
     if port == 0:
         raise OptionError(f"{param} {shown}: the port must be a number in 1..65535; give {form}", param)
     return BrokerUrl(scheme, parts.hostname, port or DEFAULT_PORTS[scheme],

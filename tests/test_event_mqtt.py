@@ -404,3 +404,43 @@ def test_discovery_is_sent_again_after_a_broker_restart_that_lost_it(tmp_path):
         sub_late.close()
     finally:
         b.stop()
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+
+def test_the_run_refuses_bad_mqtt_options_when_its_config_is_made(tmp_path):
+    from uolrps.runtime.runner import RunConfig
+
+    with pytest.raises(OptionError) as e:
+        RunConfig(source="x.mp4", model="m.onnx", mqtt="tcp://broker:1883")
+    assert e.value.params[0] == "mqtt"
+    with pytest.raises(OptionError) as e:
+        RunConfig(source="x.mp4", model="m.onnx", mqtt="mqtt://broker", mqtt_queue=0)
+    assert e.value.params == ("mqtt_queue",)
+    with pytest.raises(OptionError) as e:
+        RunConfig(source="x.mp4", model="m.onnx", mqtt="mqtts://broker", mqtt_ca=str(tmp_path / "none.pem"))
+    assert e.value.params == ("mqtt_ca",)
+    RunConfig(source="x.mp4", model="m.onnx", mqtt="mqtts://u:p@broker:8883", mqtt_prefix="home/cams")  # no network
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--mqtt", "http://bob:hunter2@broker:1883"], "starts with mqtt:// or mqtts://"),
+    (["--mqtt", "mqtt://broker:70000"], "port must be a number"),
+    (["--mqtt", "mqtt://broker", "--mqtt-prefix", "a/#"], "--mqtt-prefix"),
+    (["--mqtt", "mqtt://broker", "--mqtt-queue", "0"], "--mqtt-queue must be at least 1"),
+    (["--mqtt", "mqtt://broker", "--mqtt-ca", "ca.pem"], "--mqtt-ca is for mqtts://"),
+])
+def test_the_command_line_exits_2_on_bad_mqtt_options_before_any_model_is_made(tmp_path, monkeypatch, capsys,
+                                                                               args, says):
+    from uolrps.cli.main import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("UOLRPS_CACHE", str(cache))  # where a default model would be made
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")  # never opened: the options are checked first
+    code = main(["run", "--video", str(video), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert says in err and len(err.splitlines()) == 1, err
+    assert "hunter2" not in err and "bob" not in err and "Traceback" not in err
+    assert not cache.exists()

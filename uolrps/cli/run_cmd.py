@@ -92,6 +92,9 @@ def run(
     from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
+    from uolrps.runtime.events.mqtt import check_options as check_mqtt
+
+    check_mqtt(mqtt, mqtt_prefix, mqtt_ca, mqtt_queue, mqtt_ha_prefix)  # before a default model is made
     videos = tuple(source or ())
     if not videos and sources_file is None:
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")

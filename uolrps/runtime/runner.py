@@ -22,6 +22,7 @@ from uolrps.core.options import check_batch_wait_ms, check_choice, check_infligh
     check_reopen_limit, check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
+from uolrps.runtime.events.mqtt import check_config as check_mqtt
 from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
@@ -94,6 +95,7 @@ class RunConfig:
         if self.serve is not None:
             parse_serve(self.serve)
         parse_allow(self.serve_allow)
+        check_mqtt(self)  # the MQTT options (the broker itself is checked before the model loads)
 
     def model_options(self) -> ModelOptions:
         extra = {k: v for k, v in (("device", self.device), ("precision", self.precision)) if v is not None}

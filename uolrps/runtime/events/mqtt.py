@@ -105,6 +105,33 @@ def check_prefix(prefix: str, param: str) -> str:
     return prefix
 
 
+def check_options(url: str | None, prefix: str = "uolrps", ca: str | Path | None = None, queue: int = 1000,
+                  ha_prefix: str = "homeassistant") -> BrokerUrl | None:
+    """The MQTT options without touching the network (a bad URL, prefix, CA file or queue bound: one
+    OptionError line); the parsed URL, or None when MQTT is not asked for. Cheap: the command line calls it
+    before anything is made."""
+    if url is None:
+        return None
+    broker = parse_url(url)
+    check_prefix(prefix, "mqtt_prefix")
+    check_prefix(ha_prefix, "mqtt_ha_prefix")
+    if ca is not None:
+        if not broker.tls:
+            raise OptionError(f"mqtt_ca is for mqtts:// brokers; {broker} is plain mqtt://", "mqtt_ca")
+        if not Path(ca).is_file():
+            raise OptionError(f"mqtt_ca {ca}: no such file (give a PEM file of CA certificates)", "mqtt_ca")
+    if queue is None or int(queue) < 1:
+        raise OptionError(f"mqtt_queue must be at least 1, but got {queue}", "mqtt_queue")
+    return broker
+
+
+def check_config(config) -> BrokerUrl | None:
+    """:func:`check_options` on a RunConfig's MQTT fields."""
+    return check_options(getattr(config, "mqtt", None), getattr(config, "mqtt_prefix", "uolrps"),
+                         getattr(config, "mqtt_ca", None), getattr(config, "mqtt_queue", 1000),
+                         getattr(config, "mqtt_ha_prefix", "homeassistant"))
+
+
 def topic_id(name: str) -> str:
     """``name`` as an id Home Assistant accepts in a discovery topic (``[A-Za-z0-9_-]``)."""
     return _ID.sub("_", name)
@@ -235,25 +262,14 @@ class MqttPublisher(QueuedPublisher):
     # ---- run options -------------------------------------------------------------------------------------
     @classmethod
     def check(cls, config) -> None:
-        """A bad URL, prefix or CA file, or a broker that cannot be reached now: one OptionError line."""
-        url = getattr(config, "mqtt", None)
-        if url is None:
+        """The options (:func:`check_config`), then the broker: one that cannot be reached now is one
+        OptionError line naming the redacted URL."""
+        broker = check_config(config)
+        if broker is None:
             return
-        broker = parse_url(url)
-        check_prefix(getattr(config, "mqtt_prefix", "uolrps"), "mqtt_prefix")
-        check_prefix(getattr(config, "mqtt_ha_prefix", "homeassistant"), "mqtt_ha_prefix")
-        ca = getattr(config, "mqtt_ca", None)
-        if ca is not None:
-            if not broker.tls:
-                raise OptionError(f"mqtt_ca is for mqtts:// brokers; {broker} is plain mqtt://", "mqtt_ca")
-            if not Path(ca).is_file():
-                raise OptionError(f"mqtt_ca {ca}: no such file (give a PEM file of CA certificates)", "mqtt_ca")
-        queue = getattr(config, "mqtt_queue", 1000)
-        if queue is None or int(queue) < 1:
-            raise OptionError(f"mqtt_queue must be at least 1, but got {queue}", "mqtt_queue")
         try:
-            Connection(broker, client_id=f"uolrps-check-{uuid.uuid4().hex[:8]}", will=None, ca=ca,
-                       timeout=CHECK_TIMEOUT).close()
+            Connection(broker, client_id=f"uolrps-check-{uuid.uuid4().hex[:8]}", will=None,
+                       ca=getattr(config, "mqtt_ca", None), timeout=CHECK_TIMEOUT).close()
         except SendError as e:
             raise OptionError(f"mqtt: {e} (is the broker running, and is the URL right?)", "mqtt") from None
 

@@ -255,6 +255,8 @@ class MqttPublisher(QueuedPublisher):
         self.client_id = client_id or f"uolrps-{uuid.uuid4().hex[:12]}"
         self.status_topic = f"{self.prefix}/status"
         self.node = topic_id(self.prefix)
+        self.uid = "uolrps" if self.node == "uolrps" else f"uolrps_{self.node}"  # the device id, unique ids' head
+        self._ever_connected = False
         self._streams: list[str] = []  # the streams whose discovery payloads are (re)sent on connect
         self._conn: Connection | None = None
         self._closing = False
@@ -289,7 +291,7 @@ class MqttPublisher(QueuedPublisher):
     def device(self) -> dict:
         from uolrps import __version__
 
-        return {"identifiers": [f"uolrps_{self.node}"],
+        return {"identifiers": [self.uid],
                 "name": "uolrps" if self.node == "uolrps" else f"uolrps {self.node}",
                 "manufacturer": "uolrps", "model": "Unsupervised object localization (representer points)",
                 "sw_version": __version__}
@@ -304,10 +306,10 @@ class MqttPublisher(QueuedPublisher):
         common = {"state_topic": state, "availability_topic": self.status_topic, "payload_available": "online",
                   "payload_not_available": "offline", "qos": 1, "device": self.device(),
                   "origin": {"name": "uolrps", "sw_version": __version__}}
-        present = {"name": f"{stream} object present", "unique_id": f"uolrps_{self.node}_{sid}_present",
+        present = {"name": f"{stream} object present", "unique_id": f"{self.uid}_{sid}_present",
                    "device_class": "occupancy", "value_template": "{{ 'ON' if value_json.present else 'OFF' }}",
                    "payload_on": "ON", "payload_off": "OFF", **common}
-        objects = {"name": f"{stream} objects", "unique_id": f"uolrps_{self.node}_{sid}_objects",
+        objects = {"name": f"{stream} objects", "unique_id": f"{self.uid}_{sid}_objects",
                    "state_class": "measurement", "value_template": "{{ value_json.count }}",
                    "json_attributes_topic": state, "icon": "mdi:counter", **common}
         return [(f"{self.ha_prefix}/binary_sensor/{self.node}/{sid}_present/config", present),
@@ -361,7 +363,7 @@ class MqttPublisher(QueuedPublisher):
                           timeout=self.timeout)
         try:
             conn.publish(self.status_topic, b"online", retain=True)
-            if self.ha:
+            if self.ha and self._ever_connected:  # a reconnect (the first connection sends the queued ones)
                 with self._cond:
                     streams = list(self._streams)
                 for stream in streams:
@@ -371,6 +373,7 @@ class MqttPublisher(QueuedPublisher):
             conn.close()
             raise
         self._conn = conn
+        self._ever_connected = True
 
     def send(self, item: Message) -> None:
         if self._conn is None:

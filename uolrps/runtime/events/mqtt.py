@@ -167,6 +167,7 @@ class Connection:
         mqtt = _paho()
         self.url = url
         self.lost = threading.Event()
+        self._wake = threading.Event()  # set by paho's thread on a PUBACK or a lost connection
         self._connack = threading.Event()
         self._reason: str | None = None
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
@@ -183,6 +184,7 @@ class Connection:
                 raise OptionError(f"mqtt_ca {ca}: cannot be read as PEM CA certificates ({e})", "mqtt_ca") from None
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
         self.client = client
         try:
             client.connect(url.host, url.port, keepalive=keepalive)
@@ -203,24 +205,28 @@ class Connection:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self.lost.set()
+        self._wake.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None) -> None:
+        self._wake.set()
 
     def publish(self, topic: str, payload: bytes, retain: bool, timeout: float = ACK_TIMEOUT) -> None:
         """Publish at QoS 1 and return once the broker acknowledged it (PUBACK); raise SendError if not."""
         if self.lost.is_set():
             raise SendError(f"lost the connection to {self.url}")
+        self._wake.clear()
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != 0:
             raise SendError(f"cannot publish to {self.url}: {_paho().error_string(info.rc)}")
         end = time.monotonic() + timeout
-        while not info.is_published():
+        while not info.is_published():  # woken by the PUBACK (on_publish) or the loss of the connection
             if self.lost.is_set():
                 raise SendError(f"lost the connection to {self.url}")
-            if time.monotonic() > end:
+            left = end - time.monotonic()
+            if left <= 0:
                 raise SendError(f"{self.url} did not acknowledge a message within {timeout:g} s")
-            try:
-                info.wait_for_publish(0.05)
-            except (RuntimeError, ValueError) as e:
-                raise SendError(f"cannot publish to {self.url}: {e}") from None
+            self._wake.wait(left)
+            self._wake.clear()
 
     def close(self) -> None:
         try:

@@ -68,6 +68,9 @@ def run(
                                     "Sources given here on the command line are not limited."),
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
+    track: bool = typer.Option(False, "--track", help="Give every box a track id that stays with its object across "
+                               "the frames of its stream (JSONL \"ids\", the API's latest; -1: not confirmed yet). "
+                               "Needs uolrps[track]. On by itself with --events."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -102,7 +105,7 @@ def run(
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
                        serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
-                       segment_s=segment_s)
+                       segment_s=segment_s, track=track)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

@@ -73,6 +73,7 @@ class Sink:
     """
 
     close_rank = 1  # closed in this order (the progress bar first)
+    needs_tracks = False  # True: the run tracks (results carry track_ids) whenever this sink exists
 
     @classmethod
     def check(cls, config, specs, names, single: bool) -> None:
@@ -277,6 +278,10 @@ class Recorders:
     def __init__(self, config, annotator, labels: bool, single: bool) -> None:
         self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
         self.meters: dict[str, FpsMeter] = {}
+
+    @property
+    def needs_tracks(self) -> bool:
+        return any(s.needs_tracks for s in self.sinks)
 
     def add(self, stream) -> None:
         """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""

@@ -71,6 +71,7 @@ class RunConfig:
     device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
     segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
+    track: bool = False  # a track id per box (JSONL "ids"); on as well whenever a sink needs tracks (events)
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -185,6 +186,10 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     specs = [parse_source(e.source, e.options) for e in entries]  # bad sources fail before the model loads
     single = len(entries) == 1
     check_save(config, specs, [e.name for e in entries], single)
+    if config.track:
+        from uolrps.runtime.tracking import check_tracking
+
+        check_tracking()  # the tracking library missing: one line before the model loads
     for entry, spec in zip(entries, specs):  # camera options on a file are ignored: say so, once per source
         given = [n for n in ("size", "fps", "fourcc") if getattr(spec.options, n, None) is not None]
         if given and not kind_of(spec).capture_options:
@@ -212,7 +217,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
                               capture_options=config.capture, inflight=config.inflight,
-                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
+                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None,
+                              track=config.track or outputs.needs_tracks)
         engine.on_add = outputs.add
         closers.append(engine)
         for entry, spec in zip(entries, specs):

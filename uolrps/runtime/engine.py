@@ -84,6 +84,7 @@ class StreamEngine:
             check_tracking()
         self.keep_running = keep_running
         self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
+        self.on_remove: Callable | None = None  # called with a removed stream's name (the run's outputs)
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()
         self._draining: list[Stream] = []  # removed streams whose produced results the consumer has not taken yet
@@ -165,6 +166,8 @@ class StreamEngine:
             self._draining.append(stream)
         stream._end("ended", "removed")
         stream.close()  # its outbox keeps the results already made: the consumer still writes them
+        if self.on_remove is not None:
+            self.on_remove(name)
         self.notify_out()
         self.notify_work()
 

@@ -72,6 +72,13 @@ class RunConfig:
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
     segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
     track: bool = False  # a track id per box (JSONL "ids"); on as well whenever a sink needs tracks (events)
+    events: str | Path | None = None  # --events DIR: events.jsonl and snapshots (uolrps.runtime.events.files)
+    zone: tuple[str, ...] = ()  # --zone STREAM:NAME=x1,y1,... (uolrps.runtime.events.zones)
+    event_min_frames: int = 3  # the debouncing of events (uolrps.runtime.events.builder.EventOptions)
+    event_min_seconds: float = 0.0
+    event_min_area: float = 0.0
+    event_max_gap: float = 1.0
+    event_update: float = 10.0
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -220,6 +227,8 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               api_policy=parse_allow(config.serve_allow) if config.serve is not None else None,
                               track=config.track or outputs.needs_tracks)
         engine.on_add = outputs.add
+        engine.on_remove = outputs.remove
+        outputs.bind(stats)
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)

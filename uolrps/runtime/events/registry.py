@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uolrps.runtime.events.files import FilesPublisher
 from uolrps.runtime.events.publisher import Publisher
 
 PUBLISHERS: list[type[Publisher]] = []
+PUBLISHERS.append(FilesPublisher)  # --events DIR

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from uolrps.runtime.events.files import FilesPublisher
 from uolrps.runtime.events.mqtt import MqttPublisher
 from uolrps.runtime.events.publisher import Publisher
 
 PUBLISHERS: list[type[Publisher]] = []
+PUBLISHERS.append(FilesPublisher)  # --events DIR
 PUBLISHERS.append(MqttPublisher)  # --mqtt (issue 23 item 3)

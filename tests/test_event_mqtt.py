@@ -48,6 +48,7 @@ def publisher(url: str, **kw):
     from uolrps.runtime.events.mqtt import MqttPublisher
 
     kw.setdefault("backoff", (0.05, 0.2))
+    kw.setdefault("removal_grace", 0.2)
     return MqttPublisher(url, **kw)
 
 
@@ -370,9 +371,12 @@ def test_home_assistant_discovery_matches_the_documented_schema_and_is_removed_w
     assert render(objects["value_template"], State("cam0", True, 3, 9.5, 1.0).to_record()) == "3"
     # availability: HA marks the entities available on the payload it was told
     assert [p for _, p, _, _ in sub.on("uolrps/status")][-1] == present["payload_available"].encode()
-    # the stream goes away: its two configs are cleared with empty retained payloads, the other stream's stay
+    # the stream goes away and the run goes on: its two configs are cleared with empty retained payloads (and
+    # its retained state), the other stream's stay
     pub.state(State("cam0", True, 1, 5.0, 2.0))
     pub.stream_removed("cam0")
+    time.sleep(pub.removal_grace + 0.05)
+    pub.state(State("door_cam", False, 0, 5.0, 3.0))  # the run goes on
     cam0_topics = [t for t, (p, _, _) in configs.items() if p["state_topic"] == "uolrps/cam0/state"]
     assert wait_for(lambda: all(any(m[0] == t and m[1] == b"" for m in sub.messages) for t in cam0_topics))
     assert wait_for(lambda: pub.counters()["queued"] == 0)
@@ -380,7 +384,8 @@ def test_home_assistant_discovery_matches_the_documented_schema_and_is_removed_w
     late = Subscriber(broker, ["homeassistant/#", "uolrps/+/state"])  # what the broker keeps now
     time.sleep(0.5)
     kept = {t for t, p, r, _ in late.messages if r and p}
-    assert kept == {t for t, (p, _, _) in configs.items() if p["state_topic"] == "uolrps/door_cam/state"}
+    assert kept == {t for t, (p, _, _) in configs.items() if p["state_topic"] == "uolrps/door_cam/state"} \
+        | {"uolrps/door_cam/state"}
     sub.close()
     late.close()
 
@@ -444,3 +449,125 @@ def test_the_command_line_exits_2_on_bad_mqtt_options_before_any_model_is_made(t
     assert says in err and len(err.splitlines()) == 1, err
     assert "hunter2" not in err and "bob" not in err and "Traceback" not in err
     assert not cache.exists()
+
+
+def test_at_a_normal_exit_the_entities_stay_and_show_unavailable(broker):
+    # the event sink removes every stream when the run ends, just before it closes the publishers
+    pub = publisher(broker.url(), ha=True, removal_grace=2.0)
+    pub.start()
+    pub.stream_added("cam0")
+    pub.state(State("cam0", True, 1, 5.0, 1.0))
+    assert wait_for(lambda: pub.counters()["sent"] == 3)
+    pub.state(State("cam0", False, 0, 0.0, 2.0))
+    pub.stream_removed("cam0")
+    pub.close(timeout=5)
+    late = Subscriber(broker, ["homeassistant/#", "uolrps/#"])
+    assert wait_for(lambda: len(late.messages) >= 4)
+    time.sleep(0.3)
+    kept = {t: p for t, p, r, _ in late.messages if r}
+    assert set(kept) == {"homeassistant/binary_sensor/uolrps/cam0_present/config",
+                         "homeassistant/sensor/uolrps/cam0_objects/config", "uolrps/cam0/state", "uolrps/status"}
+    assert all(kept.values()) and kept["uolrps/status"] == b"offline"  # HA: the entities are unavailable
+    assert json.loads(kept["uolrps/cam0/state"])["present"] is False
+    late.close()
+
+
+def test_a_stream_back_within_the_grace_keeps_its_entities(broker):
+    sub = Subscriber(broker, ["homeassistant/#"])
+    pub = publisher(broker.url(), ha=True, removal_grace=0.5)
+    pub.start()
+    pub.stream_added("cam0")
+    assert wait_for(lambda: len(sub.messages) == 2)
+    pub.stream_removed("cam0")
+    pub.stream_added("cam0")  # reopened at once (the API replaced its source)
+    time.sleep(0.6)
+    pub.state(State("cam0", True, 1, 5.0, 1.0))
+    assert wait_for(lambda: pub.counters()["queued"] == 0)
+    pub.close(timeout=5)
+    assert all(p for _, p, _, _ in sub.messages) and len(sub.messages) == 2  # never removed, not sent again
+    sub.close()
+
+
+def test_a_state_without_a_measured_rate_goes_out_with_fps_0(broker):
+    sub = Subscriber(broker, ["uolrps/cam0/state"])
+    pub = publisher(broker.url())
+    pub.start()
+    pub.state(State("cam0", True, 1, None, 1.0))  # the sink's first frame of a stream has no rate yet
+    assert wait_for(lambda: sub.messages)
+    pub.close(timeout=5)
+    assert json.loads(sub.messages[0][1])["fps"] == 0.0 and pub.counters()["dropped"] == 0
+    sub.close()
+
+
+# ---- end to end: `uolrps run --track --mqtt` -------------------------------------------------------------
+
+CLI = [sys.executable, "-m", "uolrps.cli.main"]
+
+
+def cli_env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def test_uolrps_run_refuses_an_unreachable_broker_before_the_model_loads(tmp_path):
+    need_broker()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    port = free_port()
+    out = subprocess.run(CLI + ["run", "--video", str(video), "--model", str(tmp_path / "absent.onnx"), "--mqtt",
+                                f"mqtt://cam:S3cret@127.0.0.1:{port}"], capture_output=True, text=True, timeout=120,
+                         env=cli_env())
+    err = out.stderr.strip()
+    assert out.returncode == 2, err
+    # one line, naming the redacted URL; the absent model was never reached (its error would name it)
+    assert err.splitlines() == [err] and f"mqtt://***@127.0.0.1:{port}" in err and "--mqtt" in err, err
+    assert "S3cret" not in err and "absent.onnx" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_uolrps_run_with_a_broker_restarted_mid_run_delivers_every_event(tmp_path):
+    from conftest import shared
+    from tinymodel import make_tiny_model
+
+    video = shared("video", "raccoon_pan.mp4")
+    pytest.importorskip("trackers", reason="needs uolrps[track] (the event sink tracks)")
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    b = Broker(tmp_path / "broker")
+    try:
+        sub = Subscriber(b, ["uolrps/#", "homeassistant/#"], persistent=True, client_id="test-e2e-sub")
+        frames = 900
+        cmd = CLI + ["run", "--video", str(video), "--model", str(model), "--max-frames", str(frames), "-q",
+                     "--jsonl", str(tmp_path / "out.jsonl"), "--events", str(tmp_path / "ev"),
+                     "--summary-json", str(tmp_path / "summary.json"), "--mqtt", b.url(), "--mqtt-ha"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+        try:
+            assert wait_for(lambda: sub.on("uolrps/raccoon_pan/events") or proc.poll() is not None, 120)
+            b.stop()  # the broker goes away in the middle of the run...
+            time.sleep(0.5)
+            running = proc.poll() is None
+            b.start()  # ...and comes back
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err
+        assert running, "the run ended before the broker came back: nothing was tested mid-run (a longer clip?)"
+        # the run's own outputs are complete
+        lines = (tmp_path / "out.jsonl").read_text().splitlines()
+        assert len(lines) == frames
+        made = [json.loads(line) for line in (tmp_path / "ev" / "events.jsonl").read_text().splitlines()]
+        assert len(made) >= 10  # raccoon_pan: 20 photos; at least a start and an end for several
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        mqtt = summary["events"]["mqtt"]
+        assert mqtt["dropped"] == 0 and mqtt["queued"] == 0 and mqtt["failed"] >= 1  # the outage was felt
+        # every event the run made (the --events file is the independent record) arrived over MQTT, in order
+        assert wait_for(lambda: len({json.loads(p)["seq"] for _, p, _, _ in sub.on("uolrps/raccoon_pan/events")})
+                        == len(made), 20)
+        got = list(dict.fromkeys(p for _, p, _, _ in sub.on("uolrps/raccoon_pan/events")))  # QoS 1: maybe twice
+        records = [json.loads(p) for p in got]
+        assert [r["seq"] for r in records] == [r["seq"] for r in made]
+        assert [(r["type"], r["id"], r["box"]) for r in records] == [(r["type"], r["id"], r["box"]) for r in made]
+        status = [p for _, p, _, _ in sub.on("uolrps/status")]
+        assert status[0] == b"online" and status[-1] == b"offline"
+        sub.close()
+    finally:
+        b.stop()

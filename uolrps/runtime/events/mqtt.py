@@ -22,8 +22,11 @@ current state matters on a retained topic), so a down broker fills the queue wit
 On every (re)connect the publisher sends ``online`` and, with ``--mqtt-ha``, the discovery payloads of the
 streams it has (a broker restarted without persistence has lost them). At a normal exit it sends
 ``offline`` and disconnects; the discovery payloads and the last states stay retained, so Home Assistant
-keeps the entities and shows them *unavailable* until the next run with the same prefix; a stream that ends
-during the run (``stream_removed``) takes its entities with it.
+keeps the entities (with their names, areas and history) and shows them *unavailable* until the next run
+with the same prefix. A stream that goes away while the run goes on (``stream_removed``, then the run still
+running ``REMOVAL_GRACE`` seconds later) takes its entities and its retained state with it. (The event sink
+removes every stream when the run ends, too: those removals, within the grace before ``close``, are the
+exit, not a stream going away.)
 
 Credentials come only from the URL and never appear in a message or a log line (:func:`uolrps.core.redact`).
 paho-mqtt (``pip install uolrps[mqtt]``) is imported only when a run asks for MQTT.
@@ -37,7 +40,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -48,6 +51,7 @@ from uolrps.runtime.events.publisher import QueuedPublisher, SendError
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 CHECK_TIMEOUT = 3.0  # seconds for the reachability check before the model loads
 ACK_TIMEOUT = 10.0  # seconds a connected broker has to acknowledge one message
+REMOVAL_GRACE = 2.0  # seconds a removed stream must stay gone while the run goes on before its entities go
 STATE_COALESCE = 8  # a new state replaces its stream's state among the last this many queued messages
 _ID = re.compile(r"[^A-Za-z0-9_-]")
 log = logging.getLogger("uolrps")
@@ -250,7 +254,7 @@ class MqttPublisher(QueuedPublisher):
 
     def __init__(self, url: str, *, prefix: str = "uolrps", ca: str | Path | None = None, limit: int = 1000,
                  ha: bool = False, ha_prefix: str = "homeassistant", backoff: tuple[float, float] = (0.5, 30.0),
-                 timeout: float = 5.0, client_id: str | None = None) -> None:
+                 timeout: float = 5.0, client_id: str | None = None, removal_grace: float = REMOVAL_GRACE) -> None:
         super().__init__(limit=limit, backoff=backoff)
         self.url = parse_url(url)
         self.prefix = check_prefix(prefix, "mqtt_prefix")
@@ -264,6 +268,8 @@ class MqttPublisher(QueuedPublisher):
         self.uid = "uolrps" if self.node == "uolrps" else f"uolrps_{self.node}"  # the device id, unique ids' head
         self._ever_connected = False
         self._streams: list[str] = []  # the streams whose discovery payloads are (re)sent on connect
+        self._pending: dict[str, float] = {}  # stream -> when it was removed (see stream_removed)
+        self.removal_grace = removal_grace
         self._conn: Connection | None = None
         self._closing = False
 
@@ -324,27 +330,52 @@ class MqttPublisher(QueuedPublisher):
     # ---- the publisher -----------------------------------------------------------------------------------
     def stream_added(self, name: str) -> None:
         with self._cond:
+            back = self._pending.pop(name, None) is not None  # gone for a moment and back: nothing to remove
             if name not in self._streams:
                 self._streams.append(name)
-        if self.ha:
+        self._settle()
+        if self.ha and not back:
             for topic, payload in self.discovery(name):
                 self.put(Message(topic, _json(payload), True, "discovery"))
 
     def stream_removed(self, name: str) -> None:
+        """The stream went away. Its discovery payloads and retained state are removed once the run has gone on
+        for ``removal_grace`` seconds without it (by the next message after that): the sink also removes every
+        stream when the run ends, and at an exit the entities are kept (shown unavailable, see the module)."""
         with self._cond:
             if name in self._streams:
+                self._pending[name] = time.monotonic()
+
+    def _settle(self) -> None:
+        """Remove the streams gone for ``removal_grace`` seconds while the run went on."""
+        if not self._pending:
+            return
+        now = time.monotonic()
+        with self._cond:
+            gone = [n for n, t in self._pending.items() if now - t >= self.removal_grace]
+            for name in gone:
+                del self._pending[name]
                 self._streams.remove(name)
-        if self.ha:
-            for topic, _ in self.discovery(name):
-                self.put(Message(topic, b"", True, "discovery"))
-        self.put(Message(self.topic(name, "state"), b"", True, "state"))  # no retained state of a gone stream
+        for name in gone:
+            if self.ha:
+                for topic, _ in self.discovery(name):
+                    self.put(Message(topic, b"", True, "discovery"))  # HA removes the entity
+            self.put(Message(self.topic(name, "state"), b"", True, "state"))  # no retained state of a gone stream
 
     def publish(self, event) -> None:
-        self.put(Message(self.topic(event.stream, "events"), _json(event.to_record()), False, "event"))
+        self._settle()
+        payload = self._encode(event)
+        if payload is not None:
+            self.put(Message(self.topic(event.stream, "events"), payload, False, "event"))
 
     def state(self, state) -> None:
+        self._settle()
+        if state.fps is None:  # no rate measured yet (the stream's first frame)
+            state = replace(state, fps=0.0)
+        payload = self._encode(state)
+        if payload is None:
+            return
         topic = self.topic(state.stream, "state")
-        payload = _json(state.to_record())
         with self._cond:  # the same stream's state still waiting is replaced (a retained topic: the newest wins)
             for i in range(1, min(STATE_COALESCE, len(self._queue)) + 1):
                 waiting = self._queue[-i]
@@ -352,6 +383,19 @@ class MqttPublisher(QueuedPublisher):
                     waiting.payload = payload
                     return
         self.put(Message(topic, payload, True, "state"))
+
+    def _encode(self, record) -> bytes | None:
+        """The record's JSON, or None (counted as dropped, said once) if it cannot be made: a publisher never
+        stops the run."""
+        try:
+            return _json(record.to_record())
+        except (TypeError, ValueError) as e:
+            with self._cond:
+                self.dropped += 1
+            if self.last_error != f"encode: {e}":
+                log.warning("%s: cannot encode %s (%s): dropped", self.name, type(record).__name__, e)
+                self.last_error = f"encode: {e}"
+            return None
 
     # ---- QueuedPublisher -----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -399,6 +443,11 @@ class MqttPublisher(QueuedPublisher):
 
     def close(self, timeout: float = 5.0) -> None:
         self._closing = True
+        with self._cond:
+            kept, self._pending = list(self._pending), {}
+        if kept and self.ha:
+            log.info("%s: the Home Assistant entities of %s stay (unavailable while uolrps is offline)", self.name,
+                     ", ".join(kept))
         super().close(timeout)
 
 

@@ -13,6 +13,7 @@ Rounds alternate so that a busy machine shows up as spread, not as a bias. Needs
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -68,9 +69,12 @@ def main() -> None:
                 rows.append((caller / (2 * args.events) * 1e6, args.events / wall, sender / sent * 1e6, sent))
                 print(f"round {r + 1}: caller {rows[-1][0]:.1f} us/call | {rows[-1][1]:.0f} events/s delivered "
                       f"(with states) | sender {rows[-1][2]:.0f} us CPU/message | {sent} messages acknowledged")
-            med = sorted(rows)[len(rows) // 2]
-            print(f"median: caller {med[0]:.1f} us per publish/state call; {med[1]:.0f} events/s; "
-                  f"sender {med[2]:.0f} us CPU per message")
+            med = [sorted(col)[len(col) // 2] for col in zip(*rows)]  # each column's own median
+            lo = [min(col) for col in zip(*rows)]
+            hi = [max(col) for col in zip(*rows)]
+            print(f"median (min-max) of {len(rows)} rounds: caller {med[0]:.1f} ({lo[0]:.1f}-{hi[0]:.1f}) us per "
+                  f"publish/state call; {med[1]:.0f} ({lo[1]:.0f}-{hi[1]:.0f}) events/s; sender {med[2]:.0f} "
+                  f"({lo[2]:.0f}-{hi[2]:.0f}) us CPU per message; load average {os.getloadavg()[0]:.1f}")
         finally:
             broker.stop()
 

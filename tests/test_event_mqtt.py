@@ -571,3 +571,15 @@ def test_uolrps_run_with_a_broker_restarted_mid_run_delivers_every_event(tmp_pat
         sub.close()
     finally:
         b.stop()
+
+
+def test_the_url_can_come_from_the_environment(tmp_path, monkeypatch, capsys):
+    from uolrps.cli.main import main
+
+    monkeypatch.setenv("UOLRPS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("UOLRPS_MQTT", "ws://bob:hunter2@broker")  # a password kept out of ps, and a bad scheme
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    assert main(["run", "--video", str(video)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--mqtt" in err and "starts with mqtt://" in err and "hunter2" not in err and len(err.splitlines()) == 1

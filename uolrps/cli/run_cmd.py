@@ -69,9 +69,11 @@ def run(
                                     "Sources given here on the command line are not limited."),
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
-    mqtt: str = typer.Option(None, "--mqtt", metavar="URL", help="Publish events and states to an MQTT broker: "
-                             "mqtt://[user:pass@]host[:port] or mqtts://... (TLS); topics <prefix>/<stream>/events, "
-                             "<prefix>/<stream>/state (retained), <prefix>/status (online/offline). docs/events-mqtt.md"),
+    mqtt: str = typer.Option(None, "--mqtt", metavar="URL", envvar="UOLRPS_MQTT", show_envvar=True,
+                             help="Publish events and states to an MQTT broker: mqtt://[user:pass@]host[:port] or "
+                             "mqtts://... (TLS); topics <prefix>/<stream>/events, <prefix>/<stream>/state (retained), "
+                             "<prefix>/status (online/offline). With a password prefer the environment variable (a "
+                             "flag shows in ps). docs/events-mqtt.md"),
     mqtt_prefix: str = typer.Option("uolrps", "--mqtt-prefix", help="MQTT topic prefix."),
     mqtt_ca: Path = typer.Option(None, "--mqtt-ca", metavar="FILE", help="PEM CA certificates for an mqtts:// broker "
                                  "(default: the system's CAs)."),

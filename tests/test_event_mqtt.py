@@ -434,6 +434,8 @@ def test_the_run_refuses_bad_mqtt_options_when_its_config_is_made(tmp_path):
     (["--mqtt", "mqtt://broker", "--mqtt-prefix", "a/#"], "--mqtt-prefix"),
     (["--mqtt", "mqtt://broker", "--mqtt-queue", "0"], "--mqtt-queue must be at least 1"),
     (["--mqtt", "mqtt://broker", "--mqtt-ca", "ca.pem"], "--mqtt-ca is for mqtts://"),
+    (["--mqtt-ha"], "--mqtt-ha needs a broker: give --mqtt URL with it"),
+    (["--mqtt-ca", "ca.pem"], "--mqtt-ca needs a broker: give --mqtt URL with it"),
 ])
 def test_the_command_line_exits_2_on_bad_mqtt_options_before_any_model_is_made(tmp_path, monkeypatch, capsys,
                                                                                args, says):

@@ -117,7 +117,7 @@ def run(
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
     from uolrps.runtime.events.mqtt import check_options as check_mqtt
 
-    check_mqtt(mqtt, mqtt_prefix, mqtt_ca, mqtt_queue, mqtt_ha_prefix)  # before a default model is made
+    check_mqtt(mqtt, mqtt_prefix, mqtt_ca, mqtt_queue, mqtt_ha_prefix, mqtt_ha)  # before a default model is made
     if events is not None:
         check_distinct_outputs({"--events": Path(events) / "events.jsonl", "--jsonl": jsonl,
                                 "--summary-json": summary_json})

@@ -110,11 +110,14 @@ def check_prefix(prefix: str, param: str) -> str:
 
 
 def check_options(url: str | None, prefix: str = "uolrps", ca: str | Path | None = None, queue: int = 1000,
-                  ha_prefix: str = "homeassistant") -> BrokerUrl | None:
-    """The MQTT options without touching the network (a bad URL, prefix, CA file or queue bound: one
-    OptionError line); the parsed URL, or None when MQTT is not asked for. Cheap: the command line calls it
-    before anything is made."""
+                  ha_prefix: str = "homeassistant", ha: bool = False) -> BrokerUrl | None:
+    """The MQTT options without touching the network (a bad URL, prefix, CA file or queue bound, or an MQTT
+    option without a broker: one OptionError line); the parsed URL, or None when MQTT is not asked for.
+    Cheap: the command line calls it before anything is made."""
     if url is None:
+        for name, given in (("mqtt_ha", ha), ("mqtt_ca", ca is not None)):
+            if given:
+                raise OptionError(f"{name} needs a broker: give mqtt=URL with it", name, "mqtt")
         return None
     broker = parse_url(url)
     check_prefix(prefix, "mqtt_prefix")
@@ -133,7 +136,7 @@ def check_config(config) -> BrokerUrl | None:
     """:func:`check_options` on a RunConfig's MQTT fields."""
     return check_options(getattr(config, "mqtt", None), getattr(config, "mqtt_prefix", "uolrps"),
                          getattr(config, "mqtt_ca", None), getattr(config, "mqtt_queue", 1000),
-                         getattr(config, "mqtt_ha_prefix", "homeassistant"))
+                         getattr(config, "mqtt_ha_prefix", "homeassistant"), bool(getattr(config, "mqtt_ha", False)))
 
 
 def topic_id(name: str) -> str:

@@ -585,3 +585,26 @@ def test_the_url_can_come_from_the_environment(tmp_path, monkeypatch, capsys):
     assert main(["run", "--video", str(video)]) == 2
     err = capsys.readouterr().err.strip()
     assert "--mqtt" in err and "starts with mqtt://" in err and "hunter2" not in err and len(err.splitlines()) == 1
+
+
+def test_home_assistant_coming_online_gets_the_discovery_payloads_again(broker):
+    import paho.mqtt.client as mqtt
+
+    sub = Subscriber(broker, ["homeassistant/+/+/+/config"])
+    pub = publisher(broker.url(), ha=True)
+    pub.start()
+    pub.stream_added("cam0")
+    assert wait_for(lambda: len(sub.messages) == 2 and pub.counters()["queued"] == 0)
+    ha = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-ha")
+    ha.connect("127.0.0.1", broker.port)
+    ha.loop_start()
+    ha.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)  # HA's birth message
+    assert wait_for(lambda: len(sub.messages) == 4)
+    assert [m[:2] for m in sub.messages[2:]] == [m[:2] for m in sub.messages[:2]]  # the same payloads again
+    ha.publish("homeassistant/status", b"offline", qos=1).wait_for_publish(5)
+    time.sleep(0.3)
+    assert len(sub.messages) == 4
+    ha.disconnect()
+    ha.loop_stop()
+    pub.close(timeout=5)
+    sub.close()

@@ -20,7 +20,8 @@ that one message twice). A new state replaces the same stream's state still wait
 current state matters on a retained topic), so a down broker fills the queue with events, not states.
 
 On every (re)connect the publisher sends ``online`` and, with ``--mqtt-ha``, the discovery payloads of the
-streams it has (a broker restarted without persistence has lost them). At a normal exit it sends
+streams it has (a broker restarted without persistence has lost them); with ``--mqtt-ha`` it also listens to
+Home Assistant's birth message (``online`` on ``<ha_prefix>/status``) and announces the streams again then. At a normal exit it sends
 ``offline`` and disconnects; the discovery payloads and the last states stay retained, so Home Assistant
 keeps the entities (with their names, areas and history) and shows them *unavailable* until the next run
 with the same prefix. A stream that goes away while the run goes on (``stream_removed``, then the run still
@@ -170,7 +171,7 @@ class Connection:
     a lost connection is dropped with its client, so nothing is resent behind the queue's back."""
 
     def __init__(self, url: BrokerUrl, *, client_id: str, will: tuple[str, bytes] | None, ca: str | Path | None,
-                 timeout: float, keepalive: int = 30) -> None:
+                 timeout: float, keepalive: int = 30, listen: tuple[str, object] | None = None) -> None:
         mqtt = _paho()
         self.url = url
         self.lost = threading.Event()
@@ -192,6 +193,10 @@ class Connection:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        if listen is not None:  # (topic, callback(payload bytes)), subscribed on every CONNACK
+            topic, callback = listen
+            client.on_message = lambda _c, _u, msg: callback(bytes(msg.payload))
+        self._listen = listen
         self.client = client
         try:
             client.connect(url.host, url.port, keepalive=keepalive)
@@ -208,6 +213,8 @@ class Connection:
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
             self._reason = str(reason_code)
+        elif self._listen is not None:
+            client.subscribe(self._listen[0], qos=1)
         self._connack.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
@@ -413,7 +420,8 @@ class MqttPublisher(QueuedPublisher):
 
     def connect(self) -> None:
         conn = Connection(self.url, client_id=self.client_id, will=(self.status_topic, b"offline"), ca=self.ca,
-                          timeout=self.timeout)
+                          timeout=self.timeout,
+                          listen=(f"{self.ha_prefix}/status", self._ha_status) if self.ha else None)
         try:
             conn.publish(self.status_topic, b"online", retain=True)
             if self.ha and self._ever_connected:  # a reconnect (the first connection sends the queued ones)
@@ -427,6 +435,17 @@ class MqttPublisher(QueuedPublisher):
             raise
         self._conn = conn
         self._ever_connected = True
+
+    def _ha_status(self, payload: bytes) -> None:
+        """Home Assistant's birth message (``online`` on ``<ha_prefix>/status``, sent when it starts): announce
+        the streams again, as HA's docs advise, in case the broker lost the retained payloads (paho's thread)."""
+        if payload.strip() != b"online":
+            return
+        with self._cond:
+            streams = [n for n in self._streams if n not in self._pending]
+        for stream in streams:
+            for topic, config in self.discovery(stream):
+                self.put(Message(topic, _json(config), True, "discovery"))
 
     def send(self, item: Message) -> None:
         if self._conn is None:

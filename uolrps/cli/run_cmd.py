@@ -68,6 +68,13 @@ def run(
                                     "Sources given here on the command line are not limited."),
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
+    webhook: List[str] = typer.Option(None, "--webhook", metavar="URL", help="POST every event as JSON to this "
+                                      "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md."),
+    webhook_secret: str = typer.Option(None, "--webhook-secret", envvar="UOLRPS_WEBHOOK_SECRET", show_envvar=True,
+                                       help="Sign each webhook POST: X-Uolrps-Signature = sha256=HMAC-SHA256(secret, "
+                                       "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps)."),
+    webhook_queue: int = typer.Option(1000, "--webhook-queue", metavar="N", help="Events kept per webhook while its "
+                                      "endpoint is down; beyond, the oldest are dropped and counted."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -80,6 +87,9 @@ def run(
     from uolrps.runtime.sourcelist import parse_size
 
     check_distinct_outputs({"--save": save, "--jsonl": jsonl, "--summary-json": summary_json})
+    from uolrps.runtime.events.webhook import check_options as check_webhooks
+
+    check_webhooks(tuple(webhook or ()), webhook_secret, webhook_queue)  # before a default model is made
     videos = tuple(source or ())
     if not videos and sources_file is None:
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
@@ -102,7 +112,8 @@ def run(
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
                        serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
-                       segment_s=segment_s)
+                       segment_s=segment_s, webhook=tuple(webhook or ()), webhook_secret=webhook_secret,
+                       webhook_queue=webhook_queue)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

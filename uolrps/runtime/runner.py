@@ -22,6 +22,8 @@ from uolrps.core.options import check_batch_wait_ms, check_choice, check_infligh
     check_reopen_limit, check_smooth, check_stall_timeout, check_threshold
 from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
+from uolrps.runtime.events.ring import find_ring
+from uolrps.runtime.events.webhook import check_config as check_webhooks
 from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
@@ -71,6 +73,9 @@ class RunConfig:
     device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
     segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
+    webhook: tuple[str, ...] = ()  # POST every event to these URLs (uolrps.runtime.events.webhook)
+    webhook_secret: str | None = None  # HMAC-SHA256 key of the signature header (else UOLRPS_WEBHOOK_SECRET)
+    webhook_queue: int = 1000  # events kept per webhook while its endpoint is down (the oldest dropped beyond)
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -88,6 +93,7 @@ class RunConfig:
         if self.serve is not None:
             parse_serve(self.serve)
         parse_allow(self.serve_allow)
+        check_webhooks(self)
 
     def model_options(self) -> ModelOptions:
         extra = {k: v for k, v in (("device", self.device), ("precision", self.precision)) if v is not None}
@@ -214,6 +220,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               capture_options=config.capture, inflight=config.inflight,
                               api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
         engine.on_add = outputs.add
+        engine.event_ring = find_ring(outputs)  # the API's recent events (only when it serves a run with events)
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)

@@ -3,5 +3,9 @@
 from __future__ import annotations
 
 from uolrps.runtime.events.publisher import Publisher
+from uolrps.runtime.events.ring import EventRing
+from uolrps.runtime.events.webhook import Webhooks
 
 PUBLISHERS: list[type[Publisher]] = []
+PUBLISHERS.append(Webhooks)  # --webhook URL
+PUBLISHERS.append(EventRing)  # the HTTP API's recent events (--serve)

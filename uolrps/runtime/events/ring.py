@@ -15,6 +15,7 @@ The engine (:class:`uolrps.runtime.engine.StreamEngine`) answers the server's
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict, deque
@@ -41,14 +42,14 @@ def wanted(config) -> bool:
 
 def crop_of(image, box, margin: float = 0.1):
     """The part of ``image`` inside ``box`` (inclusive corners, pixels), widened by ``margin`` of its size each
-    side and clipped to the frame; at least one pixel."""
+    side (rounded outwards) and clipped to the frame; at least one pixel."""
     H, W = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = (x2 - x1 + 1) * margin, (y2 - y1 + 1) * margin
-    a = min(max(int(round(x1 - mx)), 0), W - 1)
-    b = min(max(int(round(y1 - my)), 0), H - 1)
-    c = min(max(int(round(x2 + mx)), a), W - 1)
-    d = min(max(int(round(y2 + my)), b), H - 1)
+    a = min(max(math.floor(x1 - mx), 0), W - 1)
+    b = min(max(math.floor(y1 - my), 0), H - 1)
+    c = min(max(math.ceil(x2 + mx), a), W - 1)
+    d = min(max(math.ceil(y2 + my), b), H - 1)
     return image[b:d + 1, a:c + 1]
 
 
@@ -75,6 +76,7 @@ class EventRing(Publisher):
         self._cond = threading.Condition(self._lock)
         self._stop = False
         self._thread: threading.Thread | None = None
+        self._busy = 0  # 1 while a frame is being encoded (counted as queued)
         self.received = 0
         self.skipped = 0  # frames not encoded because the encoder fell behind
         self.failed = 0
@@ -108,7 +110,8 @@ class EventRing(Publisher):
 
     def counters(self) -> dict:
         with self._lock:
-            return {"sent": self.received, "dropped": self.skipped, "queued": len(self._todo), "failed": self.failed}
+            return {"sent": self.received, "dropped": self.skipped, "queued": len(self._todo) + self._busy,
+                    "failed": self.failed}
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
@@ -165,14 +168,17 @@ class EventRing(Publisher):
                 if self._stop:
                     return
                 job = self._todo.popleft()
+                self._busy = 1
             try:
                 crop, frame = self._encode(*job[1:])
             except Exception as e:  # noqa: BLE001 - a bad frame must not end the encoder
                 with self._lock:
                     self.failed += 1
+                    self._busy = 0
                 log.warning("event images: %s", e)
                 continue
             with self._lock:
+                self._busy = 0
                 self._jpegs[job[0]] = {"at": job[3], "crop": crop, "frame": frame}
                 self._jpegs.move_to_end(job[0])
                 while len(self._jpegs) > self.images:

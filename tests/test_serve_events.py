@@ -296,3 +296,112 @@ def test_live_boxes_carry_their_track_ids():
     (tw, _), _ = cv2.getTextSize("#427 ", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
     assert abs((w_tracked - w_plain) - tw) <= 2, (w_plain, w_tracked, tw)
     assert label_width(ann.annotate(frame, unconfirmed)) == w_plain
+
+
+def test_a_real_engine_serves_the_events_of_its_ring(tmp_path, monkeypatch):
+    """StreamEngine implements EventControl from the EventRing the run hands it (runner: find_ring)."""
+    pytest.importorskip("onnx", reason="the tiny test model is built with onnx (the [export] extra)")
+    pytest.importorskip("onnxruntime", reason="a real run needs ONNX Runtime")
+    import threading
+
+    from tinymodel import make_tiny_model
+
+    from uolrps.runtime import Localizer
+    from uolrps.runtime.engine import StreamEngine
+    from uolrps.runtime.events.ring import find_ring
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    video = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (160, 120))
+    for i in range(20):
+        frame = np.full((120, 160, 3), 20, np.uint8)
+        cv2.rectangle(frame, (10 + i, 30), (60 + i, 80), (255, 255, 255), -1)
+        w.write(frame)
+    w.release()
+
+    class Sink:  # the shape find_ring looks for: a sink holding the run's publishers
+        def __init__(self, publishers):
+            self.publishers = publishers
+
+    class Outputs:
+        def __init__(self, sinks):
+            self.sinks = sinks
+
+    ring = EventRing()
+    assert find_ring(Outputs([Sink([object()]), Sink([ring])])) is ring
+    assert find_ring(Outputs([Sink([])])) is None
+    with Localizer(make_tiny_model(tmp_path / "tiny.onnx")) as loc:
+        engine = StreamEngine(loc, loop=True, keep_running=True)
+        assert isinstance(engine, EventControl)
+        assert engine.events() is None and engine.event_image("x", "crop") is None
+        engine.stats.event_counters = lambda: {"api": ring.counters()}
+        engine.event_ring = ring
+        ring.start()
+        engine.add_source(str(video), "clip")
+        consumer = threading.Thread(target=lambda: [None for _ in engine.results()], daemon=True)
+        consumer.start()
+        handle = start_server(engine, port=0)
+        try:
+            ev = make_event(0, stream="clip", image=True)
+            ring.publish(ev)
+            wait_for(lambda: ring.image(ev.id, "frame") is not None)
+            data = request(handle.url, path="/api/events?stream=clip")[2]
+            assert [e["id"] for e in data["events"]] == [ev.id] and data["events"][0]["images"]
+            assert request(handle.url, path=data["events"][0]["images"]["frame"])[0] == 200
+            assert request(handle.url, path="/api/events?stream=other")[0] == 404
+            text = request(handle.url, path="/metrics")[2].decode()
+            assert 'uolrps_events_total{stream="clip",type="start"} 1.0' in text
+            assert 'uolrps_event_publisher_sent_total{publisher="api"} 1.0' in text
+        finally:
+            handle.close()
+            engine.close()
+            consumer.join(10)
+            ring.close()
+
+
+@pytest.mark.slow
+def test_the_page_shows_recent_events_with_their_thumbnails(tmp_path, monkeypatch):
+    """In a real headless Chromium: the events panel appears, lists events as they come (newest first) and
+    shows each object's crop (the white object: a bright thumbnail)."""
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    from serve_browser import open_browser
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    driver = open_browser(tmp_path)  # first: where it skips (no Chromium), no server is left running
+    run = EventRun()
+    run.add_stream(A, "a")
+    handle = start_server(run, port=0)
+    try:
+        driver.get(handle.url + "/")
+        run.ring.publish(make_event(0, "start", track=3, image=True))
+
+        def items():
+            return driver.find_elements(By.CSS_SELECTOR, "#evlist li.event")
+
+        deadline = time.monotonic() + 30
+        while not items():
+            assert time.monotonic() < deadline, "the page listed no event"
+            time.sleep(0.1)
+        assert driver.find_element(By.ID, "events").is_displayed()
+        assert "a #3 start" in items()[0].text
+        img = items()[0].find_element(By.CSS_SELECTOR, "img.thumb")
+        while not driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img):
+            assert time.monotonic() < deadline, "the thumbnail never loaded"
+            time.sleep(0.1)
+        shot = cv2.imdecode(np.frombuffer(img.screenshot_as_png, np.uint8), cv2.IMREAD_COLOR)
+        h, w = shot.shape[:2]
+        assert shot[h // 4:3 * h // 4, w // 4:3 * w // 4].mean() > 200  # the white object, cropped
+        assert driver.execute_script("return arguments[0].naturalWidth", img) == 96
+
+        run.ring.publish(make_event(1, "end", track=3))  # a later event comes on top, without a reload
+        while len(items()) < 2:
+            assert time.monotonic() < deadline, "the second event did not appear"
+            time.sleep(0.1)
+        assert "a #3 end" in items()[0].text and items()[0].get_attribute("data-seq") == "1"
+    finally:
+        driver.quit()
+        handle.close()
+        run.close()

@@ -27,7 +27,7 @@ DEFAULT_IMAGES = 64  # objects whose JPEGs are kept
 CROP_SIDE = 160
 FRAME_SIDE = 640
 QUALITY = 80
-ENCODE_QUEUE = 16
+ENCODE_QUEUE = 4  # frames waiting for their JPEGs (each a whole frame: a 1080p one is 6 MB)
 IMAGE_KINDS = ("crop", "frame")
 EVENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 

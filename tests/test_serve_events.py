@@ -334,14 +334,17 @@ def test_a_real_engine_serves_the_events_of_its_ring(tmp_path, monkeypatch):
         engine = StreamEngine(loc, loop=True, keep_running=True)
         assert isinstance(engine, EventControl)
         assert engine.events() is None and engine.event_image("x", "crop") is None
-        engine.stats.event_counters = lambda: {"api": ring.counters()}
-        engine.event_ring = ring
-        ring.start()
         engine.add_source(str(video), "clip")
         consumer = threading.Thread(target=lambda: [None for _ in engine.results()], daemon=True)
         consumer.start()
         handle = start_server(engine, port=0)
         try:
+            # a served run without events: no events routes, no event metrics
+            assert request(handle.url, path="/api/events")[0] == 404
+            assert b"uolrps_event" not in request(handle.url, path="/metrics")[2]
+            engine.stats.event_counters = lambda: {"api": ring.counters()}
+            engine.event_ring = ring  # what the runner does (find_ring) when it serves a run with events
+            ring.start()
             ev = make_event(0, stream="clip", image=True)
             ring.publish(ev)
             wait_for(lambda: ring.image(ev.id, "frame") is not None)

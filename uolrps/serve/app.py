@@ -181,8 +181,9 @@ def build_app(state: ServerState):
 
     @app.get("/metrics")
     async def metrics():
+        ec = event_control()
         body, ctype = metrics_text(control, lambda: state.viewers, state.hubs.encoded,
-                                   event_control().event_metrics if event_control() is not None else None)
+                                   ec.event_metrics if ec is not None else None)
         return Response(body, media_type=ctype)
 
     def shown(st) -> dict:  # credentials in a source or a reason never leave the process
@@ -251,7 +252,10 @@ def build_app(state: ServerState):
             await asyncio.sleep(BACKLOG_POLL_S)
 
     def event_control() -> EventControl | None:
-        return control if isinstance(control, EventControl) else None
+        """The run's events, or None for a run that keeps none (a plain StreamControl, or a run without events)."""
+        if isinstance(control, EventControl) and control.events(None, None, 1) is not None:
+            return control
+        return None
 
     def with_urls(rec: dict) -> dict:
         kinds = rec.get("images") or []
@@ -260,11 +264,11 @@ def build_app(state: ServerState):
     @app.get("/api/events")
     async def events(stream: str | None = None, since: int | None = None, limit: int = 100):
         ec = event_control()
+        if ec is None:
+            return error(404, NO_EVENTS)
         if not 1 <= limit <= MAX_EVENTS:
             return error(400, f"limit must be from 1 to {MAX_EVENTS}, but got {limit}")
-        rows = ec.events(stream, since, limit) if ec is not None else None
-        if rows is None:
-            return error(404, NO_EVENTS)
+        rows = ec.events(stream, since, limit)
         if stream is not None and not rows and not known(stream):
             return unknown(stream)
         last = rows[-1]["seq"] if rows else since
@@ -273,7 +277,7 @@ def build_app(state: ServerState):
     @app.get("/api/events/{event_id}/{kind}.jpg")
     async def event_image(event_id: str, kind: str):
         ec = event_control()
-        if ec is None or ec.events(None, None, 1) is None:
+        if ec is None:
             return error(404, NO_EVENTS)
         if kind not in EVENT_IMAGES:
             return error(404, f"no image {kind!r}: an event's images are {' and '.join(EVENT_IMAGES)} "

@@ -16,7 +16,6 @@ The engine (:class:`uolrps.runtime.engine.StreamEngine`) answers the server's
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import OrderedDict, deque
 
@@ -29,7 +28,6 @@ FRAME_SIDE = 640
 QUALITY = 80
 ENCODE_QUEUE = 4  # frames waiting for their JPEGs (each a whole frame: a 1080p one is 6 MB)
 IMAGE_KINDS = ("crop", "frame")
-EVENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 def wanted(config) -> bool:
@@ -132,14 +130,6 @@ class EventRing(Publisher):
             have = {r["id"] for _, r in rows if r["id"] in self._jpegs}
         return [{**r, "images": list(IMAGE_KINDS) if r["id"] in have else []} for _, r in rows]
 
-    def streams(self) -> set[str]:
-        with self._lock:
-            return {r["stream"] for _, r in self._records}
-
-    def last_seq(self) -> int | None:
-        with self._lock:
-            return self._records[-1][0] if self._records else None
-
     def image(self, event_id: str, kind: str) -> bytes | None:
         """The JPEG ``kind`` (``crop`` or ``frame``) of the object ``event_id``; None when it has none (not made
         yet, or already forgotten)."""
@@ -148,11 +138,6 @@ class EventRing(Publisher):
         with self._lock:
             got = self._jpegs.get(event_id)
             return None if got is None else got[kind]
-
-    def pending(self, event_id: str) -> bool:
-        """An image of ``event_id`` is waiting to be encoded."""
-        with self._lock:
-            return any(job[0] == event_id for job in self._todo)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Events published per (stream, type), since the start of the run."""

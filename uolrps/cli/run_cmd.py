@@ -75,6 +75,27 @@ def run(
                                        "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps)."),
     webhook_queue: int = typer.Option(1000, "--webhook-queue", metavar="N", help="Events kept per webhook while its "
                                       "endpoint is down; beyond, the oldest are dropped and counted."),
+    track: bool = typer.Option(False, "--track", help="Give every box a track id that stays with its object across "
+                               "the frames of its stream (JSONL \"ids\", the API's latest; -1: not confirmed yet). "
+                               "Needs uolrps[track]. On by itself with --events."),
+    events: Path = typer.Option(None, "--events", metavar="DIR", help="Turn tracks into events (start, update, end; "
+                                "zone enter/leave): DIR/events.jsonl, one JSON line per event, and each object's "
+                                "best snapshot, DIR/<stream>/<id>.jpg (annotated frame) and <id>-crop.jpg. Tracks "
+                                "by itself (--track). Needs uolrps[track]."),
+    zone: List[str] = typer.Option(None, "--zone", metavar="STREAM:NAME=x1,y1,x2,y2,...", help="A zone of a stream: a "
+                                   "polygon of 3 or more points in fractions of the frame (0..1, x right, y down). "
+                                   "Repeatable. Events then count only objects whose box centre is in one of the "
+                                   "stream's zones, and add enter/leave events."),
+    event_min_frames: int = typer.Option(3, "--event-min-frames", help="An object starts (a start event) once seen "
+                                         "on this many frames: shorter flickers make no event."),
+    event_min_seconds: float = typer.Option(0.0, "--event-min-seconds", help="...and once seen for at least this "
+                                            "many seconds of source time."),
+    event_min_area: float = typer.Option(0.0, "--event-min-area", help="Ignore boxes smaller than this fraction of "
+                                         "the frame (0.01 = 1%)."),
+    event_max_gap: float = typer.Option(1.0, "--event-max-gap", help="An object unseen for more than this many "
+                                        "seconds ends (an end event, timed at its last sighting)."),
+    event_update: float = typer.Option(10.0, "--event-update", help="An update event every this many seconds while "
+                                       "an object is there, with its best box so far (0: none)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     summary_json: Path = typer.Option(None, "--summary-json", help="Also write the summary as JSON to this file."),
 ) -> None:
@@ -90,6 +111,9 @@ def run(
     from uolrps.runtime.events.webhook import check_options as check_webhooks
 
     check_webhooks(tuple(webhook or ()), webhook_secret, webhook_queue)  # before a default model is made
+    if events is not None:
+        check_distinct_outputs({"--events": Path(events) / "events.jsonl", "--jsonl": jsonl,
+                                "--summary-json": summary_json})
     videos = tuple(source or ())
     if not videos and sources_file is None:
         raise UserError("no source: give --video SRC (several times for several streams) or --sources FILE")
@@ -112,8 +136,10 @@ def run(
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
                        serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
-                       segment_s=segment_s, webhook=tuple(webhook or ()), webhook_secret=webhook_secret,
-                       webhook_queue=webhook_queue)
+                       webhook=tuple(webhook or ()), webhook_secret=webhook_secret, webhook_queue=webhook_queue,
+                       segment_s=segment_s, track=track, events=events, zone=tuple(zone or ()),
+                       event_min_frames=event_min_frames, event_min_seconds=event_min_seconds,
+                       event_min_area=event_min_area, event_max_gap=event_max_gap, event_update=event_update)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime

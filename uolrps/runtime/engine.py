@@ -60,7 +60,7 @@ class StreamEngine:
                  stall_timeout: float = DEFAULT_STALL_TIMEOUT, reopen_limit: int | None = None,
                  backoff: tuple[float, float] = (0.5, 8.0), capture_factory: Callable | None = None,
                  stats: RunStats | None = None, labels: bool = False, keep_running: bool = False,
-                 capture_options=None, inflight: int | None = None, api_policy=None) -> None:
+                 capture_options=None, inflight: int | None = None, api_policy=None, track: bool = False) -> None:
         check_batch_wait_ms(batch_wait_ms)
         check_max_frames(max_frames)
         check_at_least(queue_size, 1, "queue_size")
@@ -77,9 +77,15 @@ class StreamEngine:
         self.api_policy = api_policy  # a SourcePolicy: what add_stream (the API) may open; None: anything
         self.stats = stats if stats is not None else RunStats()
         self.labels = labels
+        self.track = bool(track)  # a tracker per stream: every result gets track_ids (uolrps.runtime.tracking)
+        if self.track:
+            from uolrps.runtime.tracking import check_tracking
+
+            check_tracking()
         self.keep_running = keep_running
         self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
         self.event_ring = None  # the run's uolrps.runtime.events.ring.EventRing when it serves its events
+        self.on_remove: Callable | None = None  # called with a removed stream's name (the run's outputs)
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()
         self._draining: list[Stream] = []  # removed streams whose produced results the consumer has not taken yet
@@ -161,6 +167,8 @@ class StreamEngine:
             self._draining.append(stream)
         stream._end("ended", "removed")
         stream.close()  # its outbox keeps the results already made: the consumer still writes them
+        if self.on_remove is not None:
+            self.on_remove(name)
         self.notify_out()
         self.notify_work()
 

@@ -35,13 +35,14 @@ def localize_stream(source: str | Path | Source, model: str | Path | None = None
                     multi: bool = False, smooth: float = 0.0, providers: str | None = None,
                     max_frames: int | None = None, loop: bool = False, capture_factory=None,
                     with_frames: bool = False, stats: RunStats | None = None,
-                    queue_size: int = 4, **engine_options) -> Iterator[LocalizationResult]:
+                    queue_size: int = 4, track: bool = False, **engine_options) -> Iterator[LocalizationResult]:
     """Localize every frame of ``source`` (one string, see :func:`uolrps.runtime.sources.parse_source`, or an
     open :class:`Source`, which stays yours to close).
 
     Give ``model`` (a path; the localizer is created and closed here) or a ready ``localizer``. Yields
     :class:`LocalizationResult` in frame order, or ``(frame_bgr, result)`` with ``with_frames``. Pass a
-    :class:`RunStats` to read the counters and per-stage latencies afterwards.
+    :class:`RunStats` to read the counters and per-stage latencies afterwards. ``track``: every result gets
+    ``track_ids`` (a track id per box, see :mod:`uolrps.runtime.tracking`; needs ``uolrps[track]``).
     """
     _check(max_frames, localizer, model)
     if not isinstance(source, Source):
@@ -49,7 +50,7 @@ def localize_stream(source: str | Path | Source, model: str | Path | None = None
     for _, frame, result in _run([(None, source)], model, localizer, dict(
             threshold=threshold, backend=backend, multi=multi, smooth=smooth, providers=providers),
             dict(max_frames=max_frames, loop=loop, capture_factory=capture_factory, stats=stats,
-                 queue_size=queue_size, **engine_options), open_now=True):
+                 queue_size=queue_size, track=track, **engine_options), open_now=True):
         yield (frame, result) if with_frames else result
 
 
@@ -59,7 +60,8 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
                      threads: int | None = None, max_frames: int | None = None, loop: bool = False,
                      batch_wait_ms: float = 5.0, stall_timeout: float = DEFAULT_STALL_TIMEOUT,
                      reopen_limit: int | None = 10, with_frames: bool = False, stats: RunStats | None = None,
-                     capture_factory=None, **engine_options) -> Iterator[tuple[str, LocalizationResult]]:
+                     capture_factory=None, track: bool = False,
+                     **engine_options) -> Iterator[tuple[str, LocalizationResult]]:
     """Localize many sources with one model, batched across streams; yields ``(stream_name, result)`` (or
     ``(stream_name, frame_bgr, result)`` with ``with_frames``) as results are produced.
 
@@ -68,6 +70,8 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
     ``reopen_limit`` failed recoveries while the others go on; ``stats.failed`` lists the streams that
     ended in failure, ``stats.streams`` has each stream's record; when every stream failed without a single
     result, the iteration ends with a UserError naming each one's reason. The inference stage waits at most ``batch_wait_ms`` for slower streams.
+    ``track``: every result gets ``track_ids``, a track id per box that stays with its object across the frames
+    of its stream (one tracker per stream, see :mod:`uolrps.runtime.tracking`; needs ``uolrps[track]``).
     """
     _check(max_frames, localizer, model)
     named = list(sources.items()) if isinstance(sources, Mapping) else [(None, s) for s in sources]
@@ -79,7 +83,8 @@ def localize_streams(sources: Iterable[str | Path] | Mapping[str, str | Path], m
     for name, frame, result in _run(named, model, localizer, dict(
             threshold=threshold, backend=backend, multi=multi, smooth=smooth, providers=providers, threads=threads),
             dict(max_frames=max_frames, loop=loop, batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout,
-                 reopen_limit=reopen_limit, stats=stats, capture_factory=capture_factory, **engine_options),
+                 reopen_limit=reopen_limit, stats=stats, capture_factory=capture_factory, track=track,
+                 **engine_options),
             open_now=len(named) == 1):
         yield (name, frame, result) if with_frames else (name, result)
 

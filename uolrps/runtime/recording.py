@@ -16,6 +16,7 @@ from pathlib import Path
 
 from uolrps.core.errors import OptionError
 from uolrps.core.paths import check_output_path
+from uolrps.runtime.events.sink import EventSink
 from uolrps.runtime.source_kinds import kind_of
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
@@ -73,6 +74,7 @@ class Sink:
     """
 
     close_rank = 1  # closed in this order (the progress bar first)
+    needs_tracks = False  # True: the run tracks (results carry track_ids) whenever this sink exists
 
     @classmethod
     def check(cls, config, specs, names, single: bool) -> None:
@@ -93,6 +95,12 @@ class Sink:
 
     def close(self) -> None:
         pass
+
+    def bind(self, stats) -> None:
+        """The run's :class:`~uolrps.runtime.stats.RunStats` (a sink that adds counters to the summary)."""
+
+    def remove(self, name: str) -> None:
+        """Stream ``name`` was removed from the run (through the API)."""
 
 
 class JsonlSink(Sink):
@@ -249,6 +257,7 @@ class ProgressSink(Sink):
 
 
 SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink]  # results are written in this order
+SINKS.append(EventSink)  # --events, --mqtt, --webhook... (uolrps.runtime.events)
 
 
 def _close_all(closers) -> None:
@@ -277,6 +286,19 @@ class Recorders:
     def __init__(self, config, annotator, labels: bool, single: bool) -> None:
         self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
         self.meters: dict[str, FpsMeter] = {}
+
+    @property
+    def needs_tracks(self) -> bool:
+        return any(s.needs_tracks for s in self.sinks)
+
+    def bind(self, stats) -> None:
+        for sink in self.sinks:
+            sink.bind(stats)
+
+    def remove(self, name: str) -> None:
+        """A stream was removed: each sink hears of it (its later results are not written to it)."""
+        for sink in self.sinks:
+            sink.remove(name)
 
     def add(self, stream) -> None:
         """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""

@@ -76,6 +76,14 @@ class RunConfig:
     webhook: tuple[str, ...] = ()  # POST every event to these URLs (uolrps.runtime.events.webhook)
     webhook_secret: str | None = None  # HMAC-SHA256 key of the signature header (else UOLRPS_WEBHOOK_SECRET)
     webhook_queue: int = 1000  # events kept per webhook while its endpoint is down (the oldest dropped beyond)
+    track: bool = False  # a track id per box (JSONL "ids"); on as well whenever a sink needs tracks (events)
+    events: str | Path | None = None  # --events DIR: events.jsonl and snapshots (uolrps.runtime.events.files)
+    zone: tuple[str, ...] = ()  # --zone STREAM:NAME=x1,y1,... (uolrps.runtime.events.zones)
+    event_min_frames: int = 3  # the debouncing of events (uolrps.runtime.events.builder.EventOptions)
+    event_min_seconds: float = 0.0
+    event_min_area: float = 0.0
+    event_max_gap: float = 1.0
+    event_update: float = 10.0
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -191,6 +199,10 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     specs = [parse_source(e.source, e.options) for e in entries]  # bad sources fail before the model loads
     single = len(entries) == 1
     check_save(config, specs, [e.name for e in entries], single)
+    if config.track:
+        from uolrps.runtime.tracking import check_tracking
+
+        check_tracking()  # the tracking library missing: one line before the model loads
     for entry, spec in zip(entries, specs):  # camera options on a file are ignored: say so, once per source
         given = [n for n in ("size", "fps", "fourcc") if getattr(spec.options, n, None) is not None]
         if given and not kind_of(spec).capture_options:
@@ -218,9 +230,12 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               reopen_limit=config.reopen_limit, capture_factory=capture_factory, stats=stats,
                               labels=multi_class, keep_running=config.serve is not None,
                               capture_options=config.capture, inflight=config.inflight,
-                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
+                              api_policy=parse_allow(config.serve_allow) if config.serve is not None else None,
+                              track=config.track or outputs.needs_tracks)
         engine.on_add = outputs.add
         engine.event_ring = find_ring(outputs)  # the API's recent events (only when it serves a run with events)
+        engine.on_remove = outputs.remove
+        outputs.bind(stats)
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)

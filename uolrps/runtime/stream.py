@@ -37,6 +37,7 @@ class StreamHost(Protocol):
     stats: object
     queue_size: int
     labels: bool
+    track: bool  # a track id per box (--track): one tracker per stream, see uolrps.runtime.tracking
 
     def notify_work(self) -> None: ...
     def notify_out(self) -> None: ...
@@ -55,6 +56,11 @@ class Stream:
         self.stats: StreamStats = engine.stats.stream(name, spec.text)
         self.stats.state = source.state
         self.post = engine.localizer.postprocessor()
+        self.tracker = None
+        if engine.track:  # this stream's own tracker: streams batched together never share track state
+            from uolrps.runtime.tracking import Tracker
+
+            self.tracker = Tracker(source.fps)
         self.stop = threading.Event()  # stop everything of this stream
         self.feed_stop = threading.Event()  # stop reading (max_frames reached)
         q = engine.queue_size
@@ -180,7 +186,8 @@ class Stream:
         r = self.post(heatmap, frame.image.shape[:2], frame.index, frame.timestamp, timings, stream=self.name,
                       path=frame.path)
         latency = (time.monotonic() - frame.captured) * 1000.0 if frame.captured else None
-        r = dataclasses.replace(r, latency_ms=latency)
+        ids = None if self.tracker is None else self.tracker(r.boxes, frame.image)  # in frame order, here only
+        r = dataclasses.replace(r, latency_ms=latency, track_ids=ids)
         self._publish(frame, r)
         return r
 

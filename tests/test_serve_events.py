@@ -408,3 +408,15 @@ def test_the_page_shows_recent_events_with_their_thumbnails(tmp_path, monkeypatc
         driver.quit()
         handle.close()
         run.close()
+
+
+def test_the_ring_is_made_for_a_served_run_that_makes_events():
+    from uolrps.runtime.runner import RunConfig
+
+    def ring_for(**kw):
+        return EventRing.create(RunConfig(source="x.mp4", model="m.onnx", **kw))
+
+    assert ring_for() is None and ring_for(track=True) is None  # not served: nobody reads it
+    assert ring_for(serve="0") is None  # served without events: no tracking is turned on for it
+    for more in ({"track": True}, {"webhook": ("http://127.0.0.1:9/h",)}, {"events": "ev"}):
+        assert isinstance(ring_for(serve="0", **more), EventRing), more

@@ -81,6 +81,19 @@ def test_5xx_408_and_429_are_retried_with_the_same_delivery_and_body(receiver):
     assert pub.counters() == {"sent": 1, "dropped": 0, "queued": 0, "failed": 4, "rejected": 0}
 
 
+def test_an_endpoint_that_does_not_answer_in_time_is_retried(receiver):
+    receiver.answers = [1.5]  # the first answer comes after the publisher's timeout
+    pub = WebhookPublisher(receiver.url(), backoff=FAST, timeout=0.3)
+    pub.start()
+    t0 = time.monotonic()
+    pub.publish(make_event(0))
+    wait_for(lambda: pub.counters()["sent"] == 1)
+    assert time.monotonic() - t0 < 1.4  # delivered by the retry, not by waiting for the slow answer
+    pub.close(5.0)
+    assert len(receiver.requests) == 2 and receiver.requests[0][2] == receiver.requests[1][2]
+    assert pub.counters()["failed"] == 1
+
+
 def test_other_4xx_are_counted_and_not_retried(receiver, caplog):
     receiver.answers = [400, 404]
     pub = WebhookPublisher(receiver.url(), backoff=FAST)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
     """A loopback HTTP server that records every POST (path, headers, body) and answers the next code of
-    ``answers`` (200 once they run out). ``stop()`` closes the port; ``Receiver(port=p)`` opens it again."""
+    ``answers`` (200 once they run out; a float: 200 after that many seconds). ``stop()`` closes the port;
+    ``Receiver(port=p)`` opens it again."""
 
     def __init__(self, port: int = 0, answers=()) -> None:
         self.requests: list[tuple[str, dict, bytes]] = []
@@ -21,6 +23,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 code = receiver.answers.pop(0) if receiver.answers else 200
+                if isinstance(code, float):  # a slow endpoint: answer 200 after this many seconds
+                    time.sleep(code)
+                    code = 200
                 text = b"nope" if code >= 300 else b"ok"
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(text)))

@@ -179,7 +179,8 @@ function addEvent(ev) {
   img.className = "thumb";
   img.alt = "object " + ev.id;
   let tries = 0;  // the thumbnail is made off the inference thread: it may come a moment after the event
-  img.onerror = () => { if (++tries <= 5) setTimeout(() => { img.src = eventImage(ev, "crop") + "?t=" + Date.now(); }, 1000); };
+  const retry = () => { img.src = eventImage(ev, "crop") + "?t=" + Date.now(); };
+  img.onerror = () => { if (++tries <= 5) setTimeout(retry, 1000); };
   img.src = eventImage(ev, "crop") + "?seq=" + ev.seq;
   link.append(img);
   const when = new Date(ev.wall * 1000).toLocaleTimeString();

@@ -69,8 +69,10 @@ def run(
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
     webhook: List[str] = typer.Option(None, "--webhook", metavar="URL", help="POST every event as JSON to this "
-                                      "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md."),
-    webhook_secret: str = typer.Option(None, "--webhook-secret", envvar="UOLRPS_WEBHOOK_SECRET", show_envvar=True,
+                                      "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md. "
+                                      "Tracks by itself (--track); needs uolrps[track]."),
+    webhook_secret: str = typer.Option(None, "--webhook-secret", metavar="SECRET", envvar="UOLRPS_WEBHOOK_SECRET",
+                                       show_envvar=True,
                                        help="Sign each webhook POST: X-Uolrps-Signature = sha256=HMAC-SHA256(secret, "
                                        "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps)."),
     webhook_queue: int = typer.Option(1000, "--webhook-queue", metavar="N", help="Events kept per webhook while its "

@@ -70,7 +70,7 @@ def run(
                                             "without the token (for a Prometheus scraper on a trusted network)."),
     webhook: List[str] = typer.Option(None, "--webhook", metavar="URL", help="POST every event as JSON to this "
                                       "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md. "
-                                      "Tracks by itself (--track); needs uolrps[track]."),
+                                      "Tracks by itself (--track: the trackers library, extra track)."),
     webhook_secret: str = typer.Option(None, "--webhook-secret", metavar="SECRET", envvar="UOLRPS_WEBHOOK_SECRET",
                                        show_envvar=True,
                                        help="Sign each webhook POST: X-Uolrps-Signature = sha256=HMAC-SHA256(secret, "

@@ -28,6 +28,7 @@ import http.client
 import json
 import os
 import ssl
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ SECRET_ENV = "UOLRPS_WEBHOOK_SECRET"
 TIMEOUT_S = 5.0  # connecting, and each read of the answer: a slow endpoint is retried, never waited on long
 RETRIED = frozenset({408, 429})  # 4xx answers that mean "later", not "never"
 DEFAULT_QUEUE = 1000
-MAX_REASON = 200  # characters of an answer's body quoted in a log line
+MAX_REASON = 200  # bytes of an answer's body quoted in a log line
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,12 @@ class Webhooks(Publisher):
         return total
 
     def close(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        for t in self.targets:  # in turn, sharing the time left
-            t.close(max(0.1, deadline - time.monotonic()))
+        """Every endpoint gets the whole ``timeout`` at once (one that is down does not eat the others' time)."""
+        if len(self.targets) == 1:
+            self.targets[0].close(timeout)
+            return
+        closers = [threading.Thread(target=t.close, args=(timeout,), daemon=True) for t in self.targets]
+        for c in closers:
+            c.start()
+        for c in closers:
+            c.join(timeout + 1.0)

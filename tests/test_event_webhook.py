@@ -105,7 +105,19 @@ def test_other_4xx_are_counted_and_not_retried(receiver, caplog):
     assert len(receiver.requests) == 3  # each tried once: two refused, the third taken
     assert receiver.bodies()[2]["seq"] == 2
     assert pub.counters() == {"sent": 1, "dropped": 0, "queued": 0, "failed": 2, "rejected": 2}
-    assert "answered 400" in caplog.text and "not retried" in caplog.text
+    assert "answered 400" in caplog.text and "answered 404" in caplog.text and "not retried" in caplog.text
+
+
+def test_an_endpoint_refusing_everything_does_not_flood_the_log(receiver, caplog):
+    receiver.answers = [401] * 150
+    pub = WebhookPublisher(receiver.url(), backoff=FAST)
+    pub.start()
+    with caplog.at_level(logging.WARNING, logger="uolrps"):
+        for i in range(150):
+            pub.publish(make_event(i))
+        pub.close(10.0)
+    assert len(receiver.requests) == 150 and pub.counters()["rejected"] == 150
+    assert caplog.text.count("answered 401") == 2  # the first, and the 100th
 
 
 def test_a_receiver_down_then_up_gets_every_event_within_the_bound_in_order(receiver):

@@ -150,6 +150,7 @@ class WebhookPublisher(QueuedPublisher):
         self.timeout = float(timeout)
         self.rejected = 0  # answered with a 4xx that is not retried: counted, not sent again
         self.last_status: int | None = None
+        self._last_rejected: int | None = None  # the status of the last refusal logged
         from uolrps import __version__
 
         self.user_agent = f"uolrps/{__version__}"
@@ -196,9 +197,11 @@ class WebhookPublisher(QueuedPublisher):
             raise SendError(f"{self.target.shown} answered {resp.status} {resp.reason}{said}")
         # the endpoint refuses this event as sent (bad auth, wrong path, too big, a redirect): not retried
         self.rejected += 1
-        more = " (redirects are not followed: give the final URL)" if 300 <= resp.status < 400 else ""
-        log.warning("%s: %s answered %d %s%s%s; event %s not retried", self.name, self.target.shown, resp.status,
-                    resp.reason, more, said, item.delivery)
+        if resp.status != self._last_rejected or self.rejected % 100 == 0:  # an endpoint that refuses all: no flood
+            self._last_rejected = resp.status
+            more = " (redirects are not followed: give the final URL)" if 300 <= resp.status < 400 else ""
+            log.warning("%s: %s answered %d %s%s%s; event %s not retried (%d refused so far)", self.name,
+                        self.target.shown, resp.status, resp.reason, more, said, item.delivery, self.rejected)
 
     def counters(self) -> dict:
         c = super().counters()

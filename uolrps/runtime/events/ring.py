@@ -68,7 +68,7 @@ class EventRing(Publisher):
         self.crop_side, self.frame_side, self.quality = int(crop_side), int(frame_side), int(quality)
         self._records: deque = deque(maxlen=self.size)  # (seq, record), in the order published
         self._counts: dict[tuple[str, str], int] = {}
-        self._jpegs: OrderedDict[str, dict] = OrderedDict()  # object id -> {"at": frame index, "crop": JPEG, "frame": JPEG}
+        self._jpegs: OrderedDict[str, dict] = OrderedDict()  # object id -> {"at": frame, "crop": JPEG, "frame": JPEG}
         self._todo: deque = deque()
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)

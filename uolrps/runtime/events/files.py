@@ -44,7 +44,7 @@ class FilesPublisher(QueuedPublisher):
             return None
         return cls(config.events, inputs=_inputs(config))
 
-    def __init__(self, folder, inputs=(), limit: int = 10000) -> None:
+    def __init__(self, folder, inputs=(), limit: int = 500) -> None:  # each queued event may hold a frame
         super().__init__(limit=limit)
         self.folder = Path(folder)
         self.inputs = [Path(p) for p in inputs if p is not None]

@@ -52,10 +52,15 @@ class EventSink:
             parse_zones(zones, stream_names(specs, names))
         for publisher in PUBLISHERS:
             publisher.check(config)
-        if zones and not any(p.create(config) is not None for p in PUBLISHERS):
+        wanted = [p for p in PUBLISHERS if p.create(config) is not None]
+        if zones and not wanted:
             from uolrps.core.errors import OptionError
 
             raise OptionError("zone limits events: give --events DIR (or another event output) with it", "zone")
+        if wanted:
+            from uolrps.runtime.tracking import check_tracking
+
+            check_tracking()  # events are made from tracks
 
     @classmethod
     def create(cls, config, annotator, labels, single):

@@ -82,6 +82,15 @@ def run(
     mqtt_ha: bool = typer.Option(False, "--mqtt-ha", help="Home Assistant MQTT discovery: per stream a binary_sensor "
                                  "'object present' and a sensor 'objects', one device per --mqtt-prefix."),
     mqtt_ha_prefix: str = typer.Option("homeassistant", "--mqtt-ha-prefix", help="Home Assistant's discovery prefix."),
+    webhook: List[str] = typer.Option(None, "--webhook", metavar="URL", help="POST every event as JSON to this "
+                                      "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md. "
+                                      "Tracks by itself (--track: the trackers library, extra track)."),
+    webhook_secret: str = typer.Option(None, "--webhook-secret", metavar="SECRET", envvar="UOLRPS_WEBHOOK_SECRET",
+                                       show_envvar=True,
+                                       help="Sign each webhook POST: X-Uolrps-Signature = sha256=HMAC-SHA256(secret, "
+                                       "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps)."),
+    webhook_queue: int = typer.Option(1000, "--webhook-queue", metavar="N", help="Events kept per webhook while its "
+                                      "endpoint is down; beyond, the oldest are dropped and counted."),
     track: bool = typer.Option(False, "--track", help="Give every box a track id that stays with its object across "
                                "the frames of its stream (JSONL \"ids\", the API's latest; -1: not confirmed yet). "
                                "Needs uolrps[track]. On by itself with --events."),
@@ -118,6 +127,9 @@ def run(
     from uolrps.runtime.events.mqtt import check_options as check_mqtt
 
     check_mqtt(mqtt, mqtt_prefix, mqtt_ca, mqtt_queue, mqtt_ha_prefix, mqtt_ha)  # before a default model is made
+    from uolrps.runtime.events.webhook import check_options as check_webhooks
+
+    check_webhooks(tuple(webhook or ()), webhook_secret, webhook_queue)  # before a default model is made
     if events is not None:
         check_distinct_outputs({"--events": Path(events) / "events.jsonl", "--jsonl": jsonl,
                                 "--summary-json": summary_json})
@@ -143,6 +155,7 @@ def run(
                        batch_wait_ms=batch_wait_ms, stall_timeout=stall_timeout, reopen_limit=reopen_limit,
                        capture=capture, serve=serve, serve_token=serve_token, serve_allow=serve_allow,
                        serve_open_metrics=serve_open_metrics, inflight=inflight, device=device, precision=precision,
+                       webhook=tuple(webhook or ()), webhook_secret=webhook_secret, webhook_queue=webhook_queue,
                        segment_s=segment_s, track=track, events=events, zone=tuple(zone or ()),
                        event_min_frames=event_min_frames, event_min_seconds=event_min_seconds,
                        event_min_area=event_min_area, event_max_gap=event_max_gap, event_update=event_update)

@@ -115,7 +115,8 @@ PALETTE = ((0, 255, 0), (0, 165, 255), (255, 0, 255), (255, 255, 0), (0, 0, 255)
 
 class Annotator:
     """Style in the constructor, drawing in :meth:`annotate` (which never touches the caller's frame); a
-    result is a :class:`uolrps.runtime.result.LocalizationResult`."""
+    result is a :class:`uolrps.runtime.result.LocalizationResult`. A tracked result's boxes are labelled with
+    their track id (``#7 0.83``; a box not confirmed yet, id -1, without)."""
 
     def __init__(self, heatmap: bool = False, alpha: float = 0.45, thickness: int = 2, font_scale: float = 0.5,
                  classes: tuple[str, ...] | None = None) -> None:
@@ -138,12 +139,14 @@ class Annotator:
         else:
             out = frame.copy()
         font = cv2.FONT_HERSHEY_SIMPLEX
-        for box, score, label in zip(result.boxes, result.scores, result.labels):
+        ids = getattr(result, "track_ids", None)
+        for k, (box, score, label) in enumerate(zip(result.boxes, result.scores, result.labels)):
             x1, y1, x2, y2 = (int(round(float(v))) for v in box)
             color = PALETTE[int(label) % len(PALETTE)]
             cv2.rectangle(out, (x1, y1), (x2, y2), color, self.thickness, cv2.LINE_AA)
             name = self.classes[int(label)] + " " if self.classes and len(self.classes) > 1 else ""
-            text = f"{name}{float(score):.2f}"
+            track = f"#{int(ids[k])} " if ids is not None and int(ids[k]) >= 0 else ""  # -1: not confirmed yet
+            text = f"{track}{name}{float(score):.2f}"
             (tw, th), base = cv2.getTextSize(text, font, self.font_scale, 1)
             ty = y1 - 4 if y1 - th - 6 >= 0 else min(y1 + th + 4, H - 2)
             cv2.rectangle(out, (x1, ty - th - 2), (x1 + tw + 4, ty + base - 1), color, -1)

@@ -22,6 +22,10 @@ Contract, for implementers:
   (:func:`uolrps.core.redact.redact`).
 - :meth:`StreamControl.remove_stream` stops a stream and forgets it; ``KeyError`` for an unknown name.
 
+A run that makes events (``--track``, event outputs) also implements :class:`EventControl`: the server shows
+recent events and their images only for a control that does (checked with ``isinstance``), so a plain
+:class:`StreamControl` stays enough to be served.
+
 ``Latest.frame`` is shared, read-only data: nobody may modify it (draw on a copy, as
 ``uolrps.core.drawing.Annotator`` does).
 """
@@ -90,3 +94,25 @@ class StreamControl(Protocol):
     def add_stream(self, source: str, name: str | None = None) -> str: ...
 
     def remove_stream(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class EventControl(Protocol):
+    """What a run that makes events offers the server besides :class:`StreamControl` (all three answer at once,
+    from memory, and are safe from many threads):
+
+    - :meth:`events`: recent event records (``Event.to_record()`` plus ``"images"``: the kinds of JPEG kept for
+      the object, of ``"crop"`` and ``"frame"``), oldest first: with ``since``, the first ``limit`` with
+      ``seq > since``, else the newest ``limit``; only stream ``stream``'s when given. None when this run keeps
+      no events (it was not started to make them).
+    - :meth:`event_image`: the JPEG ``kind`` (``"crop"`` or ``"frame"``) of the object with event id
+      ``event_id``, or None when there is none (not made yet, or forgotten).
+    - :meth:`event_metrics`: ``{"publishers": {name: {"sent", "dropped", "queued", "failed", ...}},
+      "events": {(stream, type): count}}``.
+    """
+
+    def events(self, stream: str | None = None, since: int | None = None, limit: int = 100) -> list[dict] | None: ...
+
+    def event_image(self, event_id: str, kind: str) -> bytes | None: ...
+
+    def event_metrics(self) -> dict: ...

@@ -84,6 +84,7 @@ class StreamEngine:
             check_tracking()
         self.keep_running = keep_running
         self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
+        self.event_ring = None  # the run's uolrps.runtime.events.ring.EventRing when it serves its events
         self.on_remove: Callable | None = None  # called with a removed stream's name (the run's outputs)
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()
@@ -187,6 +188,21 @@ class StreamEngine:
 
     def wait_latest(self, name: str, after_seq: int, timeout: float) -> Latest | None:
         return self._get(name).wait_latest(after_seq, timeout)
+
+    # ---- EventControl: the events the server shows (from the run's EventRing) ----------------------------
+    def events(self, stream: str | None = None, since: int | None = None, limit: int = 100) -> list[dict] | None:
+        ring = self.event_ring
+        return None if ring is None else ring.events(stream, since, limit)
+
+    def event_image(self, event_id: str, kind: str) -> bytes | None:
+        ring = self.event_ring
+        return None if ring is None else ring.image(event_id, kind)
+
+    def event_metrics(self) -> dict:
+        counters = self.stats.event_counters
+        ring = self.event_ring
+        return {"publishers": counters() if counters is not None else {},
+                "events": ring.counts() if ring is not None else {}}
 
     # ---- plumbing used by the streams --------------------------------------------------------------------
     def notify_work(self) -> None:

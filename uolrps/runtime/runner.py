@@ -23,6 +23,8 @@ from uolrps.core.options import check_batch_wait_ms, check_choice, check_infligh
 from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.events.mqtt import check_config as check_mqtt
+from uolrps.runtime.events.ring import find_ring
+from uolrps.runtime.events.webhook import check_config as check_webhooks
 from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT
 from uolrps.runtime.localizer import Localizer
@@ -78,6 +80,9 @@ class RunConfig:
     mqtt_queue: int = 1000  # MQTT messages kept while the broker is down (then the oldest are dropped, counted)
     mqtt_ha: bool = False  # Home Assistant MQTT discovery
     mqtt_ha_prefix: str = "homeassistant"  # Home Assistant's discovery prefix
+    webhook: tuple[str, ...] = ()  # POST every event to these URLs (uolrps.runtime.events.webhook)
+    webhook_secret: str | None = None  # HMAC-SHA256 key of the signature header (else UOLRPS_WEBHOOK_SECRET)
+    webhook_queue: int = 1000  # events kept per webhook while its endpoint is down (the oldest dropped beyond)
     track: bool = False  # a track id per box (JSONL "ids"); on as well whenever a sink needs tracks (events)
     events: str | Path | None = None  # --events DIR: events.jsonl and snapshots (uolrps.runtime.events.files)
     zone: tuple[str, ...] = ()  # --zone STREAM:NAME=x1,y1,... (uolrps.runtime.events.zones)
@@ -104,6 +109,7 @@ class RunConfig:
             parse_serve(self.serve)
         parse_allow(self.serve_allow)
         check_mqtt(self)  # the MQTT options (the broker itself is checked before the model loads)
+        check_webhooks(self)
 
     def model_options(self) -> ModelOptions:
         extra = {k: v for k, v in (("device", self.device), ("precision", self.precision)) if v is not None}
@@ -235,6 +241,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               api_policy=parse_allow(config.serve_allow) if config.serve is not None else None,
                               track=config.track or outputs.needs_tracks)
         engine.on_add = outputs.add
+        engine.event_ring = find_ring(outputs)  # the API's recent events (only when it serves a run with events)
         engine.on_remove = outputs.remove
         outputs.bind(stats)
         closers.append(engine)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from uolrps.core.errors import NotAllowedError, UserError
 from uolrps.core.redact import redact, redact_optional
-from uolrps.runtime.control import StreamControl
+from uolrps.runtime.control import EventControl, StreamControl
 from uolrps.serve.auth import LOGIN_PATH, SESSION_COOKIE, Access, session_value, token_matches
 from uolrps.serve.frames import Encoded, Hubs
 from uolrps.serve.limits import unsent_bytes
@@ -26,6 +26,10 @@ BODY_TIMEOUT_S = 10.0  # a request body must arrive within this (a slow body hol
 MAX_DEPTH = 8  # JSON nesting of a request body (ours is one flat object)
 MAX_NAME = 64  # characters of a stream name (it becomes a file name with --save)
 MAX_SOURCE = 2048  # characters of a source
+MAX_EVENTS = 1000  # events in one answer of GET /api/events (?limit=)
+EVENT_IMAGES = ("crop", "frame")
+NO_EVENTS = ("this run keeps no events: start it with --serve and --track (or an event output: --events, --mqtt, "
+             "--webhook)")
 
 
 def json_depth(body: bytes) -> int:
@@ -177,7 +181,9 @@ def build_app(state: ServerState):
 
     @app.get("/metrics")
     async def metrics():
-        body, ctype = metrics_text(control, lambda: state.viewers, state.hubs.encoded)
+        ec = event_control()
+        body, ctype = metrics_text(control, lambda: state.viewers, state.hubs.encoded,
+                                   ec.event_metrics if ec is not None else None)
         return Response(body, media_type=ctype)
 
     def shown(st) -> dict:  # credentials in a source or a reason never leave the process
@@ -244,6 +250,43 @@ def build_app(state: ServerState):
         while transport is not None and not transport.is_closing() and not state.closing.is_set() \
                 and unsent_bytes(transport) > VIEWER_BACKLOG:
             await asyncio.sleep(BACKLOG_POLL_S)
+
+    def event_control() -> EventControl | None:
+        """The run's events, or None for a run that keeps none (a plain StreamControl, or a run without events)."""
+        if isinstance(control, EventControl) and control.events(None, None, 1) is not None:
+            return control
+        return None
+
+    def with_urls(rec: dict) -> dict:
+        kinds = rec.get("images") or []
+        return {**rec, "images": {k: f"/api/events/{rec['id']}/{k}.jpg" for k in kinds}}
+
+    @app.get("/api/events")
+    async def events(stream: str | None = None, since: int | None = None, limit: int = 100):
+        ec = event_control()
+        if ec is None:
+            return error(404, NO_EVENTS)
+        if not 1 <= limit <= MAX_EVENTS:
+            return error(400, f"limit must be from 1 to {MAX_EVENTS}, but got {limit}")
+        rows = ec.events(stream, since, limit)
+        if stream is not None and not rows and not known(stream):
+            return unknown(stream)
+        last = rows[-1]["seq"] if rows else since
+        return {"events": [with_urls(r) for r in rows], "last": last}
+
+    @app.get("/api/events/{event_id}/{kind}.jpg")
+    async def event_image(event_id: str, kind: str):
+        ec = event_control()
+        if ec is None:
+            return error(404, NO_EVENTS)
+        if kind not in EVENT_IMAGES:
+            return error(404, f"no image {kind!r}: an event's images are {' and '.join(EVENT_IMAGES)} "
+                              f"(/api/events/ID/crop.jpg)")
+        jpeg = ec.event_image(event_id, kind)
+        if jpeg is None:
+            return error(404, f"no {kind} image of event {event_id!r}: not made yet, or forgotten (the API keeps "
+                              "the images of the most recent objects only)")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/streams/{name}.mjpg")
     async def mjpeg(name: str, request: Request, heatmap: bool = False):

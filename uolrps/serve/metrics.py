@@ -12,13 +12,17 @@ from uolrps.runtime.control import STATES, StreamControl
 
 
 def metrics_text(control: StreamControl, viewers: Callable[[], int],
-                 encoded: Callable[[], dict[tuple[str, bool], int]]) -> tuple[bytes, str]:
-    """The body and content type of one scrape."""
+                 encoded: Callable[[], dict[tuple[str, bool], int]],
+                 events: Callable[[], dict] | None = None) -> tuple[bytes, str]:
+    """The body and content type of one scrape; ``events``: the run's
+    :meth:`~uolrps.runtime.control.EventControl.event_metrics`, when it makes events."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(control, viewers, encoded))
+    if events is not None:
+        registry.register(_EventCollector(events))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
@@ -62,3 +66,35 @@ class _Collector:
             if name in names:  # a removed stream's series go with it
                 encoded.add_metric([name, "1" if heat else "0"], n)
         yield from (frames, drops, reopens, fps, latency, state, viewers, encoded)
+
+
+PUBLISHER_COUNTERS = (("sent", "delivered"), ("dropped", "dropped (the queue was full, or left at exit)"),
+                      ("failed", "failed tries (retried) and events refused by the other end"))
+
+
+class _EventCollector:
+    """Events made per stream and type, and each publisher's counters (``RunStats.event_counters``)."""
+
+    def __init__(self, events) -> None:
+        self.events = events
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        got = self.events()
+        made = CounterMetricFamily("uolrps_events", "Events made per stream and type", labels=["stream", "type"])
+        for (stream, kind), n in sorted(got.get("events", {}).items()):
+            made.add_metric([stream, kind], n)
+        yield made
+        publishers = sorted(got.get("publishers", {}).items())
+        for key, what in PUBLISHER_COUNTERS:
+            family = CounterMetricFamily(f"uolrps_event_publisher_{key}", f"Events {what}, per publisher",
+                                         labels=["publisher"])
+            for name, counters in publishers:
+                family.add_metric([name], counters.get(key, 0))
+            yield family
+        queued = GaugeMetricFamily("uolrps_event_publisher_queued", "Events waiting to be sent now, per publisher",
+                                   labels=["publisher"])
+        for name, counters in publishers:
+            queued.add_metric([name], counters.get("queued", 0))
+        yield queued

@@ -1,4 +1,5 @@
-"""The browser page: every stream live with its boxes, and its counters refreshed once a second.
+"""The browser page: every stream live with its boxes (and track ids), its counters refreshed once a second,
+and, for a run that makes events, the recent events with a thumbnail of each object.
 
 Plain HTML and a little JavaScript, no build step and nothing fetched from elsewhere. Video is MJPEG in an
 ``<img>`` (no encoder, no player). A browser keeps at most 6 HTTP/1.1 connections per server, so with more
@@ -26,6 +27,11 @@ figcaption { font-size: .85rem; margin: .4rem 0; display: flex; flex-wrap: wrap;
 .running { color: #7e7; } .failed { color: #f77; } .ended { color: #aaa; } .opening, .reopening { color: #fc6; }
 input, button { background: #333; color: #eee; border: 1px solid #555; border-radius: 4px; padding: .25rem .5rem; }
 #msg { font-size: .85rem; }
+#events h2 { font-size: 1.05rem; margin: 1rem 0 .4rem; }
+#evlist { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wrap; gap: .5rem; }
+#evlist li { background: #222; border-radius: 6px; padding: .3rem; width: 170px; font-size: .8rem; }
+#evlist img.thumb { display: block; max-width: 160px; max-height: 160px; margin: 0 auto .2rem; background: #000; }
+#evlist .start { color: #7e7; } #evlist .end { color: #aaa; } #evlist .enter, #evlist .leave { color: #fc6; }
 </style>
 </head>
 <body>
@@ -41,6 +47,10 @@ input, button { background: #333; color: #eee; border: 1px solid #555; border-ra
   <span id="msg"></span>
 </header>
 <main id="grid"></main>
+<section id="events" hidden>
+  <h2>recent events</h2>
+  <ol id="evlist"></ol>
+</section>
 <script>
 "use strict";
 const MJPEG_MAX = %MJPEG_MAX%;
@@ -146,7 +156,59 @@ form.onsubmit = (ev) => {
   change("POST", "/api/streams", body);
 };
 heat.onchange = () => { for (const c of cards.values()) show(c); };
+
+const EVENTS_SHOWN = 30;
+const evbox = document.getElementById("events");
+const evlist = document.getElementById("evlist");
+let evLast = null;
+
+function eventImage(ev, kind) {
+  return "/api/events/" + encodeURIComponent(ev.id) + "/" + kind + ".jpg";
+}
+
+function addEvent(ev) {
+  const li = document.createElement("li");
+  li.className = "event";
+  li.dataset.id = ev.id;
+  li.dataset.seq = ev.seq;
+  li.dataset.stream = ev.stream;
+  const link = document.createElement("a");
+  link.href = eventImage(ev, "frame");
+  link.target = "_blank";
+  const img = document.createElement("img");
+  img.className = "thumb";
+  img.alt = "object " + ev.id;
+  let tries = 0;  // the thumbnail is made off the inference thread: it may come a moment after the event
+  const retry = () => { img.src = eventImage(ev, "crop") + "?t=" + Date.now(); };
+  img.onerror = () => { if (++tries <= 5) setTimeout(retry, 1000); };
+  img.src = eventImage(ev, "crop") + "?seq=" + ev.seq;
+  link.append(img);
+  const when = new Date(ev.wall * 1000).toLocaleTimeString();
+  const text = field(ev.stream + " #" + ev.track + " " + ev.type + (ev.zone ? " " + ev.zone : ""), ev.type,
+                     "object " + ev.id + ", seen " + ev.duration.toFixed(1) + " s, peak " + ev.peak.toFixed(2));
+  li.append(link, text, document.createElement("br"), field(when + " (" + ev.duration.toFixed(1) + " s)", "when"));
+  evlist.prepend(li);
+  while (evlist.children.length > EVENTS_SHOWN) evlist.lastElementChild.remove();
+}
+
+async function pollEvents() {
+  let wait = 1000;
+  try {
+    const q = evLast === null ? "?limit=" + EVENTS_SHOWN : "?since=" + evLast + "&limit=100";
+    const r = await fetch("/api/events" + q, {cache: "no-store"});
+    if (r.status === 404) { evbox.hidden = true; wait = 5000; }  // this run makes no events
+    else if (r.ok) {
+      const data = await r.json();
+      evbox.hidden = false;
+      for (const ev of data.events) addEvent(ev);
+      if (data.last !== null && data.last !== undefined) evLast = data.last;
+    }
+  } catch (e) { wait = 2000; }
+  setTimeout(pollEvents, wait);
+}
+
 poll();
+pollEvents();
 </script>
 </body>
 </html>

@@ -1,7 +1,8 @@
 """The `uolrps` command: a thin skin over the library, one module per command.
 
 Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.core.errors.UserError` anywhere becomes one
-line on stderr and exit code 2, never a traceback; an :class:`uolrps.core.errors.OptionError` is first reworded with
+line on stderr and exit code 2, never a traceback, and so does a usage error (a missing option, a value that is not
+a number): ``error: ... (`uolrps run --help` lists the options)``; an :class:`uolrps.core.errors.OptionError` is first reworded with
 the flags of the command that ran (:func:`word_option_errors`).
 """
 
@@ -128,10 +129,39 @@ def main(argv: list[str] | None = None) -> int:
         command = typer.main.get_command(app)
         conventional_help(command)
         word_option_errors(command)
-        command(args=args, prog_name="uolrps")  # standalone: usage errors print themselves and exit
+        code = command(args=args, prog_name="uolrps", standalone_mode=False)  # usage errors come back to us
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
+    except CLICK.NoArgsIsHelpError:  # `uolrps` or `uolrps run` alone: the help, as Typer shows it
+        return _standalone(command, args)
+    except CLICK.UsageError as e:  # one line, like every other bad input (Typer would draw a box over several)
+        where = e.ctx.command_path if e.ctx is not None else "uolrps"
+        typer.echo(f"error: {e.format_message()} (`{where} --help` lists the options)", err=True)
+        return e.exit_code
+    except typer.Abort:  # Ctrl-C outside a command's own signal handling
+        typer.echo("Aborted!", err=True)
+        return 1
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0  # typer.Exit(N) comes back as N
+
+
+def _click_exceptions():
+    """The click exception classes Typer raises: its own vendored copy (Typer >= 0.2x), else click's."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+CLICK = _click_exceptions()
+
+
+def _standalone(command, args: list[str]) -> int:
+    try:
+        command(args=args, prog_name="uolrps")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0

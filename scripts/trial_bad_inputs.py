@@ -55,6 +55,7 @@ class Case:
     allow_new: tuple[str, ...] = ()  # glob patterns (relative to the case folder) a failed command may leave
     signals: tuple = ()  # (delay_s, signal) pairs sent after the first one lands mid-run
     outputs: tuple[str, ...] = ()  # signal cases: the files to validate
+    whole: tuple[str, ...] = ()  # error cases: files that, where left, must be whole (JSONL lines, a playable video)
     note: str = ""  # note cases: a regex the output must hold
     absent: str = ""  # note cases: a regex the output must not hold
     timeout: float = 120.0
@@ -194,9 +195,10 @@ def cases(w: Path) -> list[Case]:
         setup=lambda d: (small_disk(d / "disk", "8k"), (d / "disk" / "fill").write_bytes(b"\0" * 4096)),
         allow_new=("disk/r.jsonl",))
     add("disk filling mid-run (jsonl + mp4 + summary)",
-        ["run", "--video", clip, "--model", m, "-q", "--jsonl", "disk/r.jsonl", "--save", "disk/r.mp4",
-         "--summary-json", "disk/s.json"], setup=lambda d: small_disk(d / "disk", "1m"),
-        allow_new=("disk/r.jsonl", "disk/r.mp4", "disk/s.json"))
+        ["run", "--video", clip, "--model", m, "-q", "--loop", "--jsonl", "disk/r.jsonl", "--save", "disk/r.mp4",
+         "--summary-json", "disk/s.json"], setup=lambda d: small_disk(d / "disk", "4m"),
+        allow_new=("disk/r.jsonl", "disk/r.mp4", "disk/s.json"), whole=("disk/r.jsonl", "disk/r.mp4", "disk/s.json"),
+        timeout=300)
     add("demo-data on a full disk", ["demo-data", "disk/demo"], setup=lambda d: small_disk(d / "disk", "1m"))
     # inputs overwritten
     add("save onto a hard link of the input video", ["run", "--video", clip, "--model", m, "-q", "--save", "h.mp4"],
@@ -325,14 +327,15 @@ def one_error_line(stderr: str) -> tuple[bool, str]:
     return len(lines) == 1, (lines[0] if lines else "")
 
 
-def validate_outputs(d: Path, names: tuple[str, ...]) -> list[str]:
+def validate_outputs(d: Path, names: tuple[str, ...], required: bool = True) -> list[str]:
     import cv2
 
     problems = []
     for name in names:
         p = d / name
         if not p.exists():
-            problems.append(f"{name} missing")
+            if required:
+                problems.append(f"{name} missing")
             continue
         if name.endswith(".jsonl"):
             text = p.read_text()
@@ -407,6 +410,7 @@ def run_case(case: Case, w: Path, index: int) -> Result:
             n = len([ln for ln in err.splitlines() if ln.startswith("error:")])
             problems.append(f"{n} error lines" + (" (a usage box)" if "Usage:" in err else ""))
         problems += compare(before, after, rel, allow)
+        problems += validate_outputs(d, case.whole, required=False)
     return Result(case, not problems, "; ".join(problems) or "clean", rc, seconds, first or err.strip()[-200:])
 
 

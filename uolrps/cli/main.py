@@ -8,10 +8,13 @@ the flags of the command that ran (:func:`word_option_errors`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
+import signal
 import sys
+import threading
 
 import typer
 
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         command = typer.main.get_command(app)
         conventional_help(command)
         word_option_errors(command)
-        code = command(args=args, prog_name="uolrps", standalone_mode=False)  # usage errors come back to us
+        with _interruptible():
+            code = command(args=args, prog_name="uolrps", standalone_mode=False)  # usage errors come back to us
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
@@ -145,6 +149,45 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return code if isinstance(code, int) and not isinstance(code, bool) else 0  # typer.Exit(N) comes back as N
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGTERM (``kill``, ``docker stop``) ends any command as Ctrl-C does, not by the default, fatal action:
+    the first SIGINT or SIGTERM raises KeyboardInterrupt (exit 130, said in one line), so the command's cleanup
+    runs (temporary files removed, nothing half-written renamed into place); later ones are ignored, so they
+    cannot cut that cleanup short. ``uolrps run`` installs its own handlers over these (the summary is still
+    written). A SIGINT the caller ignores (``nohup ... &``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise KeyboardInterrupt
+        fired.append(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if current in (signal.SIG_IGN, None) or (sig == signal.SIGINT and current is not signal.default_int_handler):
+            continue  # ignored by the caller, or someone else's handler: left alone
+        if sig == signal.SIGTERM and current != signal.SIG_DFL:
+            continue
+        previous[sig] = current
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        if fired:
+            name = signal.Signals(fired[0]).name
+            typer.echo(f"interrupted by {name}: stopped before finishing; every output is whole or not written",
+                       err=True)
+        for sig, before in previous.items():  # as they were (main() is also called in-process), unless a
+            if signal.getsignal(sig) is handler:  # command set its own meanwhile (run ignores late signals)
+                signal.signal(sig, signal.SIG_IGN if fired else before)  # interrupted: exiting, late ones ignored
 
 
 def _click_exceptions():

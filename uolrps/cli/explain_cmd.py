@@ -28,7 +28,7 @@ def explain_(
     image: Path = typer.Argument(..., help="Image to explain."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file (.onnx or .engine): gives the foreground box."),
     calib: Path = typer.Option(..., "--calib", help="Calibration file written by `uolrps calib --keep-representers`."),
-    box: str = typer.Option(None, "--box", help="Explain this region x1,y1,x2,y2 instead of the model's box."),
+    box: str = typer.Option(None, "--box", help="Explain this region x1,y1,x2,y2 instead of the model's box (the default)."),
     k: int = typer.Option(8, "-k", help="How many most positive and most negative calibration images to show."),
     output: Path = typer.Option(Path("explain.png"), "-o", "--output", help="PNG grid to write."),
     as_json: bool = typer.Option(False, "--json", help="Print paths, values and patch positions as JSON."),

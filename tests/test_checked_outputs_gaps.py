@@ -169,3 +169,20 @@ def test_a_cut_digest_file_in_the_weights_cache_is_hashed_again_not_a_traceback(
     assert digest == hashlib.sha256(b"weights").hexdigest() and path == tmp_path / "w.pth"
     assert (tmp_path / "w.pth.sha256").read_text().split()[0] == digest
     no_temporaries(tmp_path)
+
+
+# --- run --save FOLDER for image sources ---------------------------------------------------------------------------
+
+def test_save_folder_refuses_a_hard_link_of_an_input_image_and_keeps_it(tmp_path):
+    from test_checked_outputs import one_line_error
+    from tinymodel import bright_square_frame
+
+    model = make_tiny_model(tmp_path / "m.onnx")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "out").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), bright_square_frame())
+    before = (tmp_path / "photos" / "a.png").read_bytes()
+    os.link(tmp_path / "photos" / "a.png", tmp_path / "out" / "a.png")  # the same file in the output folder
+    res = uolrps("run", "--video", tmp_path / "photos", "--model", model, "-q", "--save", tmp_path / "out")
+    one_line_error(res, "would overwrite an input image")  # before: exit 0, the input overwritten with boxes
+    assert (tmp_path / "photos" / "a.png").read_bytes() == before

@@ -12,11 +12,19 @@ import time
 from tinymodel import make_tiny_model
 
 
+def default_signals() -> None:
+    """The child starts with the default dispositions, whatever this process has (an in-process `uolrps run` in
+    an earlier test leaves SIGTERM ignored, and an ignored signal is inherited)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_two_sigterms_end_a_bench_cleanly_with_one_line_and_no_output(tmp_path):
     model = make_tiny_model(tmp_path / "m.onnx")
     proc = subprocess.Popen([sys.executable, "-m", "uolrps.cli.main", "bench", str(model), "--backends", "ort:cpu",
                              "--warmup", "1", "--iters", "1000000", "--json", str(tmp_path / "b.json")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=default_signals)
     time.sleep(6)  # imports done, the timing loop running
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.01)

@@ -206,8 +206,9 @@ def cases(w: Path) -> list[Case]:
     add("save onto the input video itself", ["run", "--video", clip, "--model", m, "-q", "--save", clip])
     add("save onto a symlink to the input", ["run", "--video", clip, "--model", m, "-q", "--save", "s.mp4"],
         setup=lambda d: (d / "s.mp4").symlink_to(clip))
+    first = sorted(imgs.iterdir())[0]
     add("save FOLDER holding a hard link of an input image", ["run", "--video", imgs, "--model", m, "-q", "--save", "out"],
-        setup=lambda d: ((d / "out").mkdir(), os.link(sorted(imgs.iterdir())[0], d / "out" / sorted(imgs.iterdir())[0].name)),
+        setup=lambda d: ((d / "out").mkdir(), os.link(first, d / "out" / first.name)),
         allow_new=("out/*",))
     add("save FOLDER onto the source folder", ["run", "--video", imgs, "--model", m, "-q", "--save", imgs])
     add("jsonl onto a hard link of the model", run + ["--jsonl", "m.jsonl"], setup=lambda d: os.link(m, d / "m.jsonl"))

@@ -2,8 +2,9 @@
 
 Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.core.errors.UserError` anywhere becomes one
 line on stderr and exit code 2, never a traceback, and so does a usage error (a missing option, a value that is not
-a number): ``error: ... (`uolrps run --help` lists the options)``; an :class:`uolrps.core.errors.OptionError` is first reworded with
-the flags of the command that ran (:func:`word_option_errors`).
+a number): ``error: ... (`uolrps run --help` lists the options)``; an :class:`uolrps.core.errors.OptionError` is
+first reworded with the flags of the command that ran (:func:`word_option_errors`). SIGTERM ends a command as
+Ctrl-C does (:func:`_interruptible`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tinymodel import make_tiny_model
 
 
@@ -19,6 +21,7 @@ def default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_two_sigterms_end_a_bench_cleanly_with_one_line_and_no_output(tmp_path):
     model = make_tiny_model(tmp_path / "m.onnx")
     proc = subprocess.Popen([sys.executable, "-m", "uolrps.cli.main", "bench", str(model), "--backends", "ort:cpu",

@@ -1,17 +1,25 @@
 """Demo data from photos that ship with scikit-image: a few JPEGs and a short pan/zoom clip.
 
 ``uolrps demo-data DIR`` writes ``DIR/images/*.jpg`` and ``DIR/clip.mp4`` (90 frames, 640 x 480, 30 FPS),
-so ``uolrps run`` can be tried without a camera or a download.
+so ``uolrps run`` can be tried without a camera or a download. They are written as one set through the checked
+output layer (:func:`uolrps.export.fileset.write_set`): a device, FIFO, socket or folder at one of their paths
+is refused before any work, and a full disk leaves the files there before untouched, with one line.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from uolrps.core.checked_io import free_bytes, refuse_special
 from uolrps.core.errors import UserError
+from uolrps.export.fileset import write_set
+
+RESERVE_BYTES = 1 << 20  # kept free while the clip is written: its closing index and the folder's entries
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "camera")  # skimage.data functions, bundled offline
 
@@ -69,27 +77,54 @@ def make_demo_data(root: str | Path, frames: int = 90, fps: float = 30.0, size: 
     for p in (root, root / "images"):
         if p.exists() and not p.is_dir():
             raise UserError(f"{str(p)!r} is a file: give a folder for the demo data (it gets images/ and clip.mp4)")
+    clip = root / "clip.mp4"
+    targets = [root / "images" / f"{name}.jpg" for name in photos]
+    for target in (*targets, clip):  # before any work: a device, FIFO, socket or folder there is never written into
+        refuse_special(target, "demo-data")
     try:
         (root / "images").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot make the folder {str(root / 'images')!r} ({e.strerror}): choose another place") from None
     bgr = load_photos()
-    paths = []
-    for name in photos:
-        path = root / "images" / f"{name}.jpg"
-        if not cv2.imwrite(str(path), bgr[name], [cv2.IMWRITE_JPEG_QUALITY, 92]):
-            raise UserError(f"cannot write {path}")
-        paths.append(path)
-    clip = root / "clip.mp4"
+    items = []
+    for name, path in zip(photos, targets):
+        ok, data = cv2.imencode(".jpg", bgr[name], [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise UserError(f"OpenCV cannot encode {path.name}")
+        items.append((path, lambda tmp, payload=data.tobytes(): tmp.write_bytes(payload)))
+    items.append((clip, lambda tmp: _write_clip(tmp, bgr, photos, frames, fps, size)))
+    write_set(items, "demo-data")  # the images and the clip: all of them, whole, or none (said in one line)
+    return DemoData(tuple(targets), clip, frames, fps, size)
+
+
+def _write_clip(path: Path, bgr: dict, photos: tuple[str, ...], frames: int, fps: float,
+                size: tuple[int, int]) -> None:
+    """The pan/zoom clip into ``path``; an OSError when it could not be written whole (OpenCV's writer does not
+    report a full disk: the free space is watched while writing and the finished file read back)."""
+    import cv2
+
     H, W = size
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
     if not writer.isOpened():
-        raise UserError(f"OpenCV cannot write {clip} (mp4v codec)")
+        raise UserError(f"OpenCV cannot write {path.name} (mp4v codec)")
     try:
         per = np.array_split(np.arange(frames), len(photos))
         for name, idx in zip(photos, per):
             for k in range(len(idx)):
+                free = free_bytes(path.parent)
+                if free is not None and free < RESERVE_BYTES:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 writer.write(_pan_zoom(bgr[name], k / max(len(idx) - 1, 1), size))
     finally:
         writer.release()
-    return DemoData(tuple(paths), clip, frames, fps, size)
+    cap = cv2.VideoCapture(str(path))
+    try:
+        n = 0
+        while cap.isOpened() and cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if n != frames:  # cut short: a full disk (the usual cause) or an I/O error
+        free = free_bytes(path.parent)
+        raise OSError(errno.ENOSPC if free is not None and free < RESERVE_BYTES else errno.EIO,
+                      f"the clip holds {n} of {frames} frames")

@@ -10,6 +10,7 @@ Nothing is downloaded unless the user asked for a backbone without ``--weights``
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import urllib.request
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
+from uolrps.core.checked_io import write_failed
 from uolrps.core.digest import sha256_file
 from uolrps.core.errors import OptionError, UserError
 from uolrps.core.progress import progress as progress_bar
@@ -60,8 +62,9 @@ def cached_weights(url: str, progress: bool = True, timeout: float = 30.0,
     folder = cache_dir()
     dest = folder / name
     digest_file = dest.with_name(name + ".sha256")
-    if dest.is_file() and digest_file.is_file():
-        return dest, digest_file.read_text().split()[0]
+    recorded = _recorded_digest(digest_file) if dest.is_file() else None
+    if recorded is not None:
+        return dest, recorded
     if dest.is_file():
         return dest, _accept(dest, digest_file, url, check)
     try:
@@ -73,15 +76,45 @@ def cached_weights(url: str, progress: bool = True, timeout: float = 30.0,
         _download(url, part, progress, timeout)
     except (OSError, ValueError) as e:
         part.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
+            raise write_failed("the weights cache", part, e, "the partial download was removed") from None
         reason = getattr(e, "reason", None) or e
         raise OptionError(
             f"cannot download {url} ({reason}); offline, fetch that file on another machine and put it at "
             f"{dest} (or pass weights=PATH)", "weights"
         ) from None
     digest = sha256_file(part)
-    os.replace(part, dest)
-    digest_file.write_text(f"{digest}  {name}\n")
+    try:
+        with open(part, "rb") as f:  # on disk before it takes the cache name
+            os.fsync(f.fileno())
+        os.replace(part, dest)
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise write_failed("the weights cache", dest, e, "nothing was kept") from None
+    _write_digest(digest_file, digest, name)
     return dest, digest
+
+
+def _recorded_digest(digest_file: Path) -> str | None:
+    """The SHA-256 recorded beside a cached file; None when absent or not a SHA-256 (an empty or cut file,
+    left by a crash before the digest was written atomically): the file is then hashed again."""
+    try:
+        words = digest_file.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return None
+    if words and len(words[0]) == 64 and all(c in "0123456789abcdef" for c in words[0]):
+        return words[0]
+    if digest_file.exists():
+        log.warning("%s is not a SHA-256 record: the file beside it is checked and hashed again", digest_file)
+    return None
+
+
+def _write_digest(digest_file: Path, digest: str, name: str) -> None:
+    from uolrps.core.paths import write_atomic
+
+    text = f"{digest}  {name}\n"
+    write_atomic(digest_file, lambda tmp: tmp.write_text(text, encoding="utf-8"), "the weights cache",
+                 size=len(text))
 
 
 def _accept(dest: Path, digest_file: Path, url: str, check: Callable[[Path], None] | None) -> str:
@@ -94,9 +127,9 @@ def _accept(dest: Path, digest_file: Path, url: str, check: Callable[[Path], Non
                               f"usable: {e}. Replace it with the file from {url}, or pass weights=PATH", "weights") from None
     digest = sha256_file(dest)
     try:
-        digest_file.write_text(f"{digest}  {dest.name}\n")
-    except OSError as e:
-        log.warning("could not write %s (%s): the hash is recomputed on every use", digest_file, e.strerror)
+        _write_digest(digest_file, digest, dest.name)
+    except UserError as e:
+        log.warning("could not write %s (%s): the hash is recomputed on every use", digest_file, e)
     log.warning("accepted %s (put there by hand): sha256 %s, written to %s", dest, digest, digest_file.name)
     return digest
 

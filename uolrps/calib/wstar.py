@@ -48,7 +48,8 @@ class Calibration:
                       n_images=np.asarray(self.n_images, dtype=np.int64), meta=np.array(json.dumps(self.meta)))
         if self.representers:
             arrays.update(self.representers)
-        return write_atomic(path, lambda tmp: np.savez(tmp, **arrays), "output")
+        size = sum(a.nbytes for a in arrays.values()) + 512 * len(arrays)  # the .npz: arrays plus a header each
+        return write_atomic(path, lambda tmp: np.savez(tmp, **arrays), "output", size=size)
 
 
 def _sample(paths: list[Path], ratio: float, seed: int) -> list[Path]:

@@ -36,7 +36,7 @@ def bench(
     typer.echo(table(report))
     if json_out is not None:
         text = json.dumps(report.to_json(), indent=1) + "\n"
-        write_atomic(json_out, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--json")
+        write_atomic(json_out, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--json", size=len(text.encode()))
         typer.echo(f"wrote {json_out}", err=True)
 
 

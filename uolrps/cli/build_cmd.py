@@ -11,8 +11,8 @@ def build(
     model: Path = typer.Argument(..., help="ONNX file from `uolrps export` (model.fp16.onnx for FP16 engines)."),
     engine_path: Path = typer.Option(None, "-o", "--output", help="Engine to write; default: MODEL with .engine."),
     workspace_gib: float = typer.Option(2.0, "--workspace-gib", help="Largest scratch memory a layer may use, GiB."),
-    timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds)."),
-    dla_core: int = typer.Option(None, "--dla", help="Run on this DLA core (Jetson AGX Orin / Orin NX; the Orin Nano has "
+    timing_cache: Path = typer.Option(None, "--timing-cache", help="Timing cache file to read and update (faster rebuilds; default: none)."),
+    dla_core: int = typer.Option(None, "--dla", help="Run on this DLA core (default: none, the GPU; Jetson AGX Orin / Orin NX; the Orin Nano has "
                             "none), with GPU fallback. DLA builds need TensorRT 10.x up to 10.7 (JetPack 6); strongly "
                             "typed DLA builds only from TensorRT 11.4.1 with JetPack 7.2. Layers DLA lacks (ViT "
                             "LayerNorm, GELU, attention) fall back to the GPU."),

@@ -27,7 +27,7 @@ def eval_(
     save_vis: Path = typer.Option(None, "--save-vis", help="Write overlays of the worst and best cases into this folder."),
     n_vis: int = typer.Option(8, "--n-vis", help="How many worst and best cases --save-vis writes."),
     channel: int = typer.Option(0, "--channel", help="Heatmap channel to evaluate (class-wise models)."),
-    caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch)."),
+    caam: str = typer.Option(None, "--caam", help="Also evaluate the CAAM baseline (channel sum of the features) of this backbone (needs torch; default: none)."),
     caam_weights: Path = typer.Option(None, "--caam-weights", help="Checkpoint for --caam (default: the published weights)."),
     backend: str = BACKEND,
     providers: str = PROVIDERS,

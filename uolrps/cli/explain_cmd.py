@@ -28,7 +28,7 @@ def explain_(
     image: Path = typer.Argument(..., help="Image to explain."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file (.onnx or .engine): gives the foreground box."),
     calib: Path = typer.Option(..., "--calib", help="Calibration file written by `uolrps calib --keep-representers`."),
-    box: str = typer.Option(None, "--box", help="Explain this region x1,y1,x2,y2 instead of the model's box."),
+    box: str = typer.Option(None, "--box", help="Explain this region x1,y1,x2,y2 instead of the model's box (the default)."),
     k: int = typer.Option(8, "-k", help="How many most positive and most negative calibration images to show."),
     output: Path = typer.Option(Path("explain.png"), "-o", "--output", help="PNG grid to write."),
     as_json: bool = typer.Option(False, "--json", help="Print paths, values and patch positions as JSON."),
@@ -41,23 +41,16 @@ def explain_(
     precision: str = PRECISION,
 ) -> None:
     """Show which calibration images make the model call a region foreground (representer values)."""
-    import cv2
-
     from uolrps.core.drawing import explain_grid
     from uolrps.explain.representers import IDENTITY_TOL, explain
     from uolrps.core.images import read_bgr
-    from uolrps.core.paths import check_output_path, write_atomic
+    from uolrps.core.paths import check_output_path, write_image
 
     check_output_path(output, "-o", (".png",), inputs=tuple(p for p in (image, model, calib, meta) if p))  # before the backbone loads
     exp = explain(image, model, calib, box=parse_box(box), k=k, weights=weights,
                   options=model_options(backend, providers, threads, meta, device, precision))
     grid = explain_grid(exp, read_bgr(image))
-
-    def _write(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), grid):
-            raise OSError(f"OpenCV could not write {tmp}")
-
-    write_atomic(output, _write, "-o")
+    write_image(output, grid, "-o")  # the encoded size is checked against the free space before the write
     if as_json:
         typer.echo(json.dumps(exp.to_json() | {"output": str(output)}, indent=2))
         return

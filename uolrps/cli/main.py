@@ -1,16 +1,21 @@
 """The `uolrps` command: a thin skin over the library, one module per command.
 
 Each module in COMMANDS defines ``register(app)``. A :class:`uolrps.core.errors.UserError` anywhere becomes one
-line on stderr and exit code 2, never a traceback; an :class:`uolrps.core.errors.OptionError` is first reworded with
-the flags of the command that ran (:func:`word_option_errors`).
+line on stderr and exit code 2, never a traceback, and so does a usage error (a missing option, a value that is not
+a number): ``error: ... (`uolrps run --help` lists the options)``; an :class:`uolrps.core.errors.OptionError` is
+first reworded with the flags of the command that ran (:func:`word_option_errors`). SIGTERM ends a command as
+Ctrl-C does (:func:`_interruptible`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
+import signal
 import sys
+import threading
 
 import typer
 
@@ -128,10 +133,79 @@ def main(argv: list[str] | None = None) -> int:
         command = typer.main.get_command(app)
         conventional_help(command)
         word_option_errors(command)
-        command(args=args, prog_name="uolrps")  # standalone: usage errors print themselves and exit
+        with _interruptible():
+            code = command(args=args, prog_name="uolrps", standalone_mode=False)  # usage errors come back to us
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
+    except CLICK.NoArgsIsHelpError:  # `uolrps` or `uolrps run` alone: the help, as Typer shows it
+        return _standalone(command, args)
+    except CLICK.UsageError as e:  # one line, like every other bad input (Typer would draw a box over several)
+        where = e.ctx.command_path if e.ctx is not None else "uolrps"
+        typer.echo(f"error: {e.format_message()} (`{where} --help` lists the options)", err=True)
+        return e.exit_code
+    except typer.Abort:  # Ctrl-C outside a command's own signal handling
+        typer.echo("Aborted!", err=True)
+        return 1
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0  # typer.Exit(N) comes back as N
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGTERM (``kill``, ``docker stop``) ends any command as Ctrl-C does, not by the default, fatal action:
+    the first SIGINT or SIGTERM raises KeyboardInterrupt (exit 130, said in one line), so the command's cleanup
+    runs (temporary files removed, nothing half-written renamed into place); later ones are ignored, so they
+    cannot cut that cleanup short. ``uolrps run`` installs its own handlers over these (the summary is still
+    written). A SIGINT the caller ignores (``nohup ... &``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum, frame):
+        if not fired:
+            fired.append(signum)
+            raise KeyboardInterrupt
+        fired.append(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(sig)
+        if current in (signal.SIG_IGN, None) or (sig == signal.SIGINT and current is not signal.default_int_handler):
+            continue  # ignored by the caller, or someone else's handler: left alone
+        if sig == signal.SIGTERM and current != signal.SIG_DFL:
+            continue
+        previous[sig] = current
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        if fired:
+            name = signal.Signals(fired[0]).name
+            typer.echo(f"interrupted by {name}: stopped before finishing; every output is whole or not written",
+                       err=True)
+        for sig, before in previous.items():  # as they were (main() is also called in-process), unless a
+            if signal.getsignal(sig) is handler:  # command set its own meanwhile (run ignores late signals)
+                signal.signal(sig, signal.SIG_IGN if fired else before)  # interrupted: exiting, late ones ignored
+
+
+def _click_exceptions():
+    """The click exception classes Typer raises: its own vendored copy (Typer >= 0.2x), else click's."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+CLICK = _click_exceptions()
+
+
+def _standalone(command, args: list[str]) -> int:
+    try:
+        command(args=args, prog_name="uolrps")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0

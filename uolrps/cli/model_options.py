@@ -19,7 +19,7 @@ PROVIDERS = typer.Option(None, "--providers", help="ONNX Runtime providers, e.g.
                          "(default: cpu).")
 THREADS = typer.Option(None, "--threads", help="ONNX Runtime or OpenVINO CPU threads (default: see docs/run.md).")
 META = typer.Option(None, "--meta", help="For a TensorRT engine without a sidecar (built by trtexec or Polygraphy): "
-                    "the ONNX file it was built from, which carries the model metadata.")
+                    "the ONNX file it was built from, which carries the model metadata (default: the engine's sidecar JSON).")
 DEVICE = typer.Option(None, "--device", help="OpenVINO device: CPU (default), GPU, NPU or AUTO.")
 PRECISION = typer.Option(None, "--precision", help="OpenVINO inference precision: f32 (default), or bf16 / f16 for a "
                          "model that passed `uolrps gate` on that device.")

@@ -39,7 +39,7 @@ def run(
                                   "-9 or power cut loses only the last one. Default: one file."),
     jsonl: Path = typer.Option(None, "--jsonl", help="Write one JSON line per frame and stream (boxes, scores, latency)."),
     heatmap: bool = typer.Option(False, "--heatmap", help="Overlay the heatmap in --show and --save."),
-    max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames."),
+    max_frames: int = typer.Option(None, "--max-frames", help="Stop each stream after N frames (default: all of them)."),
     loop: bool = typer.Option(False, "--loop", help="Restart a file or image folder at its end (until Ctrl-C)."),
     backend: str = RUN_BACKEND,
     providers: str = PROVIDERS,
@@ -55,9 +55,9 @@ def run(
     stall_timeout: float = typer.Option(5.0, "--stall-timeout", help="Seconds without a frame before a live source "
                                         "is reopened."),
     reopen_limit: int = typer.Option(10, "--reopen-limit", help="Failed recoveries in a row before a live stream ends."),
-    size: str = typer.Option(None, "--size", help="Camera capture size WIDTHxHEIGHT (V4L2)."),
-    fps: float = typer.Option(None, "--fps", help="Camera frame rate (V4L2)."),
-    fourcc: str = typer.Option(None, "--fourcc", help="Camera pixel format, e.g. MJPG or YUYV (V4L2)."),
+    size: str = typer.Option(None, "--size", help="Camera capture size WIDTHxHEIGHT (V4L2; default: the camera's own)."),
+    fps: float = typer.Option(None, "--fps", help="Camera frame rate (V4L2; default: the camera's own)."),
+    fourcc: str = typer.Option(None, "--fourcc", help="Camera pixel format, e.g. MJPG or YUYV (V4L2; default: the camera's own)."),
     rtsp_transport: str = typer.Option("tcp", "--rtsp-transport", help="RTSP over tcp (default) or udp."),
     serve: str = typer.Option(None, "--serve", help="Serve a browser view and an HTTP API at [HOST:]PORT "
                               "(default host 127.0.0.1)."),
@@ -66,7 +66,7 @@ def run(
                                     "/healthz requires it (header or the page's login); on loopback POST/DELETE do."),
     serve_allow: str = typer.Option(None, "--serve-allow", help="What the HTTP API may open besides network streams "
                                     "(rtsp, http): camera, gst (checked pipelines), files=FOLDER; comma-separated. "
-                                    "Sources given here on the command line are not limited."),
+                                    "Sources given here on the command line are not limited (default: network streams only)."),
     serve_open_metrics: bool = typer.Option(False, "--serve-open-metrics", help="Beyond loopback, serve /metrics "
                                             "without the token (for a Prometheus scraper on a trusted network)."),
     mqtt: str = typer.Option(None, "--mqtt", metavar="URL", envvar="UOLRPS_MQTT", show_envvar=True,

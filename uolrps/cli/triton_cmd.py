@@ -21,7 +21,7 @@ def _preferred(text: str | None) -> tuple[int, ...] | None:
 def triton_repo(
     model: Path = typer.Argument(..., help="The .onnx from `uolrps export`."),
     output: Path = typer.Option(..., "-o", "--output", help="Model repository folder (created; other models in it are kept)."),
-    engine: Path = typer.Option(None, "--engine", help="Also a tensorrt_plan entry <name>_trt from this engine (uolrps build)."),
+    engine: Path = typer.Option(None, "--engine", help="Also a tensorrt_plan entry <name>_trt from this engine (uolrps build; default: none, the ONNX entry only)."),
     name: str = typer.Option(None, "--name", help="Model name on the server (default: the file's stem)."),
     max_batch: int = typer.Option(None, "--max-batch", help="max_batch_size of a dynamic-batch model (default 8)."),
     preferred: str = typer.Option(None, "--preferred-batch", help="Preferred batch sizes, e.g. 4,8 (default: half and all of max)."),

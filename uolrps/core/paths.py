@@ -150,3 +150,18 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_image(path: str | Path, image, name: str = "output", params: Iterable[int] = ()) -> Path:
+    """Encode ``image`` (BGR uint8) by ``path``'s suffix and write it with :func:`write_atomic`: the encoded size
+    is known before the write, so a file that cannot fit is refused before it is begun, and a device, FIFO,
+    socket or folder at ``path`` is refused, never written into; a write failure is one line and leaves no cut
+    image."""
+    import cv2
+
+    path = Path(path)
+    ok, data = cv2.imencode(path.suffix or ".png", image, list(params))
+    if not ok:
+        raise option_error(f"{name} {str(path)!r}: OpenCV cannot encode {path.suffix or 'these'} images", name)
+    payload = data.tobytes()
+    return write_atomic(path, lambda tmp: tmp.write_bytes(payload), name, size=len(payload))

@@ -171,4 +171,4 @@ def _write_json(path: Path, result: dict) -> None:
     from uolrps.core.paths import write_atomic
 
     text = json.dumps(result, indent=2) + "\n"
-    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "json_path")
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), "json_path", size=len(text.encode()))

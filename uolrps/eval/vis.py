@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uolrps.core.errors import OptionError, UserError
+from uolrps.core.errors import OptionError
+from uolrps.core.paths import write_image
 from uolrps.core.boxes import box_iou
 from uolrps.core import drawing as draw
 from uolrps.core.images import read_bgr
@@ -40,8 +41,6 @@ def case_image(bgr: np.ndarray, heatmap: np.ndarray, gt: np.ndarray, pred: np.nd
 def save_cases(out_dir: str | Path, items: list, heatmaps: np.ndarray, sizes: list, threshold: float,
                n: int = 8, placement: str = "authors") -> dict:
     """Write ``worst_XX_<name>.png`` and ``best_XX_<name>.png`` (n each) into ``out_dir``; returns their list."""
-    import cv2
-
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +62,6 @@ def save_cases(out_dir: str | Path, items: list, heatmaps: np.ndarray, sizes: li
             img = case_image(bgr, heatmaps[i], items[i].boxes, preds[i], float(ious[i]), threshold,
                              items[i].path.name)
             file = out / f"{kind}_{rank:02d}_{_safe(items[i].path.stem)}.png"
-            if not cv2.imwrite(str(file), img):
-                raise UserError(f"cannot write {file}")
+            write_image(file, img, "save_vis")  # checked: no device or FIFO written into, no cut image, one line
             listing[kind].append({"file": str(file), "image": str(items[i].path), "iou": float(ious[i])})
     return listing

@@ -147,8 +147,11 @@ def verify(model, graph, images: list[np.ndarray], threshold: float, batch: int 
 
 
 def _threshold_of(sess, default: float = 0.5) -> float:
+    """The box threshold the model file stores (``uolrps.threshold``, a JSON number; a bare ``threshold`` prop
+    where a graph has only that), else ``default``."""
+    props = sess.get_modelmeta().custom_metadata_map
     try:
-        return float(sess.get_modelmeta().custom_metadata_map.get("threshold", default))
+        return float(props.get("uolrps.threshold", props.get("threshold", default)))
     except (TypeError, ValueError):
         return default
 

@@ -14,11 +14,13 @@ contract from the server. The written text is parsed with Triton's own ``ModelCo
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from uolrps.core.checked_io import check_free_space, write_failed
 from uolrps.core.errors import OptionError, UserError
 from uolrps.model.meta import ModelMeta
 
@@ -217,10 +219,20 @@ def default_name(model: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", model.stem)
 
 
+def _entry_bytes(config: str, files: dict[str, Path | str]) -> int:
+    """What one entry will take on disk, known before it is written (its config and files)."""
+    return len(config.encode()) + sum(len(src.encode()) if isinstance(src, str) else Path(src).stat().st_size
+                                      for src in files.values())
+
+
 def _stage(out: Path, name: str, config: str, files: dict[str, Path | str]) -> Path:
-    """Write one entry into a hidden staging folder inside ``out``; returns it."""
+    """Write one entry into a hidden staging folder inside ``out``; returns it. A staging folder left there by
+    an earlier write that was killed is removed first, and named in the log."""
     stage = out / f".{name}.tmp"
-    shutil.rmtree(stage, ignore_errors=True)
+    if stage.is_dir() and not stage.is_symlink():
+        shutil.rmtree(stage, ignore_errors=True)
+        logging.getLogger("uolrps").warning("removed %s, left by an earlier write of %s that did not finish",
+                                            stage, name)
     (stage / "1").mkdir(parents=True)
     (stage / "config.pbtxt").write_text(config, encoding="utf-8")
     for rel, src in files.items():
@@ -278,6 +290,12 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"-o {str(out)!r}: cannot create the folder ({e.strerror}): choose another place") from None
+    try:  # the sizes are known: an entry that cannot fit is refused before it is begun
+        check_free_space(out / plans[0][0], sum(_entry_bytes(text, f) for _, text, f, _ in plans), "-o")
+    except UserError:
+        if platform == "openvino":
+            shutil.rmtree(ir_dir, ignore_errors=True)
+        raise
     staged: list[tuple[str, Path]] = []
     try:
         for entry_name, text, entry_files, _ in plans:
@@ -288,16 +306,18 @@ def write_triton_repo(model: str | Path, out: str | Path, settings: RepoSettings
         for _, stage in staged:
             shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(out / f".{plans[len(staged)][0]}.tmp", ignore_errors=True)
-        raise UserError(f"cannot write the model repository in {out} ({e.strerror}): check the space and "
-                        "permissions there") from None
+        raise write_failed("-o", out, e, "nothing was written (the model repository is as it was)") from None
     if platform == "openvino":
         shutil.rmtree(ir_dir, ignore_errors=True)
     entries = []
     for (entry_name, _, entry_files, mb), (_, stage) in zip(plans, staged):
         target = out / entry_name
-        if target.exists():
-            shutil.rmtree(target)
+        old = out / f".{entry_name}.old"
+        if target.exists():  # moved aside, not deleted, until the new entry is in place: a kill between the two
+            shutil.rmtree(old, ignore_errors=True)  # renames leaves the old entry in .NAME.old, never nothing
+            target.rename(old)
         stage.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
         entries.append(RepoEntry(entry_name, target, target / "config.pbtxt",
                                  tuple(target / "1" / f for f in entry_files), mb))
         log(f"wrote {target}/ (config.pbtxt, {', '.join('1/' + f for f in entry_files)}; max_batch_size {mb})")

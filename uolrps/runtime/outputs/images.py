@@ -7,12 +7,21 @@ inputs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from uolrps.core.checked_io import refuse_special, write_failed
 from uolrps.core.errors import OptionError
+
+
+def _same_file(a: Path, b: str | Path) -> bool:
+    """One file under two names (a hard link of the input image in the output folder): device and inode."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (the usual case: a new output file)
+        return False
 
 
 class ImageFolderOutput:
@@ -41,7 +50,7 @@ class ImageFolderOutput:
         import cv2
 
         out = self.target(path)
-        if out.resolve() in self._inputs or out.resolve() == Path(path).resolve():
+        if out.resolve() in self._inputs or out.resolve() == Path(path).resolve() or _same_file(out, path):
             raise OptionError(f"save {str(self.folder)!r}: {str(out)!r} would overwrite an input image: "
                               "choose another folder", "save")
         try:

@@ -53,8 +53,7 @@ def _library():
         import supervision as sv
         from trackers import ByteTrackTracker
     except ImportError as e:
-        raise UserError(f"tracking (--track, --events) needs the trackers library ({e}): "
-                        "pip install 'uolrps[track]'") from e
+        raise UserError(f"tracks and events need the trackers library ({e}): pip install 'uolrps[track]'") from e
     return sv, ByteTrackTracker
 
 

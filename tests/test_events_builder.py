@@ -222,3 +222,79 @@ def test_box_peak_is_the_map_maximum_under_the_box():
     assert box_peak(hm, 0, [25, 15, 45, 35], (H, W)) == pytest.approx(0.7)
     assert box_peak(hm, 0, [0, 0, 199, 99], (H, W)) == pytest.approx(0.9)
     assert box_peak(hm, 0, [100, 0, 140, 40], (H, W)) == 0.0
+
+
+# ---- the sink -----------------------------------------------------------------------------------------------
+class _Publisher:
+    name = "recorder"
+
+    def __init__(self):
+        self.log = []
+
+    @classmethod
+    def check(cls, config):
+        pass
+
+    @classmethod
+    def create(cls, config):
+        return cls()
+
+    def start(self):
+        self.log.append(("start",))
+
+    def stream_added(self, name):
+        self.log.append(("added", name))
+
+    def stream_removed(self, name):
+        self.log.append(("removed", name))
+
+    def publish(self, event):
+        self.log.append(("event", event.stream, event.kind))
+
+    def state(self, state):
+        self.log.append(("state", state.stream, state.present, state.count))
+
+    def counters(self):
+        return {"sent": len(self.log), "dropped": 0, "queued": 0, "failed": 0}
+
+    def close(self, timeout=5.0):
+        self.log.append(("closed",))
+
+
+def test_event_sink_states_per_stream_removal_and_close(monkeypatch):
+    from uolrps.runtime.events import sink as sink_module
+    from uolrps.runtime.runner import RunConfig
+    from uolrps.runtime.stats import RunStats
+
+    monkeypatch.setattr(sink_module, "PUBLISHERS", [_Publisher])
+    sink = sink_module.EventSink.create(RunConfig(source=("a.mp4", "b.mp4"), model="m.onnx", event_min_frames=2),
+                                        None, False, False)
+    assert sink is not None and sink.needs_tracks
+    stats = RunStats()
+    sink.bind(stats)
+    pub = sink.publishers[0]
+
+    class S:
+        def __init__(self, name):
+            self.name = name
+
+    sink.open(S("a"))
+    sink.open(S("b"))
+    box = [[10, 10, 60, 60]]
+    for f in range(3):  # a: an object from frame 0; b: nothing
+        sink.write("a", None, result(f, f / 4, box, [1]), 4.0)
+        sink.write("b", None, result(f, f / 4, [], []), 4.0)
+    sink.remove("a")  # through the API: its object ends, publishers hear of it
+    sink.write("a", None, result(3, 0.75, box, [1]), 4.0)  # a late result of a removed stream: ignored
+    sink.finish()
+    sink.close()
+    sink.close()  # twice: harmless
+    assert pub.log == [
+        ("start",), ("added", "a"), ("added", "b"),
+        ("state", "a", False, 0), ("state", "b", False, 0),
+        ("event", "a", "start"), ("state", "a", True, 1),
+        ("event", "a", "end"), ("state", "a", False, 0), ("removed", "a"),
+        ("state", "b", False, 0), ("removed", "b"),
+        ("closed",),
+    ]
+    assert stats.event_counters() == {"recorder": {"sent": len(pub.log), "dropped": 0, "queued": 0, "failed": 0}}

@@ -298,3 +298,39 @@ def test_event_sink_states_per_stream_removal_and_close(monkeypatch):
         ("closed",),
     ]
     assert stats.event_counters() == {"recorder": {"sent": len(pub.log), "dropped": 0, "queued": 0, "failed": 0}}
+
+
+def test_files_publisher_full_disk_is_one_error_and_keeps_whole_lines(tmp_path):
+    import json
+    import os
+    import time
+
+    import cv2
+
+    from uolrps.core.checked_io import LineFile, OutputError
+    from uolrps.runtime.events.files import FilesPublisher
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux) to stand for a full disk")
+    b = EventBuilder("cam", EventOptions(min_frames=1, update_s=0, snapshots=True))
+    image = np.full((H, W, 3), 90, np.uint8)
+    first = b.update(result(0, 0.0, [[10, 10, 59, 49]], [1]), image)
+    pub = FilesPublisher(tmp_path / "ev")
+    pub.start()
+    for e in first:
+        pub.publish(e)
+    deadline = time.monotonic() + 10
+    while pub.counters()["sent"] < len(first) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = (tmp_path / "ev" / "events.jsonl").read_text().splitlines()
+    assert [json.loads(x)["type"] for x in lines] == ["start"]
+    crop = cv2.imread(str(tmp_path / "ev" / "cam" / "cam-1-0-crop.jpg"))
+    assert crop.shape == (40, 50, 3)  # the box's 50 x 40 pixels
+    pub.lines.close()
+    pub.lines = LineFile("/dev/full", "events")  # the disk fills up
+    for e in b.close():
+        pub.publish(e)
+    with pytest.raises(OutputError, match="events") as err:
+        pub.close()
+    assert "\n" not in str(err.value)
+    assert (tmp_path / "ev" / "events.jsonl").read_text().splitlines() == lines  # what was written stays whole

@@ -176,8 +176,8 @@ def test_two_streams_in_one_batch_have_their_own_tracks_and_states(efflite0_mode
 
 def test_track_on_a_moving_square_with_the_tiny_model(tiny, tmp_path):
     d, model, video = tiny
-    out = uolrps("run", "--video", video, "--model", model, "--track", "--jsonl", tmp_path / "r.jsonl", "--quiet",
-                 "--events", tmp_path / "ev", "--event-update", "0.5")
+    out = uolrps("run", "--video", video, "--model", model, "--track", "--multi", "--jsonl", tmp_path / "r.jsonl",
+                 "--quiet", "--events", tmp_path / "ev", "--event-update", "0.5")
     assert out.returncode == 0, out.stderr
     records = read_jsonl(tmp_path / "r.jsonl")
     ids = [r["ids"][0] for r in records[:20] if r["ids"]]
@@ -215,3 +215,20 @@ def test_missing_tracking_library_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackers", None)
     with pytest.raises(UserError, match=r"pip install 'uolrps\[track\]'"):
         check_tracking()
+
+
+def test_the_latest_line_viewers_and_the_api_get_has_the_ids(tiny):
+    from uolrps.runtime import Localizer
+    from uolrps.runtime.engine import StreamEngine
+
+    d, model, video = tiny
+    with Localizer(model) as loc:
+        engine = StreamEngine(loc, track=True)
+        try:
+            name = engine.add_source(str(video), "sq", open_now=True)
+            results = [r for _, _, r in engine.results()]
+            line = engine.latest(name).line  # what GET /api/streams/sq/latest returns
+        finally:
+            engine.close()
+    assert all(r.track_ids is not None and len(r.track_ids) == len(r.boxes) for r in results)
+    assert line["ids"] == results[-1].track_ids.tolist() and line["frame"] == results[-1].frame_index

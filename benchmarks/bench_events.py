@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,19 +29,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_placement import cpu_name  # this folder is on sys.path when a benchmark runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT.parent / "shared" / "data" / "video" / "raccoon_pan.mp4"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def one_run(video, model, extra, workdir: Path, tag: str) -> tuple[float, float, int]:

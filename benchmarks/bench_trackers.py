@@ -39,12 +39,15 @@ def supervision_tracker(fps):
 
     if not hasattr(sv, "ByteTrack"):
         raise ImportError(f"supervision {sv.__version__} has no ByteTrack any more (it moved to `trackers`)")
-    t = sv.ByteTrack(frame_rate=int(round(fps)), minimum_consecutive_frames=1)
+    return _bytetrack(sv.ByteTrack(frame_rate=int(round(fps)), minimum_consecutive_frames=1).update_with_detections)
+
+
+def _bytetrack(update_detections):
+    """An update of boxes -> ids over a tracker that takes and gives supervision Detections."""
+    import supervision as sv
 
     def update(boxes):
-        det = sv.Detections(xyxy=boxes.astype(np.float32), confidence=np.ones(len(boxes), np.float32),
-                            class_id=np.zeros(len(boxes), int), data={"i": np.arange(len(boxes))})
-        out = t.update_with_detections(det)
+        out = update_detections(sv.Detections(xyxy=boxes.astype(np.float32), data={"i": np.arange(len(boxes))}))
         ids = np.full(len(boxes), -1, np.int64)
         ids[out.data["i"]] = out.tracker_id
         return ids
@@ -53,19 +56,9 @@ def supervision_tracker(fps):
 
 
 def trackers_tracker(fps):
-    import supervision as sv
     from trackers import ByteTrackTracker
 
-    t = ByteTrackTracker(frame_rate=fps, minimum_consecutive_frames=1)
-
-    def update(boxes):
-        det = sv.Detections(xyxy=boxes.astype(np.float32), data={"i": np.arange(len(boxes))})
-        out = t.update(det)
-        ids = np.full(len(boxes), -1, np.int64)
-        ids[out.data["i"]] = out.tracker_id
-        return ids
-
-    return update
+    return _bytetrack(ByteTrackTracker(frame_rate=fps, minimum_consecutive_frames=1).update)
 
 
 def norfair_tracker(fps):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from event_recorder import RecordingPublisher
 
 from uolrps.core.errors import OptionError
 from uolrps.runtime.events.builder import EventBuilder, EventOptions, box_peak
@@ -222,3 +223,80 @@ def test_box_peak_is_the_map_maximum_under_the_box():
     assert box_peak(hm, 0, [25, 15, 45, 35], (H, W)) == pytest.approx(0.7)
     assert box_peak(hm, 0, [0, 0, 199, 99], (H, W)) == pytest.approx(0.9)
     assert box_peak(hm, 0, [100, 0, 140, 40], (H, W)) == 0.0
+
+
+# ---- the sink -----------------------------------------------------------------------------------------------
+def test_event_sink_states_per_stream_removal_and_close(monkeypatch):
+    from uolrps.runtime.events import sink as sink_module
+    from uolrps.runtime.runner import RunConfig
+    from uolrps.runtime.stats import RunStats
+
+    monkeypatch.setattr(sink_module, "PUBLISHERS", [RecordingPublisher])
+    sink = sink_module.EventSink.create(RunConfig(source=("a.mp4", "b.mp4"), model="m.onnx", event_min_frames=2),
+                                        None, False, False)
+    assert sink is not None and sink.needs_tracks
+    stats = RunStats()
+    sink.bind(stats)
+    pub = sink.publishers[0]
+    brief = {"event": lambda e: ("event", e.stream, e.kind), "state": lambda s: ("state", s.stream, s.present, s.count)}
+
+    class S:
+        def __init__(self, name):
+            self.name = name
+
+    sink.open(S("a"))
+    sink.open(S("b"))
+    box = [[10, 10, 60, 60]]
+    for f in range(3):  # a: an object from frame 0; b: nothing
+        sink.write("a", None, result(f, f / 4, box, [1]), 4.0)
+        sink.write("b", None, result(f, f / 4, [], []), 4.0)
+    sink.remove("a")  # through the API: its object ends, publishers hear of it
+    sink.write("a", None, result(3, 0.75, box, [1]), 4.0)  # a late result of a removed stream: ignored
+    sink.finish()
+    sink.close()
+    sink.close()  # twice: harmless
+    assert [brief[x[0]](x[1]) if x[0] in brief else x for x in pub.log] == [
+        ("start",), ("added", "a"), ("added", "b"),
+        ("state", "a", False, 0), ("state", "b", False, 0),
+        ("event", "a", "start"), ("state", "a", True, 1),
+        ("event", "a", "end"), ("state", "a", False, 0), ("removed", "a"),
+        ("state", "b", False, 0), ("removed", "b"),
+        ("closed",),
+    ]
+    assert stats.event_counters() == {"recorder": {"sent": len(pub.log), "dropped": 0, "queued": 0, "failed": 0}}
+
+
+def test_files_publisher_full_disk_is_one_error_and_keeps_whole_lines(tmp_path):
+    import json
+    import os
+    import time
+
+    import cv2
+
+    from uolrps.core.checked_io import LineFile, OutputError
+    from uolrps.runtime.events.files import FilesPublisher
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full (Linux) to stand for a full disk")
+    b = EventBuilder("cam", EventOptions(min_frames=1, update_s=0, snapshots=True))
+    image = np.full((H, W, 3), 90, np.uint8)
+    first = b.update(result(0, 0.0, [[10, 10, 59, 49]], [1]), image)
+    pub = FilesPublisher(tmp_path / "ev")
+    pub.start()
+    for e in first:
+        pub.publish(e)
+    deadline = time.monotonic() + 10
+    while pub.counters()["sent"] < len(first) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = (tmp_path / "ev" / "events.jsonl").read_text().splitlines()
+    assert [json.loads(x)["type"] for x in lines] == ["start"]
+    crop = cv2.imread(str(tmp_path / "ev" / "cam" / "cam-1-0-crop.jpg"))
+    assert crop.shape == (40, 50, 3)  # the box's 50 x 40 pixels
+    pub.lines.close()
+    pub.lines = LineFile("/dev/full", "events")  # the disk fills up
+    for e in b.close():
+        pub.publish(e)
+    with pytest.raises(OutputError, match="events") as err:
+        pub.close()
+    assert "\n" not in str(err.value)
+    assert (tmp_path / "ev" / "events.jsonl").read_text().splitlines() == lines  # what was written stays whole

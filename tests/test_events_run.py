@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT, shared
+from event_recorder import RecordingPublisher
 from tinymodel import bright_square_frame, make_tiny_model
 
 pytest.importorskip("trackers", reason="tracking needs the trackers library (pip install 'uolrps[track]')")
@@ -86,42 +87,6 @@ def test_acceptance_raccoon_pan_ids_start_events_and_snapshots(efflite0_model, t
     assert files["sent"] == len(events) and files["dropped"] == 0 and files["queued"] == 0
 
 
-class Recorder:
-    """A publisher that keeps what it is given, in order (registered for one test)."""
-
-    name = "recorder"
-    log: list = []
-
-    @classmethod
-    def check(cls, config):
-        pass
-
-    @classmethod
-    def create(cls, config):
-        return cls()
-
-    def start(self):
-        pass
-
-    def stream_added(self, name):
-        self.log.append(("added", name))
-
-    def stream_removed(self, name):
-        self.log.append(("removed", name))
-
-    def publish(self, event):
-        self.log.append(("event", event))
-
-    def state(self, state):
-        self.log.append(("state", state))
-
-    def counters(self):
-        return {"sent": len(self.log), "dropped": 0, "queued": 0, "failed": 0}
-
-    def close(self, timeout=5.0):
-        self.log.append(("closed", None))
-
-
 @pytest.mark.slow
 def test_two_streams_in_one_batch_have_their_own_tracks_and_states(efflite0_model, tmp_path, monkeypatch):
     from uolrps.runtime import Localizer
@@ -145,19 +110,19 @@ def test_two_streams_in_one_batch_have_their_own_tracks_and_states(efflite0_mode
             got[name].append(r.track_ids.tolist())
     assert got["a"] == ref and got["b"] == ref  # a shared tracker would give stream b other ids
 
-    Recorder.log = []
-    monkeypatch.setattr(registry, "PUBLISHERS", [*registry.PUBLISHERS, Recorder])
+    monkeypatch.setattr(RecordingPublisher, "made", [])
+    monkeypatch.setattr(registry, "PUBLISHERS", [*registry.PUBLISHERS, RecordingPublisher])
     monkeypatch.setattr("uolrps.runtime.events.sink.PUBLISHERS", registry.PUBLISHERS)
     stats = run(RunConfig(source=(clip, clip), model=efflite0_model, max_frames=n, progress=False,
                           events=tmp_path / "ev", batch_wait_ms=50))
     assert stats.frames == 2 * n and set(stats.event_counters()) == {"files", "recorder"}
-    log = Recorder.log
+    log = RecordingPublisher.made[-1].log  # the run's (the sink's check makes one too)
     names = ["raccoon_pan", "raccoon_pan_2"]
-    assert sorted(x for k, x in log if k == "added") == names == sorted(x for k, x in log if k == "removed")
-    assert log[-1] == ("closed", None)
+    assert sorted(x[1] for x in log if x[0] == "added") == names == sorted(x[1] for x in log if x[0] == "removed")
+    assert log[0] == ("start",) and log[-1] == ("closed",)
     open_now = {s: 0 for s in names}
     states = defaultdict(list)
-    for kind, item in log:
+    for kind, item in (x for x in log if len(x) == 2):
         if kind == "event":
             open_now[item.stream] += {"start": 1, "end": -1}.get(item.kind, 0)
         elif kind == "state":
@@ -168,16 +133,17 @@ def test_two_streams_in_one_batch_have_their_own_tracks_and_states(efflite0_mode
         # 1's object ends only after 1 s unseen, past the 60 frames), nobody at the end; a state only on a change
         assert states[s][0] == (False, 0) and (True, 1) in states[s] and states[s][-1] == (False, 0)
         assert all(a != b for a, b in zip(states[s], states[s][1:]))
-    starts = {s: [e.id for k, e in log if k == "event" and e.kind == "start" and e.stream == s] for s in names}
+    events = [x[1] for x in log if x[0] == "event"]
+    starts = {s: [e.id for e in events if e.kind == "start" and e.stream == s] for s in names}
     assert len(starts["raccoon_pan"]) == len(starts["raccoon_pan_2"]) == 2  # photo 1 and photo 2
     files = read_jsonl(tmp_path / "ev" / "events.jsonl")
-    assert [e["id"] for e in files] == [e.id for k, e in log if k == "event"]
+    assert [e["id"] for e in files] == [e.id for e in events]
 
 
 def test_track_on_a_moving_square_with_the_tiny_model(tiny, tmp_path):
     d, model, video = tiny
-    out = uolrps("run", "--video", video, "--model", model, "--track", "--jsonl", tmp_path / "r.jsonl", "--quiet",
-                 "--events", tmp_path / "ev", "--event-update", "0.5")
+    out = uolrps("run", "--video", video, "--model", model, "--track", "--multi", "--jsonl", tmp_path / "r.jsonl",
+                 "--quiet", "--events", tmp_path / "ev", "--event-update", "0.5")
     assert out.returncode == 0, out.stderr
     records = read_jsonl(tmp_path / "r.jsonl")
     ids = [r["ids"][0] for r in records[:20] if r["ids"]]
@@ -215,3 +181,20 @@ def test_missing_tracking_library_is_one_clear_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackers", None)
     with pytest.raises(UserError, match=r"pip install 'uolrps\[track\]'"):
         check_tracking()
+
+
+def test_the_latest_line_viewers_and_the_api_get_has_the_ids(tiny):
+    from uolrps.runtime import Localizer
+    from uolrps.runtime.engine import StreamEngine
+
+    d, model, video = tiny
+    with Localizer(model) as loc:
+        engine = StreamEngine(loc, track=True)
+        try:
+            name = engine.add_source(str(video), "sq", open_now=True)
+            results = [r for _, _, r in engine.results()]
+            line = engine.latest(name).line  # what GET /api/streams/sq/latest returns
+        finally:
+            engine.close()
+    assert all(r.track_ids is not None and len(r.track_ids) == len(r.boxes) for r in results)
+    assert line["ids"] == results[-1].track_ids.tolist() and line["frame"] == results[-1].frame_index

@@ -287,18 +287,22 @@ class Recorders:
         self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
         self.meters: dict[str, FpsMeter] = {}
 
+    # needs_tracks, bind and remove are optional for a sink (added with the event sink): a sink class written
+    # before them, without subclassing Sink, keeps working
     @property
     def needs_tracks(self) -> bool:
-        return any(s.needs_tracks for s in self.sinks)
+        return any(getattr(s, "needs_tracks", False) for s in self.sinks)
 
     def bind(self, stats) -> None:
         for sink in self.sinks:
-            sink.bind(stats)
+            if hasattr(sink, "bind"):
+                sink.bind(stats)
 
     def remove(self, name: str) -> None:
         """A stream was removed: each sink hears of it (its later results are not written to it)."""
         for sink in self.sinks:
-            sink.remove(name)
+            if hasattr(sink, "remove"):
+                sink.remove(name)
 
     def add(self, stream) -> None:
         """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""

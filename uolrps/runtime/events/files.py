@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from uolrps.core.checked_io import LineFile, OutputError, refuse_special
@@ -94,7 +95,8 @@ class FilesPublisher(QueuedPublisher):
                 raise OutputError(f"events: OpenCV cannot encode the snapshot {rel}")
             path = self.folder / rel
             refuse_special(path, "events")
-            check_output_path(path, "events", inputs=self.inputs)
+            if path.exists() and any(p.exists() and os.path.samefile(p, path) for p in self.inputs):
+                raise OutputError(f"events: {str(path)!r} is also an input of this run: choose another folder")
             payload = data.tobytes()
             write_atomic(path, lambda tmp: tmp.write_bytes(payload), "events", size=len(payload))
         self.snapshots += 1

@@ -56,7 +56,8 @@ class EventSink:
         if zones and not wanted:
             from uolrps.core.errors import OptionError
 
-            raise OptionError("zone limits events: give --events DIR (or another event output) with it", "zone")
+            raise OptionError("zone is given without events=DIR (or another event output): zones only limit events",
+                              "zone", "events")
         if wanted:
             from uolrps.runtime.tracking import check_tracking
 

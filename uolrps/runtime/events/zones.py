@@ -77,7 +77,7 @@ def parse_zones(texts, streams) -> dict[str, tuple[Zone, ...]]:
         zone = parse_zone(text)
         if zone.stream not in known:
             raise OptionError(f"zone {text!r}: there is no stream named {zone.stream!r}; the streams are "
-                              f"{', '.join(known) or 'none'} (name a stream with --sources NAME=SOURCE)", "zone")
+                              f"{', '.join(known) or 'none'} (a sources file names its streams: NAME=SOURCE lines)", "zone")
         if any(z.name == zone.name for z in out.get(zone.stream, [])):
             raise OptionError(f"zone {text!r}: stream {zone.stream} already has a zone named {zone.name!r}", "zone")
         out.setdefault(zone.stream, []).append(zone)

@@ -12,7 +12,7 @@ from uolrps.cli.main import app
 
 # inputs and outputs that are simply not used unless given: no default to state
 NOT_USED_UNLESS_GIVEN = {"--video", "--sources", "--save", "--jsonl", "--json", "--summary-json", "--save-vis",
-                         "--serve-token"}
+                         "--serve-token", "--events", "--mqtt", "--webhook"}
 
 
 def test_every_option_shows_or_states_its_default():
@@ -31,3 +31,11 @@ def test_every_option_shows_or_states_its_default():
             elif p.default not in (None, ()) and p.show_default is False and "default" not in text:
                 missing.append(f"{name} {p.opts[0]}: its default {p.default!r} is hidden")
     assert missing == [], "\n".join(missing)
+
+
+def test_extras_in_help_survive_rich_markup():
+    """Typer renders help with Rich, whose markup ate ``[track]`` in "uolrps[track]" (shown as "uolrps.")."""
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "400"}).output
+    assert "uolrps[track]" in out and "uolrps[export]" in out

@@ -23,7 +23,7 @@ def run(
                                     "Give it several times for several streams."),
     model: str = typer.Option(None, "--model", "-m", help="Model file: .onnx (uolrps export) or .engine (uolrps build), "
                               "or a Triton model URL grpc://HOST:8001/NAME (--backend triton). Default: efflite0 at "
-                              "224 with the shipped w*, made once into the cache (needs uolrps[export] the first time)."),
+                              "224 with the shipped w*, made once into the cache (needs uolrps\\[export] the first time)."),
     sources_file: Path = typer.Option(None, "--sources", help="File with one source per line: [NAME=]SOURCE [--size WxH] "
                                  "[--fps N] [--fourcc XXXX] [--rtsp-transport tcp|udp]."),
     threshold: float = typer.Option(None, "--threshold", "-t", help="Box threshold as a fraction of the heatmap "
@@ -88,20 +88,20 @@ def run(
     webhook_secret: str = typer.Option(None, "--webhook-secret", metavar="SECRET", envvar="UOLRPS_WEBHOOK_SECRET",
                                        show_envvar=True,
                                        help="Sign each webhook POST: X-Uolrps-Signature = sha256=HMAC-SHA256(secret, "
-                                       "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps)."),
+                                       "TIMESTAMP.BODY) (prefer the environment variable: a flag shows in ps). Default: unsigned."),
     webhook_queue: int = typer.Option(1000, "--webhook-queue", metavar="N", help="Events kept per webhook while its "
                                       "endpoint is down; beyond, the oldest are dropped and counted."),
     track: bool = typer.Option(False, "--track", help="Give every box a track id that stays with its object across "
                                "the frames of its stream (JSONL \"ids\", the API's latest; -1: not confirmed yet). "
-                               "Needs uolrps[track]. On by itself with --events."),
+                               "Needs uolrps\\[track]. On by itself with --events."),
     events: Path = typer.Option(None, "--events", metavar="DIR", help="Turn tracks into events (start, update, end; "
                                 "zone enter/leave): DIR/events.jsonl, one JSON line per event, and each object's "
                                 "best snapshot, DIR/<stream>/<id>.jpg (annotated frame) and <id>-crop.jpg. Tracks "
-                                "by itself (--track). Needs uolrps[track]."),
+                                "by itself (--track). Needs uolrps\\[track]."),
     zone: List[str] = typer.Option(None, "--zone", metavar="STREAM:NAME=x1,y1,x2,y2,...", help="A zone of a stream: a "
                                    "polygon of 3 or more points in fractions of the frame (0..1, x right, y down). "
                                    "Repeatable. Events then count only objects whose box centre is in one of the "
-                                   "stream's zones, and add enter/leave events."),
+                                   "stream's zones, and add enter/leave events. Default: no zone (the whole frame)."),
     event_min_frames: int = typer.Option(3, "--event-min-frames", help="An object starts (a start event) once seen "
                                          "on this many frames: shorter flickers make no event."),
     event_min_seconds: float = typer.Option(0.0, "--event-min-seconds", help="...and once seen for at least this "

@@ -490,17 +490,6 @@ def test_a_stream_back_within_the_grace_keeps_its_entities(broker):
     sub.close()
 
 
-def test_a_state_without_a_measured_rate_goes_out_with_fps_0(broker):
-    sub = Subscriber(broker, ["uolrps/cam0/state"])
-    pub = publisher(broker.url())
-    pub.start()
-    pub.state(State("cam0", True, 1, None, 1.0))  # the sink's first frame of a stream has no rate yet
-    assert wait_for(lambda: sub.messages)
-    pub.close(timeout=5)
-    assert json.loads(sub.messages[0][1])["fps"] == 0.0 and pub.counters()["dropped"] == 0
-    sub.close()
-
-
 # ---- end to end: `uolrps run --track --mqtt` -------------------------------------------------------------
 
 CLI = [sys.executable, "-m", "uolrps.cli.main"]

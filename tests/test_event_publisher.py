@@ -113,3 +113,14 @@ def test_close_counts_what_could_not_be_sent():
         pub.publish(i)
     pub.close(timeout=0.3)
     assert pub.counters()["sent"] == 0 and pub.counters()["dropped"] == 7
+
+
+def test_a_state_needs_a_measured_rate_or_zero():
+    import pytest
+
+    from uolrps.runtime.events.event import State
+
+    assert State("cam0", True, 1, 0.0, 1.0).to_record()["fps"] == 0.0
+    for bad in (None, float("nan"), -1.0):
+        with pytest.raises(ValueError, match="fps must be a number"):
+            State("cam0", True, 1, bad, 1.0)

@@ -81,6 +81,10 @@ class State:
     fps: float
     wall: float
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.fps, (int, float)) or self.fps != self.fps or self.fps < 0:
+            raise ValueError(f"fps must be a number >= 0 (0 before a rate is measured), but got {self.fps!r}")
+
     def to_record(self) -> dict:
         return {"stream": self.stream, "present": bool(self.present), "count": int(self.count),
                 "fps": round(float(self.fps), 2), "wall": round(float(self.wall), 3)}

@@ -41,7 +41,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -380,8 +380,6 @@ class MqttPublisher(QueuedPublisher):
 
     def state(self, state) -> None:
         self._settle()
-        if state.fps is None:  # no rate measured yet (the stream's first frame)
-            state = replace(state, fps=0.0)
         payload = self._encode(state)
         if payload is None:
             return

@@ -119,7 +119,7 @@ class EventSink:
         last = self._states.get(name)
         if last is None or last[:2] != present_count or now - last[2] >= HEARTBEAT_S:
             self._states[name] = (*present_count, now)
-            state = State(name, present_count[0], present_count[1], fps, now)
+            state = State(name, present_count[0], present_count[1], fps or 0.0, now)  # None: no rate yet (first frame)
             for p in self.publishers:
                 p.state(state)
         return True

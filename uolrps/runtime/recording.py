@@ -1,5 +1,6 @@
-"""The outputs of a run, per stream: recordings (``--save``), windows (``--show``), one shared JSONL file, and
-the progress bar of a single file source.
+"""The outputs of a run, per stream: recordings (``--save``), windows (``--show``), one shared JSONL file,
+the progress bar of a single file source, the server's viewer feed (:mod:`.viewer_feed`) and the summary
+(:mod:`.summary`): each a :class:`~uolrps.runtime.sink.Sink`, listed in ``SINKS``.
 
 ``--save`` with one source: a video file (``.mp4``/``.avi``...), or for an image source (image, folder,
 glob) a folder that receives one annotated image per input image. With several sources: a folder (each
@@ -16,7 +17,10 @@ from pathlib import Path
 
 from uolrps.core.errors import OptionError
 from uolrps.core.paths import check_output_path
+from uolrps.runtime.sink import Sink, run_inputs
 from uolrps.runtime.source_kinds import kind_of
+from uolrps.runtime.summary import SummarySink
+from uolrps.runtime.viewer_feed import ViewerFeed
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
 
@@ -29,16 +33,6 @@ def parse_serve(text: str) -> tuple[str, int]:
         raise OptionError(f"serve must be [HOST:]PORT such as 8080 or 0.0.0.0:8080, but got {text!r}", "serve")
     host = (m.group(1) or "127.0.0.1").strip("[]")
     return host, int(m.group(2))
-
-
-def _inputs(config, specs) -> list[Path]:
-    from uolrps.model.sidecar import sidecar_path
-
-    model = Path(config.model)
-    files = [model, sidecar_path(model)]
-    for spec in specs:
-        files += kind_of(spec).files(spec)
-    return files
 
 
 def _is_video_name(path: Path) -> bool:
@@ -59,49 +53,13 @@ def save_target(save: str | Path, name: str, spec, single: bool) -> tuple[str, P
     return "video", path
 
 
-class Sink:
-    """One place results go. The run's sinks (``SINKS``) are each asked, in order:
-
-    - ``check(config, specs, names, single)`` (a classmethod), before the model loads: refuse a bad output;
-    - ``create(config, annotator, labels, single)`` (a classmethod): the sink for this run, or None when the
-      run does not ask for it (then it costs nothing per frame);
-    - ``open(stream)`` once per stream, before its first result; ``write(name, image, result, fps)`` per
-      result (False stops the run: the user closed a window); ``finish()`` after the last result of a run
-      that ended normally; ``close()`` on every exit path, Ctrl-C included.
-
-    To add a sink: one class here or in its own module, and one line in ``SINKS``.
-    """
-
-    close_rank = 1  # closed in this order (the progress bar first)
-
-    @classmethod
-    def check(cls, config, specs, names, single: bool) -> None:
-        pass
-
-    @classmethod
-    def create(cls, config, annotator, labels: bool, single: bool) -> "Sink | None":
-        return None
-
-    def open(self, stream) -> None:
-        pass
-
-    def write(self, name: str, image, result, fps: float) -> bool:
-        return True
-
-    def finish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class JsonlSink(Sink):
     """``--jsonl``: one JSON line per result, all streams in one file."""
 
     @classmethod
     def check(cls, config, specs, names, single):
         if config.jsonl is not None:
-            JsonlOutput(config.jsonl, inputs=_inputs(config, specs))
+            JsonlOutput(config.jsonl, inputs=run_inputs(config, specs))
 
     @classmethod
     def create(cls, config, annotator, labels, single):
@@ -137,7 +95,7 @@ class SaveSink(Sink):
     def check(cls, config, specs, names, single):
         if config.save is None:
             return
-        inputs = _inputs(config, specs)
+        inputs = run_inputs(config, specs)
         text = str(config.save)
         if not single and "{stream}" not in text and _is_video_name(Path(text)):
             raise OptionError(f"save {text!r}: with several streams give a folder (rec/) or a template with "
@@ -161,7 +119,7 @@ class SaveSink(Sink):
         config, spec = self.config, stream.spec
         out = _Recording()
         out.source = stream.source
-        inputs = _inputs(config, [spec]) + [Path(config.model)]
+        inputs = run_inputs(config, [spec]) + [Path(config.model)]
         first = self.single and not self.streams
         kind, path = save_target(config.save, stream.name, spec, first)
         if self.single and not first and "{stream}" not in str(config.save):
@@ -248,7 +206,8 @@ class ProgressSink(Sink):
             self.bar.close()
 
 
-SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink]  # results are written in this order
+SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink, ViewerFeed,  # written in this order
+                           SummarySink]
 
 
 def _close_all(closers) -> None:
@@ -272,15 +231,20 @@ def check_save(config, specs, names, single: bool) -> None:
 
 
 class Recorders:
-    """The run's sinks, fanned out: each result goes to every sink the run asked for."""
+    """The run's sinks, fanned out: each result goes to every sink the run asked for (the consumer-stage
+    ones from :meth:`write`; the post-stage ones, in ``post``, are handed to the engine, whose streams write
+    them as each result is made)."""
 
     def __init__(self, config, annotator, labels: bool, single: bool) -> None:
-        self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
+        made = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
+        self.all = made
+        self.sinks = [s for s in made if s.stage != "post"]
+        self.post = [s for s in made if s.stage == "post"]
         self.meters: dict[str, FpsMeter] = {}
 
     def add(self, stream) -> None:
         """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""
-        for sink in self.sinks:
+        for sink in self.all:
             sink.open(stream)
         self.meters[stream.name] = FpsMeter()
 
@@ -296,7 +260,7 @@ class Recorders:
         return True
 
     def finish(self) -> None:
-        for sink in self.sinks:
+        for sink in self.all:
             sink.finish()
 
     def __repr__(self) -> str:
@@ -305,4 +269,16 @@ class Recorders:
     def close(self) -> None:
         """Close every sink (the progress bar first), even when one fails; then raise the first failure (an
         OutputError says what is left of its file)."""
-        _close_all(sorted(self.sinks, key=lambda s: s.close_rank))
+        _close_all(sorted(self.all, key=lambda s: s.close_rank))
+
+    def report(self, stats) -> None:
+        """After everything is closed and ``stats`` are final: each sink's report (the summary), all of them
+        even when one fails; then raise the first failure."""
+        errors = []
+        for sink in self.all:
+            try:
+                sink.report(stats)
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]

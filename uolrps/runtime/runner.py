@@ -71,6 +71,7 @@ class RunConfig:
     device: str | None = None  # OpenVINO device: CPU (default), GPU, NPU, AUTO
     precision: str | None = None  # OpenVINO inference precision: f32 (default), or a gated bf16 / f16
     segment_s: float | None = None  # a recording in files of at most this many seconds (survives a kill -9)
+    summary_json: str | Path | None = None  # the summary as JSON, written after every other output is closed
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -193,6 +194,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     stats = stats if stats is not None else RunStats()
     closers: list = []
     engine = None
+    outputs = None
     try:
         if guard is not None:
             guard.armed = True
@@ -214,6 +216,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                               capture_options=config.capture, inflight=config.inflight,
                               api_policy=parse_allow(config.serve_allow) if config.serve is not None else None)
         engine.on_add = outputs.add
+        engine.use_post_sinks(outputs.post)
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
@@ -263,4 +266,9 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         stats.stop()
     if guard is not None and guard.received:
         stats.interrupted = True
+    if outputs is not None:  # the summary: after every other output is closed and the statistics are final
+        try:
+            outputs.report(stats)
+        except OutputError as e:
+            stats.output_error = stats.output_error or str(e)
     return stats

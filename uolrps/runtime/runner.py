@@ -206,7 +206,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                         upsample=config.upsample, options=options)
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
-        annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
+        annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes, placement=loc.upsample)
         outputs = Recorders(config, annotator, labels=multi_class, single=single)
         closers.append(outputs)
         engine = StreamEngine(loc, batch_wait_ms=config.batch_wait_ms, loop=config.loop,

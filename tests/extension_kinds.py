@@ -12,6 +12,7 @@ from uolrps.eval.items import Dataset, Item, finish_dataset
 from uolrps.model.meta import ModelMeta
 from uolrps.runtime.backends.base import Backend, Capabilities, check_io
 from uolrps.runtime.capture import DEFAULT_FPS, Frame, Read, Source, SourceSpec, Status
+from uolrps.runtime.sink import Sink
 
 from tinymodel import bright_square_frame
 
@@ -89,11 +90,10 @@ def load_tsv(path: Path, split=None, images_root=None) -> Dataset:
 
 
 # ---- a sink: one CSV line per result (stream, frame, first box) ---------------------------------------------
-class CsvSink:
-    """Registered into uolrps.runtime.recording.SINKS by the test; asked for by ``config.jsonl`` ending in
-    ``.csv.jsonl`` (a run option of its own would be a RunConfig field)."""
+class CsvSink(Sink):
+    """Registered into uolrps.runtime.recording.SINKS by the test; asked for by ``config.jsonl`` (a run option
+    of its own would be a RunConfig field)."""
 
-    close_rank = 1
     opened: list[str] = []
 
     @classmethod

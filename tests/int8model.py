@@ -43,7 +43,8 @@ def tiny_encoder(size: int = 64, channels: int = 16, seed: int = 0):
 def tiny_int8_model(size: int = 64, dynamic_batch: bool = True, batch: int = 1):
     """(FP32 ONNX ModelProto with metadata, its ModelMeta) of the tiny encoder with a random w*."""
     from uolrps.export.graph import HeatmapGraph
-    from uolrps.export.onnx_export import set_meta, torch_to_onnx
+    from uolrps.export.onnx_export import torch_to_onnx
+    from uolrps.model.onnx_meta import set_meta
     from uolrps.model.meta import ModelMeta
 
     enc = tiny_encoder(size)

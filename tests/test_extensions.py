@@ -168,3 +168,69 @@ def test_a_registered_placement_places_the_maps_of_run_and_eval(tmp_path, monkey
     assert [r["boxes"] for r in _jsonl(tmp_path / "a.jsonl")] != [r["boxes"] for r in _jsonl(tmp_path / "r.jsonl")]
     root = write_csv(tmp_path / "ds", make_scenes(4), extra_column=False)
     assert evaluate(root / "boxes.csv", path, protocol="authors")["upsample"] == "nearest"
+
+
+# ---- an export variant --------------------------------------------------------------------------------------
+def _rounded_to_fp16(build):
+    """The test's variant: the FP32 graph with every float weight rounded to the nearest FP16 value (kept
+    FP32), as a look at what FP16 weights alone cost."""
+    import onnx
+    from onnx import numpy_helper
+
+    from uolrps.model.onnx_meta import set_meta
+
+    model = onnx.ModelProto()
+    model.CopyFrom(build.made["fp32"])
+    for t in model.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT:
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16).astype(np.float32), t.name))
+    set_meta(model, build.meta.replace(precision="fp32", extra={**build.meta.extra, "weights": "rounded to fp16"}))
+    return model
+
+
+@pytest.mark.slow
+def test_a_registered_export_variant_is_made_gated_and_written_with_the_others(tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from uolrps.export import variants
+    from uolrps.export.onnx_export import export_model
+    from uolrps.export.verify import gate_twin
+    from uolrps.model.files import ModelFiles, Variant
+    from uolrps.model.onnx_meta import read_onnx_meta
+
+    def gate(build, model):
+        return gate_twin(build.made["fp32"].SerializeToString(), model.SerializeToString(), build.images,
+                         label="fp16-rounded twin")
+
+    def refuse(build, model):
+        raise UserError("fp16-rounded twin: refused by the test's gate")
+
+    out = tmp_path / "model.onnx"
+    variants.register(variants.Twin("fp16w", "output (FP16-rounded twin)", None, _rounded_to_fp16, gate),
+                      Variant("fp16w", ".fp16w"))
+    try:
+        res = export_model("efflite0", out, size=64, progress=False, log=lambda m: None, variants=("fp16w",))
+        twin = tmp_path / "model.fp16w.onnx"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fp16w.onnx", "model.onnx"]
+        assert twin in ModelFiles.of(out).onnx_files() and set(res.variants) == {out, twin}
+        assert res.variants[twin].share >= 0.95  # its gate's verdict
+        ref, got = onnx.load(str(out)), onnx.load(str(twin))
+        for a, b in zip(ref.graph.initializer, got.graph.initializer):  # rounded here, independently
+            w = numpy_helper.to_array(a)
+            want = w.astype(np.float16).astype(np.float32) if w.dtype == np.float32 else w
+            np.testing.assert_array_equal(numpy_helper.to_array(b), want)
+        meta = read_onnx_meta(twin)[0]  # its own metadata, its digest checked
+        assert meta.input_size == read_onnx_meta(out)[0].input_size and meta.extra["weights"] == "rounded to fp16"
+        with pytest.raises(UserError, match="variants: no variant 'nope'"):
+            export_model("efflite0", tmp_path / "x.onnx", size=64, progress=False, log=lambda m: None,
+                         variants=("nope",))
+        variants.unregister("fp16w")  # the same variant with a gate that refuses: nothing is written
+        variants.register(variants.Twin("fp16w", "output (FP16-rounded twin)", None, _rounded_to_fp16, refuse),
+                          Variant("fp16w", ".fp16w"))
+        other = tmp_path / "other" / "model.onnx"
+        with pytest.raises(UserError, match="refused by the test's gate"):
+            export_model("efflite0", other, size=64, progress=False, log=lambda m: None, variants=("fp16w",))
+        assert not other.parent.exists() or list(other.parent.iterdir()) == []
+    finally:
+        variants.unregister("fp16w")

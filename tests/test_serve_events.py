@@ -319,17 +319,19 @@ def test_a_real_engine_serves_the_events_of_its_ring(tmp_path, monkeypatch):
         w.write(frame)
     w.release()
 
-    class Sink:  # the shape find_ring looks for: a sink holding the run's publishers
-        def __init__(self, publishers):
-            self.publishers = publishers
+    from uolrps.core.drawing import Annotator
+    from uolrps.runtime.recording import Recorders
+    from uolrps.runtime.runner import RunConfig
 
-    class Outputs:
-        def __init__(self, sinks):
-            self.sinks = sinks
-
+    # the runner's Recorders of a run that serves and makes events holds the ring; one that only serves does not
+    served = dict(source=str(video), model=str(tmp_path / "tiny.onnx"), serve="0", progress=False)
+    outputs = Recorders(RunConfig(**served, webhook=("http://127.0.0.1:9/hook",)), Annotator(), False, True)
+    try:
+        assert isinstance(find_ring(outputs), EventRing)
+    finally:
+        outputs.close()
+    assert find_ring(Recorders(RunConfig(**served), Annotator(), False, True)) is None
     ring = EventRing()
-    assert find_ring(Outputs([Sink([object()]), Sink([ring])])) is ring
-    assert find_ring(Outputs([Sink([])])) is None
     with Localizer(make_tiny_model(tmp_path / "tiny.onnx")) as loc:
         engine = StreamEngine(loc, loop=True, keep_running=True)
         assert isinstance(engine, EventControl)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import List
@@ -118,7 +117,7 @@ def run(
     """Localize the main object in every frame of cameras, video files, image folders or network streams."""
     # the parameters have RunConfig's names (source, sources_file...), so a library OptionError is worded with
     # these flags (uolrps.cli.main.word_option_errors)
-    from uolrps.core.paths import check_distinct_outputs, check_output_path, write_atomic
+    from uolrps.core.paths import check_distinct_outputs, check_output_path
     from uolrps.runtime.capture import CaptureOptions
     from uolrps.runtime.runner import RunConfig, run as run_pipeline, stop_signals
     from uolrps.runtime.sourcelist import parse_size
@@ -158,7 +157,8 @@ def run(
                        webhook=tuple(webhook or ()), webhook_secret=webhook_secret, webhook_queue=webhook_queue,
                        segment_s=segment_s, track=track, events=events, zone=tuple(zone or ()),
                        event_min_frames=event_min_frames, event_min_seconds=event_min_seconds,
-                       event_min_area=event_min_area, event_max_gap=event_max_gap, event_update=event_update)
+                       event_min_area=event_min_area, event_max_gap=event_max_gap, event_update=event_update,
+                       summary_json=summary_json)
     config = replace(config, mqtt=mqtt, mqtt_prefix=mqtt_prefix, mqtt_ca=mqtt_ca, mqtt_queue=mqtt_queue,
                      mqtt_ha=mqtt_ha, mqtt_ha_prefix=mqtt_ha_prefix)
     serve_with = None
@@ -166,11 +166,7 @@ def run(
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
     with stop_signals(then_ignore=True):  # a signal after the run (the summary, the exit) is not fatal
         stats = run_pipeline(config, say=lambda text: typer.echo(text, err=True), serve_with=serve_with)
-        typer.echo(stats.line())
-        if summary_json is not None:
-            text = json.dumps(stats.summary(), indent=1) + "\n"
-            write_atomic(summary_json, lambda tmp: tmp.write_text(text, encoding="utf-8"), "--summary-json",
-                         size=len(text.encode("utf-8")))
+        typer.echo(stats.line())  # (the summary JSON is the run's last sink, written before it returns)
     if stats.output_error:  # never "wrote" for a file that was not completely written
         raise OutputError(stats.output_error)
     written = [f"{p}" if p != save or segment_s is None else f"{p} (as segments {Path(p).stem}_NNN{Path(p).suffix})"

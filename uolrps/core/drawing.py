@@ -119,9 +119,14 @@ class Annotator:
     their track id (``#7 0.83``; a box not confirmed yet, id -1, without)."""
 
     def __init__(self, heatmap: bool = False, alpha: float = 0.45, thickness: int = 2, font_scale: float = 0.5,
-                 classes: tuple[str, ...] | None = None) -> None:
+                 classes: tuple[str, ...] | None = None, placement: str | None = None) -> None:
+        """``placement``: how the heatmap overlay is placed on the frame (:data:`uolrps.core.boxes.PLACEMENTS`;
+        the run passes its model's, the one its boxes come from; None: the authors' placement)."""
+        from uolrps.core.boxes import LEGACY_PLACEMENT, check_placement
+
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], but got {alpha}")
+        self.placement = check_placement(placement) if placement is not None else LEGACY_PLACEMENT
         self.heatmap = heatmap
         self.alpha = alpha
         self.thickness = max(1, int(thickness))
@@ -159,15 +164,16 @@ class Annotator:
         return out
 
     def _overlay(self, frame: np.ndarray, result) -> np.ndarray:
-        """Blend a colour-mapped heatmap (the maximum over channels) into a new image; it is upsampled exactly
-        as the map the boxes come from (:func:`uolrps.core.boxes.map8`), so the overlay and the boxes agree."""
+        """Blend a colour-mapped heatmap (the maximum over channels) into a new image; it is placed exactly as
+        the map the boxes come from (:func:`uolrps.core.boxes.map8` with the model's placement), so the overlay
+        and the boxes agree."""
         import cv2
 
         from uolrps.core.boxes import map8
 
         hm = result.heatmap.max(axis=0) if result.heatmap.shape[0] > 1 else result.heatmap[0]
         H, W = frame.shape[:2]
-        colour = cv2.applyColorMap(map8(hm, (H, W))[0], cv2.COLORMAP_JET)
+        colour = cv2.applyColorMap(map8(hm, (H, W), self.placement)[0], cv2.COLORMAP_JET)
         return cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
 
 

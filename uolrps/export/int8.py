@@ -315,6 +315,53 @@ def check_quantizer() -> None:
                           "int8") from None
 
 
+def make_qdq(model, meta, calib: list[np.ndarray], folder: Path):
+    """The Q/DQ twin of the FP32 ModelProto ``model``, calibrated on ``calib``, with its metadata: (twin, recipe)."""
+    from uolrps.export.tensorrt.support import check_tensorrt_support
+
+    q, recipe = quantize_qdq(model, calib)
+    recipe = replace_source(recipe, folder)
+    check_tensorrt_support(q, source="the int8 Q/DQ graph")
+    _set_int8_meta(q, meta, recipe)
+    return q, recipe
+
+
+def make_cpu(model, meta, folder: Path):
+    """The dynamic CPU twin with its metadata, (twin, recipe); None for a graph without Linear layers."""
+    made = quantize_cpu(model)
+    if made is None:
+        return None
+    recipe = replace_source(made[1], folder)
+    _set_int8_meta(made[0], meta, recipe)
+    return made[0], recipe
+
+
+def _set_int8_meta(qmodel, meta, recipe: Int8Recipe) -> None:
+    from uolrps.model.onnx_meta import set_meta
+
+    set_meta(qmodel, meta.replace(precision="int8", extra={**meta.extra, "int8": recipe.to_json()}))
+
+
+def gate_int8(model, qmodel, recipe: Int8Recipe, gate: list[np.ndarray], label: str):
+    """The INT8 gate (finite heatmaps, box IoU >= 0.7 on >= 90% of ``gate``) of ``qmodel`` against the FP32
+    ``model``; a twin that fails raises :class:`OptionError` naming the layers whose quantization costs most."""
+    from uolrps.export.verify import gate_twin
+
+    try:
+        return gate_twin(model.SerializeToString(), qmodel.SerializeToString(), gate, min_iou=GATE_MIN_IOU,
+                         min_share=GATE_MIN_SHARE, label=label, exact_qdq=recipe.form == "QDQ")
+    except UserError as e:
+        worst = sensitivity(model, qmodel, gate[:8], recipe.nodes, top=3) if recipe.form == "QDQ" else []
+        where = "; ".join(f"{n} ({s:.3f})" for n, s in worst)
+        raise OptionError(f"{e}" + (f"; the layers whose quantization alone moves the heatmap most (mean abs "
+                                    f"difference): {where}" if where else "")
+                          + "; try more or more typical int8_calib images, or export without int8",
+                          "int8_calib", "int8") from None
+
+
+QDQ_LABEL, CPU_LABEL = "int8 twin (Q/DQ)", "int8 CPU twin (dynamic)"
+
+
 def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_IMAGES,
                cpu: bool = True, log=print) -> list[Int8Twin]:
     """The gated INT8 twins of the FP32 ModelProto ``model`` (metadata ``meta``), calibrated on ``folder``.
@@ -322,36 +369,17 @@ def int8_twins(model, meta, output: Path, folder: Path, n_images: int = DEFAULT_
     Returns the Q/DQ twin (``<stem>.int8.onnx``) and, for graphs with Linear layers and ``cpu``, the dynamic
     CPU twin (``<stem>.int8.cpu.onnx``); nothing is written here. Each is gated against ``model`` in ONNX
     Runtime (finite heatmaps, box IoU >= 0.7 on >= 90% of 32 images not used for calibration); a twin that
-    fails raises :class:`UserError` naming the layers whose quantization costs the most.
+    fails raises :class:`UserError` naming the layers whose quantization costs the most. (``uolrps export``
+    makes the same twins through its plan of variants, :mod:`uolrps.export.variants`.)
     """
-    from uolrps.model.onnx_meta import set_meta
-    from uolrps.export.tensorrt.support import check_tensorrt_support
-    from uolrps.export.verify import gate_twin
-
     calib, gate = split_images(folder, n_images, tuple(meta.input_size))
     log(f"int8: calibrating on {len(calib)} images from {folder}, gating on {len(gate)} others")
-    ref = model.SerializeToString()
+    jobs = [(twin_path(output, "int8"), *make_qdq(model, meta, calib, folder), QDQ_LABEL)]
+    if cpu and (made := make_cpu(model, meta, folder)) is not None:
+        jobs.append((twin_path(output, "int8-cpu"), *made, CPU_LABEL))
     out = []
-    q, recipe = quantize_qdq(model, calib)
-    recipe = replace_source(recipe, folder)
-    check_tensorrt_support(q, source="the int8 Q/DQ graph")
-    jobs = [(twin_path(output, "int8"), q, recipe, "int8 twin (Q/DQ)")]
-    if cpu:
-        made = quantize_cpu(model)
-        if made is not None:
-            jobs.append((twin_path(output, "int8-cpu"), made[0], replace_source(made[1], folder), "int8 CPU twin (dynamic)"))
     for path, qm, r, label in jobs:
-        set_meta(qm, meta.replace(precision="int8", extra={**meta.extra, "int8": r.to_json()}))
-        try:
-            report = gate_twin(ref, qm.SerializeToString(), gate, min_iou=GATE_MIN_IOU, min_share=GATE_MIN_SHARE,
-                               label=label, exact_qdq=r.form == "QDQ")
-        except UserError as e:
-            worst = sensitivity(model, qm, gate[:8], r.nodes, top=3) if r.form == "QDQ" else []
-            where = "; ".join(f"{n} ({s:.3f})" for n, s in worst)
-            raise OptionError(f"{e}" + (f"; the layers whose quantization alone moves the heatmap most (mean abs "
-                                        f"difference): {where}" if where else "")
-                              + "; try more or more typical int8_calib images, or export without int8",
-                              "int8_calib", "int8") from None
+        report = gate_int8(model, qm, r, gate, label)
         log(report.summary())
         out.append(Int8Twin(path, qm, r, report))
     return out

@@ -1,9 +1,9 @@
-"""`uolrps export`: encoder + w* -> one ONNX graph (and its FP16 mixed-precision twin), verified.
+"""`uolrps export`: encoder + w* -> one ONNX graph (and its precision twins), verified.
 
 torch.onnx.export (TorchScript exporter, opset 17, constants folded) -> onnxslim -> onnx.checker ->
 TensorRT op check -> metadata -> ONNX Runtime against PyTorch on 32 images (finite and within 1e-3) -> the
-FP16 twin gated against the FP32 graph in ONNX Runtime (finite, box IoU >= 0.9 on >= 95% of the images) ->
-every file written as one set (nothing is written when any check fails).
+twins asked for (FP16, INT8), each made and gated as the plan of variants says (:mod:`uolrps.export.variants`)
+-> every file written as one set (nothing is written when any check fails).
 
 Exporter warnings are shown, except the few known to be harmless for our graphs (:data:`HARMLESS_WARNINGS`):
 a TracerWarning says the trace may not generalise, which the user must see.
@@ -25,11 +25,9 @@ from uolrps.core.digest import sha256_wstar
 from uolrps.core.errors import OptionError, UserError
 from uolrps.core.options import MAX_EXPORT_BATCH, check_input_size
 from uolrps.model.files import ir_path_for, twin_path
-from uolrps.model.onnx_meta import set_meta
 from uolrps.model.meta import DEFAULT_PLACEMENT, ModelMeta
 
 OPSET = 17
-TOLERANCE = 1e-3  # max abs heatmap difference, ONNX Runtime against PyTorch (FP32 graph)
 # (message regex, why it is harmless here); everything else the exporter warns about is logged
 HARMLESS_WARNINGS = (
     (r"You are using the legacy TorchScript-based ONNX export", "we choose the TorchScript exporter (dynamo=False)"),
@@ -47,6 +45,7 @@ class ExportResult:
     int8: list = field(default_factory=list)  # uolrps.export.int8.Int8Twin, Q/DQ first
     triton_entries: list = field(default_factory=list)  # uolrps.export.triton.repo.RepoEntry, with triton_repo
     ir_path: Path | None = None  # the OpenVINO IR (model.xml, its weights in model.bin), with openvino
+    variants: dict = field(default_factory=dict)  # every file written -> its gate's report (the plan's verdicts)
 
 
 def resolve_wstar(backbone: str, wstar: str | Path | None, calib_images: str | Path | None,
@@ -169,19 +168,20 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                  fp16: bool = False, class_index: int | None = None, threshold: float | None = None,
                  dilated: bool = False, verify_images=None, progress: bool = True, log=print, int8: bool = False,
                  int8_calib=None, int8_images: int | None = None, triton_repo: str | Path | None = None,
-                 openvino: bool = False) -> ExportResult:
+                 openvino: bool = False, variants=()) -> ExportResult:
     """Export, verify and write ``output`` (and ``<stem>.fp16.onnx`` with ``fp16``, the INT8 twins of
     :mod:`uolrps.export.int8` with ``int8``); see the module docstring. ``threshold`` None: the backbone's
     default (``BackboneSpec.default_threshold``, chosen from measurements). ``triton_repo``: also write a
     Triton model repository entry for ``output`` into that folder (the defaults of
     :func:`uolrps.export.triton.repo.write_triton_repo`; a taken entry is refused before any work).
     ``openvino``: also write the OpenVINO IR ``<stem>.xml`` / ``.bin`` with the model metadata
-    (:func:`uolrps.export.openvino_ir.write_ir`; without OpenVINO installed it is refused before any work)."""
+    (:func:`uolrps.export.openvino_ir.write_ir`; without OpenVINO installed it is refused before any work).
+    ``variants``: names of more variants of the plan to write (:mod:`uolrps.export.variants`)."""
     from uolrps.calib.encoder import build_encoder
     from uolrps.export.fileset import write_set
-    from uolrps.export.graph import HeatmapGraph
-    from uolrps.export.tensorrt.support import check_tensorrt_support
-    from uolrps.export.verify import gate_twin, sample_images, verify
+    from uolrps.export.int8 import DEFAULT_IMAGES as DEFAULT_INT8_IMAGES, Int8Twin
+    from uolrps.export.variants import Build, wanted
+    from uolrps.export.verify import sample_images
     from uolrps.core.paths import check_distinct_outputs, check_output_path
 
     check_input_size(size)  # before anything is built: 100000 would exhaust the memory first
@@ -193,16 +193,13 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
         from uolrps.export.openvino_ir import require_openvino
 
         require_openvino()
-    outputs = {"output": output, "output (FP16 twin)": twin_path(output, "fp16") if fp16 else None,
-               "output (OpenVINO IR)": ir_path_for(output) if openvino else None}
-    if int8:
-
-        outputs.update({"output (INT8 twin)": twin_path(output, "int8"),
-                        "output (INT8 CPU twin)": twin_path(output, "int8-cpu")})
+    plan = wanted({"fp16": fp16, "int8": int8}, tuple(variants))
+    outputs = {t.label: twin_path(output, t.name) for t in plan}
+    outputs["output (OpenVINO IR)"] = ir_path_for(output) if openvino else None
     check_distinct_outputs(outputs)
     output = check_output_path(output, "output", (".onnx",), inputs=(weights, wstar))
-    if fp16:
-        check_output_path(twin_path(output, "fp16"), "output (FP16 twin)", (".onnx",), inputs=(weights, wstar))
+    for t in plan[1:]:
+        check_output_path(twin_path(output, t.name), t.label, (".onnx",), inputs=(weights, wstar))
     if openvino:
         check_output_path(ir_path_for(output), "output (OpenVINO IR)", (".xml",), inputs=(weights, wstar))
     int8_folder = _check_int8(int8, int8_calib, int8_images, calib_images, wstar, output, (weights, wstar))
@@ -229,36 +226,26 @@ def export_model(backbone: str = "vits", output: str | Path = "model.onnx", weig
                ("images", "n_skipped", "sampling_ratio", "date", "input_size")}},
     )
     images = sample_images(verify_images or calib_images or cal_meta.get("images"), info.input_size)
-    ref = HeatmapGraph(encoder, rows)  # the FP32 PyTorch graph: the reference of the FP32 ONNX graph
-    model = torch_to_onnx(ref, info.input_size, batch, dynamic_batch, log=log)
-    check_tensorrt_support(model, source="the exported fp32 graph")
-    meta32 = meta.replace(precision="fp32")
-    set_meta(model, meta32)
-    report = verify(model, ref, images, threshold, batch, dynamic_batch)  # before any file is written
-    if report.nonfinite:
-        raise UserError(f"verification failed: the ONNX graph or PyTorch gives non-finite heatmaps (NaN or "
-                        f"infinity) on {report.nonfinite} of {len(images)} images; nothing was written")
-    log(f"fp32 graph vs PyTorch on {len(images)} images: max abs heatmap diff {report.max_abs_diff:.2e}, "
-        f"box IoU min {min(report.ious):.3f} mean {np.mean(report.ious):.3f}")
-    if not report.within(TOLERANCE):
-        raise UserError(f"verification failed: ONNX Runtime and PyTorch heatmaps differ by "
-                        f"{report.max_abs_diff:.2e} > {TOLERANCE}; nothing was written")
-    result = ExportResult(output, meta32, report.max_abs_diff)
-    files = [(output, model)]
-    if fp16:
-        half = torch_to_onnx(HeatmapGraph(encoder, rows, half=True), info.input_size, batch, dynamic_batch, log=log)
-        check_tensorrt_support(half, source="the exported fp16 graph")
-        set_meta(half, meta.replace(precision="fp16"))
-        twin = gate_twin(model.SerializeToString(), half.SerializeToString(), images, label="fp16 twin")
-        log(twin.summary())
+    build = Build(encoder, rows, meta, output, batch, dynamic_batch, images, log=log,
+                  to_onnx=lambda *a, **k: torch_to_onnx(*a, **k),
+                  options={"int8_folder": int8_folder, "int8_images": int8_images or DEFAULT_INT8_IMAGES})
+    files = []
+    for twin in plan:  # each made and gated before anything is written
+        made = twin.make(build)
+        if made is None:  # the variant does not apply to this graph (the INT8 CPU twin of a CNN)
+            continue
+        build.made[twin.name] = made
+        build.verdicts[twin.name] = verdict = twin.gate(build, made)
+        if twin.name != "fp32":
+            log(verdict.summary())
+        files.append((twin_path(output, twin.name), made))
+    result = ExportResult(output, meta.replace(precision="fp32"), build.verdicts["fp32"].max_abs_diff)
+    if "fp16" in build.made:
         result.fp16_path = twin_path(output, "fp16")
-        files.append((result.fp16_path, half))
-    if int8:
-        from uolrps.export.int8 import DEFAULT_IMAGES, int8_twins
-
-        result.int8 = int8_twins(model, meta32, output, int8_folder, int8_images or DEFAULT_IMAGES, log=log)
-        files += [(t.path, t.model) for t in result.int8]
-    write_set([(path, _onnx_writer(m)) for path, m in files], "-o")
+    result.int8 = [Int8Twin(twin_path(output, n), build.made[n], build.recipes[n], build.verdicts[n])
+                   for n in ("int8", "int8-cpu") if n in build.made]
+    result.variants = {twin_path(output, n): build.verdicts[n] for n in build.made}
+    write_set([(path, _onnx_writer(m)) for path, m in files], "-o")  # the one fileset writer: all or none
     if triton_repo is not None:
         from uolrps.export.triton.repo import write_triton_repo
 
@@ -278,12 +265,9 @@ def _check_int8(int8: bool, int8_calib, int8_images, calib_images, wstar, output
             raise OptionError("int8_calib and int8_images need int8", "int8_calib", "int8_images", "int8")
         return None
     from uolrps.export.int8 import check_quantizer, resolve_calib_folder
-    from uolrps.core.paths import check_output_path
 
     if int8_images is not None and int8_images < 1:
         raise OptionError(f"int8_images must be at least 1, but got {int8_images}", "int8_images")
-    for path, what in ((twin_path(output, "int8"), "output (INT8 twin)"), (twin_path(output, "int8-cpu"), "output (INT8 CPU twin)")):
-        check_output_path(path, what, (".onnx",), inputs=inputs)
     check_quantizer()
     wstar_images = None
     if calib_images is None and int8_calib is None and wstar is not None:

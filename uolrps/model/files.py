@@ -35,6 +35,24 @@ def variant(name: str) -> Variant:
     return _BY_NAME[name]
 
 
+def register_variant(v: Variant) -> Variant:
+    """Add a precision variant to the family (its file ``<base><tag>.onnx``); its name and tag must be new."""
+    global VARIANTS, _TAGS_LONGEST_FIRST
+    if v.name in _BY_NAME or not v.tag or any(v.tag == w.tag for w in VARIANTS):
+        raise ValueError(f"variant {v.name!r} ({v.tag!r}) is taken or has no tag of its own")
+    VARIANTS = (*VARIANTS, v)
+    _BY_NAME[v.name] = v
+    _TAGS_LONGEST_FIRST = sorted((w for w in VARIANTS if w.tag), key=lambda w: -len(w.tag))
+    return v
+
+
+def unregister_variant(name: str) -> None:
+    global VARIANTS, _TAGS_LONGEST_FIRST
+    VARIANTS = tuple(v for v in VARIANTS if v.name != name)
+    _BY_NAME.pop(name, None)
+    _TAGS_LONGEST_FIRST = sorted((w for w in VARIANTS if w.tag), key=lambda w: -len(w.tag))
+
+
 def is_engine(path: str | Path) -> bool:
     return Path(str(path)).suffix.lower() in ENGINE_SUFFIXES
 

@@ -65,20 +65,31 @@ class StreamStatus:
     latency_p95_ms: float | None
 
 
-@dataclass(frozen=True)
 class Latest:
     """The newest result of one stream.
 
     - ``seq``: grows with every new result of this stream (compare with ``>`` to see that one is new).
     - ``frame``: the BGR uint8 frame the result is for (read-only; never modified by anyone).
     - ``result``: the :class:`~uolrps.runtime.result.LocalizationResult`.
-    - ``line``: the JSONL line of this result as a dict (with ``"stream"`` and ``"latency_ms"``).
+    - ``line``: the JSONL line of this result as a dict (with ``"stream"`` and ``"latency_ms"``), made from
+      ``result`` the first time someone reads it (``labels``: with the class labels), so a result nobody asks
+      about costs no record; or given ready-made.
     """
 
-    seq: int
-    frame: np.ndarray
-    result: "LocalizationResult"
-    line: dict
+    __slots__ = ("seq", "frame", "result", "labels", "_line")
+
+    def __init__(self, seq: int, frame: np.ndarray, result: "LocalizationResult", line: dict | None = None,
+                 labels: bool = False) -> None:
+        self.seq, self.frame, self.result, self.labels, self._line = seq, frame, result, labels, line
+
+    @property
+    def line(self) -> dict:
+        if self._line is None:  # two readers at once may both build it: the same dict, harmless
+            self._line = self.result.to_record(labels=self.labels)
+        return self._line
+
+    def __repr__(self) -> str:
+        return f"Latest(seq={self.seq}, frame={self.result.frame_index})"
 
 
 @runtime_checkable

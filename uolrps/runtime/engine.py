@@ -39,6 +39,7 @@ from uolrps.runtime.localizer import Localizer
 from uolrps.runtime.sources import open_source, parse_source
 from uolrps.runtime.stats import RunStats
 from uolrps.runtime.stream import Stream
+from uolrps.runtime.viewer_feed import ViewerFeed
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DYNAMIC_BATCH_CAP = 32  # a dynamic ONNX batch axis has no limit of its own
@@ -86,6 +87,10 @@ class StreamEngine:
         self.on_add: Callable | None = None  # called with each new Stream before it starts (the run's outputs)
         self.event_ring = None  # the run's uolrps.runtime.events.ring.EventRing when it serves its events
         self.on_remove: Callable | None = None  # called with a removed stream's name (the run's outputs)
+        # the post-stage sinks (written by each stream as a result is made) and among them what viewers see
+        # (StreamControl.latest); a bare engine keeps a feed of its own, a run sets its own sinks (use_post_sinks)
+        self.feed: ViewerFeed | None = ViewerFeed(labels)
+        self.post_sinks: list = [self.feed]
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()
         self._draining: list[Stream] = []  # removed streams whose produced results the consumer has not taken yet
@@ -184,10 +189,25 @@ class StreamEngine:
         return [s.status() for s in self.streams()]
 
     def latest(self, name: str) -> Latest | None:
-        return self._get(name).latest()
+        self._get(name)  # KeyError: unknown stream
+        return None if self.feed is None else self.feed.latest(name)
 
     def wait_latest(self, name: str, after_seq: int, timeout: float) -> Latest | None:
-        return self._get(name).wait_latest(after_seq, timeout)
+        stream = self._get(name)
+        if self.feed is None:  # nobody serves this run: no result is kept for viewers
+            return None
+        return self.feed.wait_latest(name, after_seq, timeout, ended=lambda: not stream.posting)
+
+    def use_post_sinks(self, sinks: list) -> None:
+        """The run's post-stage sinks (:class:`uolrps.runtime.sink.Sink` ``stage == "post"``), replacing the
+        engine's own feed: viewers see the run's :class:`ViewerFeed`, if it has one."""
+        self.post_sinks = list(sinks)
+        self.feed = next((s for s in self.post_sinks if isinstance(s, ViewerFeed)), None)
+
+    def publish(self, name: str, image, result) -> None:
+        """A stream's new result, to the post-stage sinks (from its post step, before the consumer)."""
+        for sink in self.post_sinks:
+            sink.write(name, image, result, float("nan"))
 
     # ---- EventControl: the events the server shows (from the run's EventRing) ----------------------------
     def events(self, stream: str | None = None, since: int | None = None, limit: int = 100) -> list[dict] | None:

@@ -1,5 +1,6 @@
-"""The outputs of a run, per stream: recordings (``--save``), windows (``--show``), one shared JSONL file, and
-the progress bar of a single file source.
+"""The outputs of a run, per stream: recordings (``--save``), windows (``--show``), one shared JSONL file,
+the progress bar of a single file source, the server's viewer feed (:mod:`.viewer_feed`) and the summary
+(:mod:`.summary`): each a :class:`~uolrps.runtime.sink.Sink`, listed in ``SINKS``.
 
 ``--save`` with one source: a video file (``.mp4``/``.avi``...), or for an image source (image, folder,
 glob) a folder that receives one annotated image per input image. With several sources: a folder (each
@@ -17,7 +18,10 @@ from pathlib import Path
 from uolrps.core.errors import OptionError
 from uolrps.core.paths import check_output_path
 from uolrps.runtime.events.sink import EventSink
+from uolrps.runtime.sink import Sink, run_inputs
 from uolrps.runtime.source_kinds import kind_of
+from uolrps.runtime.summary import SummarySink
+from uolrps.runtime.viewer_feed import ViewerFeed
 from uolrps.runtime.outputs import FOURCC, FpsMeter, ImageFolderOutput, JsonlOutput, Progress, VideoOutput, \
     WindowOutput
 
@@ -30,16 +34,6 @@ def parse_serve(text: str) -> tuple[str, int]:
         raise OptionError(f"serve must be [HOST:]PORT such as 8080 or 0.0.0.0:8080, but got {text!r}", "serve")
     host = (m.group(1) or "127.0.0.1").strip("[]")
     return host, int(m.group(2))
-
-
-def _inputs(config, specs) -> list[Path]:
-    from uolrps.model.sidecar import sidecar_path
-
-    model = Path(config.model)
-    files = [model, sidecar_path(model)]
-    for spec in specs:
-        files += kind_of(spec).files(spec)
-    return files
 
 
 def _is_video_name(path: Path) -> bool:
@@ -60,56 +54,13 @@ def save_target(save: str | Path, name: str, spec, single: bool) -> tuple[str, P
     return "video", path
 
 
-class Sink:
-    """One place results go. The run's sinks (``SINKS``) are each asked, in order:
-
-    - ``check(config, specs, names, single)`` (a classmethod), before the model loads: refuse a bad output;
-    - ``create(config, annotator, labels, single)`` (a classmethod): the sink for this run, or None when the
-      run does not ask for it (then it costs nothing per frame);
-    - ``open(stream)`` once per stream, before its first result; ``write(name, image, result, fps)`` per
-      result (False stops the run: the user closed a window); ``finish()`` after the last result of a run
-      that ended normally; ``close()`` on every exit path, Ctrl-C included.
-
-    To add a sink: one class here or in its own module, and one line in ``SINKS``.
-    """
-
-    close_rank = 1  # closed in this order (the progress bar first)
-    needs_tracks = False  # True: the run tracks (results carry track_ids) whenever this sink exists
-
-    @classmethod
-    def check(cls, config, specs, names, single: bool) -> None:
-        pass
-
-    @classmethod
-    def create(cls, config, annotator, labels: bool, single: bool) -> "Sink | None":
-        return None
-
-    def open(self, stream) -> None:
-        pass
-
-    def write(self, name: str, image, result, fps: float) -> bool:
-        return True
-
-    def finish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def bind(self, stats) -> None:
-        """The run's :class:`~uolrps.runtime.stats.RunStats` (a sink that adds counters to the summary)."""
-
-    def remove(self, name: str) -> None:
-        """Stream ``name`` was removed from the run (through the API)."""
-
-
 class JsonlSink(Sink):
     """``--jsonl``: one JSON line per result, all streams in one file."""
 
     @classmethod
     def check(cls, config, specs, names, single):
         if config.jsonl is not None:
-            JsonlOutput(config.jsonl, inputs=_inputs(config, specs))
+            JsonlOutput(config.jsonl, inputs=run_inputs(config, specs))
 
     @classmethod
     def create(cls, config, annotator, labels, single):
@@ -145,7 +96,7 @@ class SaveSink(Sink):
     def check(cls, config, specs, names, single):
         if config.save is None:
             return
-        inputs = _inputs(config, specs)
+        inputs = run_inputs(config, specs)
         text = str(config.save)
         if not single and "{stream}" not in text and _is_video_name(Path(text)):
             raise OptionError(f"save {text!r}: with several streams give a folder (rec/) or a template with "
@@ -169,7 +120,7 @@ class SaveSink(Sink):
         config, spec = self.config, stream.spec
         out = _Recording()
         out.source = stream.source
-        inputs = _inputs(config, [spec]) + [Path(config.model)]
+        inputs = run_inputs(config, [spec]) + [Path(config.model)]
         first = self.single and not self.streams
         kind, path = save_target(config.save, stream.name, spec, first)
         if self.single and not first and "{stream}" not in str(config.save):
@@ -256,8 +207,8 @@ class ProgressSink(Sink):
             self.bar.close()
 
 
-SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink]  # results are written in this order
-SINKS.append(EventSink)  # --events, --mqtt, --webhook... (uolrps.runtime.events)
+SINKS: list[type[Sink]] = [JsonlSink, SaveSink, WindowSink, ProgressSink, EventSink,  # written in this order
+                           ViewerFeed, SummarySink]
 
 
 def _close_all(closers) -> None:
@@ -281,32 +232,38 @@ def check_save(config, specs, names, single: bool) -> None:
 
 
 class Recorders:
-    """The run's sinks, fanned out: each result goes to every sink the run asked for."""
+    """The run's sinks, fanned out: each result goes to every sink the run asked for (the consumer-stage
+    ones from :meth:`write`; the post-stage ones, in ``post``, are handed to the engine, whose streams write
+    them as each result is made)."""
 
     def __init__(self, config, annotator, labels: bool, single: bool) -> None:
-        self.sinks = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
+        made = [s for cls in SINKS if (s := cls.create(config, annotator, labels, single)) is not None]
+        self.all = made
+        self.sinks = [s for s in made if s.stage != "post"]
+        self.post = [s for s in made if s.stage == "post"]
         self.meters: dict[str, FpsMeter] = {}
 
-    # needs_tracks, bind and remove are optional for a sink (added with the event sink): a sink class written
-    # before them, without subclassing Sink, keeps working
+    def sink_of(self, kind: type) -> "Sink | None":
+        """The run's sink of class ``kind``, or None when the run has none."""
+        return next((s for s in self.all if isinstance(s, kind)), None)
+
     @property
     def needs_tracks(self) -> bool:
-        return any(getattr(s, "needs_tracks", False) for s in self.sinks)
+        """True when a sink of the run needs track ids (the event sink)."""
+        return any(s.needs_tracks for s in self.all)
 
     def bind(self, stats) -> None:
-        for sink in self.sinks:
-            if hasattr(sink, "bind"):
-                sink.bind(stats)
+        for sink in self.all:
+            sink.bind(stats)
 
     def remove(self, name: str) -> None:
         """A stream was removed: each sink hears of it (its later results are not written to it)."""
-        for sink in self.sinks:
-            if hasattr(sink, "remove"):
-                sink.remove(name)
+        for sink in self.all:
+            sink.remove(name)
 
     def add(self, stream) -> None:
         """Outputs for a new stream (called before it starts): checked here, opened at its first frame."""
-        for sink in self.sinks:
+        for sink in self.all:
             sink.open(stream)
         self.meters[stream.name] = FpsMeter()
 
@@ -322,7 +279,7 @@ class Recorders:
         return True
 
     def finish(self) -> None:
-        for sink in self.sinks:
+        for sink in self.all:
             sink.finish()
 
     def __repr__(self) -> str:
@@ -331,4 +288,16 @@ class Recorders:
     def close(self) -> None:
         """Close every sink (the progress bar first), even when one fails; then raise the first failure (an
         OutputError says what is left of its file)."""
-        _close_all(sorted(self.sinks, key=lambda s: s.close_rank))
+        _close_all(sorted(self.all, key=lambda s: s.close_rank))
+
+    def report(self, stats) -> None:
+        """After everything is closed and ``stats`` are final: each sink's report (the summary), all of them
+        even when one fails; then raise the first failure."""
+        errors = []
+        for sink in self.all:
+            try:
+                sink.report(stats)
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]

@@ -91,6 +91,7 @@ class RunConfig:
     event_min_area: float = 0.0
     event_max_gap: float = 1.0
     event_update: float = 10.0
+    summary_json: str | Path | None = None  # the summary as JSON, written after every other output is closed
 
     def __post_init__(self) -> None:
         check_threshold(self.threshold)
@@ -219,6 +220,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
     stats = stats if stats is not None else RunStats()
     closers: list = []
     engine = None
+    outputs = None
     try:
         if guard is not None:
             guard.armed = True
@@ -230,7 +232,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
                         upsample=config.upsample, options=options)
         closers.append(loc)
         multi_class = len(loc.meta.classes) > 1
-        annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes)
+        annotator = Annotator(heatmap=config.heatmap, classes=loc.meta.classes, placement=loc.upsample)
         outputs = Recorders(config, annotator, labels=multi_class, single=single)
         closers.append(outputs)
         engine = StreamEngine(loc, batch_wait_ms=config.batch_wait_ms, loop=config.loop,
@@ -244,6 +246,7 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         engine.event_ring = find_ring(outputs)  # the API's recent events (only when it serves a run with events)
         engine.on_remove = outputs.remove
         outputs.bind(stats)
+        engine.use_post_sinks(outputs.post)
         closers.append(engine)
         for entry, spec in zip(entries, specs):
             engine.add_source(spec, entry.name, open_now=single)
@@ -293,4 +296,9 @@ def _run(config: RunConfig, capture_factory=None, stats: RunStats | None = None,
         stats.stop()
     if guard is not None and guard.received:
         stats.interrupted = True
+    if outputs is not None:  # the summary: after every other output is closed and the statistics are final
+        try:
+            outputs.report(stats)
+        except OutputError as e:
+            stats.output_error = stats.output_error or str(e)
     return stats

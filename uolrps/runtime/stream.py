@@ -23,7 +23,7 @@ from typing import Protocol
 
 from uolrps.core.redact import redact, redact_optional
 from uolrps.runtime.capture import Source, SourceSpec, Status, log
-from uolrps.runtime.control import Latest, StreamStatus
+from uolrps.runtime.control import StreamStatus
 from uolrps.runtime.handoff import Handoff
 from uolrps.runtime.stats import StreamStats
 
@@ -41,6 +41,7 @@ class StreamHost(Protocol):
 
     def notify_work(self) -> None: ...
     def notify_out(self) -> None: ...
+    def publish(self, name: str, image, result) -> None: ...
     def fail(self, error: BaseException) -> None: ...
     def next_seq(self) -> int: ...
 
@@ -80,9 +81,6 @@ class Stream:
         self.posting = True
         self.delivered = 0  # results the consumer took (a live stream drops results a slow consumer missed)
         self._final: tuple[str, str | None] | None = None
-        self._seq = 0
-        self._latest: Latest | None = None
-        self._latest_cond = threading.Condition()
         self._finalize_lock = threading.Lock()
         self.threads = [threading.Thread(target=self._guard, args=(self._feed,), name=f"uolrps-feed-{name}", daemon=True)]
         if not self.inline:
@@ -256,21 +254,9 @@ class Stream:
 
     # ---- what viewers see -------------------------------------------------------------------------------
     def _publish(self, frame, result) -> None:
-        line = result.to_record(labels=self.engine.labels)
-        with self._latest_cond:
-            self._seq += 1
-            self._latest = Latest(self._seq, frame.image, result, line)
-            self._latest_cond.notify_all()
-
-    def latest(self) -> Latest | None:
-        return self._latest
-
-    def wait_latest(self, after_seq: int, timeout: float) -> Latest | None:
-        with self._latest_cond:
-            self._latest_cond.wait_for(lambda: (self._latest is not None and self._latest.seq > after_seq)
-                                       or not self.posting, timeout)
-            latest = self._latest
-        return latest if latest is not None and latest.seq > after_seq else None
+        """The new result to the run's post-stage sinks (the server's viewer feed): from here, not from the
+        consumer, so a slow consumer sink never delays what viewers see (uolrps.runtime.viewer_feed)."""
+        self.engine.publish(self.name, frame.image, result)
 
     def status(self) -> StreamStatus:
         self._finalize_if_done()

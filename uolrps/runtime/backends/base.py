@@ -77,28 +77,48 @@ class Capabilities:
             raise ValueError(f"batch limits {self.min_batch}..{self.max_batch} are empty")
 
 
-def check_io(where: str, meta: ModelMeta, inputs: dict[str, tuple], outputs: dict[str, tuple]) -> None:
-    """The one check of a model's inputs and outputs against its metadata: ``inputs`` and ``outputs`` map
-    each tensor name to ``(dtype, shape)`` as the backend sees them (dtype: numpy dtype name or None when
-    unknown; shape: ints with None for a dynamic axis, or None when unknown). A uolrps model has one uint8
-    input N x H x W x 3 named ``meta.input_name`` and a float32 output N x K x h x w named ``meta.output_name``."""
-    if meta.input_name not in inputs:
-        raise UserError(f"{where}: the model has no input {meta.input_name!r} (inputs: {', '.join(inputs)})")
+EXPORT_FIX = ": use the `uolrps export` ONNX file (or what was built from it)"
+
+
+def _dims(shape) -> tuple | None:
+    """A shape as the backend gives it, with every dynamic axis (None, -1, 0, a name) as None."""
+    if shape is None:
+        return None
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+
+
+def check_io(where: str, meta: ModelMeta, inputs: dict[str, tuple], outputs: dict[str, tuple], *,
+             noun: str = "the model", fix: str = EXPORT_FIX) -> None:
+    """The one check of a model's inputs and outputs against its metadata, for every backend.
+
+    ``inputs`` and ``outputs`` map each tensor name to ``(dtype, shape)`` or ``(dtype, shape, shown)`` as the
+    backend sees them: dtype, the numpy dtype name (None when unknown); shape, ints (a dynamic axis as None or
+    -1; shown as given) or None when unknown; ``shown``, the dtype in the backend's own words for the message
+    (TensorRT's ``FLOAT``). A uolrps model has exactly one uint8 input N x H x W x 3 named
+    ``meta.input_name`` and a float32 output N x K x h x w named ``meta.output_name``. ``noun`` names what is
+    checked in the message (``the engine``), ``fix`` ends it with what to do."""
+    if list(inputs) != [meta.input_name]:
+        raise UserError(f"{where}: {noun}'s inputs are {list(inputs)}, but the model metadata says one input "
+                        f"{meta.input_name!r}{fix}")
     if meta.output_name not in outputs:
-        raise UserError(f"{where}: the model has no output {meta.output_name!r} (outputs: {', '.join(outputs)})")
-    (idt, ishape), (odt, oshape) = inputs[meta.input_name], outputs[meta.output_name]
+        raise UserError(f"{where}: {noun} has no output {meta.output_name!r} (outputs: {list(outputs)}){fix}")
+    inp, out = inputs[meta.input_name], outputs[meta.output_name]
+    (idt, ishape), (odt, oshape) = inp[:2], out[:2]
     if idt not in (None, "uint8") or odt not in (None, "float32"):
-        raise UserError(f"{where}: the model takes {idt} and returns {odt}, but uolrps models take uint8 images and "
-                        "return float32 heatmaps: use the `uolrps export` ONNX file (or what was built from it)")
-    expected = (None, *meta.input_size, 3)
-    if ishape is not None and (len(ishape) != 4 or any(s is not None and e is not None and s != e
-                                                        for s, e in zip(ishape, expected))):
-        raise UserError(f"{where}: input {meta.input_name} has shape {tuple(ishape)}, but the metadata says "
-                        f"N x {meta.input_size[0]} x {meta.input_size[1]} x 3")
-    if oshape is not None and (len(oshape) != 4 or any(s is not None and e is not None and s != e
-                                                        for s, e in zip(oshape[2:], meta.grid))):
-        raise UserError(f"{where}: output {meta.output_name} has shape {tuple(oshape)}, but the metadata says "
-                        f"N x K x {meta.grid[0]} x {meta.grid[1]}")
+        shown_in, shown_out = (inp[2] if len(inp) > 2 else idt), (out[2] if len(out) > 2 else odt)
+        raise UserError(f"{where}: {noun} takes {shown_in} and returns {shown_out}, but uolrps models take uint8 "
+                        f"images and return float32 heatmaps{fix}")
+    H, W = meta.input_size
+    dims = _dims(ishape)
+    if dims is not None and (len(dims) != 4 or any(s is not None and s != e for s, e in zip(dims[1:], (H, W, 3)))):
+        raise UserError(f"{where}: {noun} input shape {tuple(ishape)} is not N x {H} x {W} x 3 as the metadata "
+                        f"says{fix}")
+    h, w = meta.grid
+    dims = _dims(oshape)
+    if dims is not None and (len(dims) != 4 or any(s is not None and s != e for s, e in zip(dims[2:], (h, w)))
+                             or (oshape[1] is not None and isinstance(oshape[1], int) and oshape[1] == 0)):
+        raise UserError(f"{where}: {noun} output shape {tuple(oshape)} is not N x K x {h} x {w} as the metadata "
+                        f"says{fix}")
 
 
 class Backend(ABC):

@@ -28,7 +28,7 @@ import numpy as np
 
 from uolrps.core.errors import OptionError, UserError
 from uolrps.model.meta import PREFIX, ModelMeta
-from uolrps.runtime.backends.base import Backend, Capabilities
+from uolrps.runtime.backends.base import Backend, Capabilities, check_io
 
 log = logging.getLogger("uolrps.triton")
 
@@ -198,12 +198,9 @@ class TritonBackend(Backend):
             raise UserError(f"{where}: the model's config has no uolrps.* parameters (the model metadata): write "
                             "its repository entry with `uolrps triton-repo`")
         meta = ModelMeta.from_props(props, source=where)
-        if node.get("name") != meta.input_name or out.get("name") != meta.output_name:
-            raise UserError(f"{where}: the server's tensors are {node.get('name')!r} -> {out.get('name')!r}, but "
-                            f"the metadata says {meta.input_name!r} -> {meta.output_name!r}")
-        if tuple(shape[1:3]) != tuple(meta.input_size):
-            raise UserError(f"{where}: input {meta.input_name!r} is {shape}, but the metadata says N x "
-                            f"{meta.input_size[0]} x {meta.input_size[1]} x 3")
+        check_io(where, meta, {node.get("name"): ("uint8", shape)},
+                 {out.get("name"): ("float32", [int(d) for d in out.get("shape", [])])}, noun="the served model",
+                 fix=": write its repository entry with `uolrps triton-repo` from the model it serves")
         fixed = None if mb > 0 else (shape[0] if shape[0] > 0 else None)
         return meta, fixed, mb
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from uolrps.core.errors import UserError
 from uolrps.core.gpu import import_pycuda, import_tensorrt, query_gpu, trt_create, trt_logger
-from uolrps.runtime.backends.base import Backend, Capabilities
+from uolrps.runtime.backends.base import Backend, Capabilities, check_io
 from uolrps.model.sidecar import check_sidecar, describe_engine
 
 log = logging.getLogger("uolrps.trt")
@@ -175,25 +175,16 @@ class EngineIO:
 
 def plan_io(tensors: list[TensorInfo], meta, source: str) -> EngineIO:
     """Check the engine's I/O against the model metadata; the batch range comes from profile 0."""
-    inputs = [t for t in tensors if t.is_input]
+    def seen(t):  # (numpy dtype name, shape, TensorRT's name): a type with no host type is refused here
+        return numpy_dtype(t.dtype).name, tuple(t.shape), str(t.dtype).rsplit(".", 1)[-1]
+
+    inputs = {t.name: seen(t) for t in tensors if t.is_input}
     outputs = {t.name: t for t in tensors if not t.is_input}
-    if len(inputs) != 1 or inputs[0].name != meta.input_name:
-        raise UserError(f"{source}: the engine's inputs are {[t.name for t in inputs]}, but the model metadata "
-                        f"says one input {meta.input_name!r}: the sidecar belongs to another engine; rebuild")
-    inp = inputs[0]
-    if meta.output_name not in outputs:
-        raise UserError(f"{source}: the engine has no output {meta.output_name!r} (outputs: {list(outputs)})")
-    out = outputs[meta.output_name]
-    if numpy_dtype(inp.dtype) != np.uint8 or numpy_dtype(out.dtype) != np.float32:
-        raise UserError(f"{source}: the engine takes {inp.dtype} and returns {out.dtype}, but uolrps models take "
-                        "UINT8 images and return FLOAT heatmaps: rebuild from the `uolrps export` ONNX file")
+    check_io(source, meta, inputs, {n: seen(t) if n == meta.output_name else (None, None) for n, t in outputs.items()},
+             noun="the engine",
+             fix=": rebuild the engine from the `uolrps export` ONNX file it was meant for")
+    inp, out = next(t for t in tensors if t.is_input), outputs[meta.output_name]
     image = (*meta.input_size, 3)
-    if len(inp.shape) != 4 or tuple(inp.shape[1:]) != image:
-        raise UserError(f"{source}: engine input shape {inp.shape} is not N x {image[0]} x {image[1]} x 3 as the "
-                        "metadata says: rebuild")
-    if len(out.shape) != 4 or tuple(out.shape[2:]) != tuple(meta.grid) or out.shape[1] < 1:
-        raise UserError(f"{source}: engine output shape {out.shape} is not N x K x {meta.grid[0]} x "
-                        f"{meta.grid[1]} as the metadata says: rebuild")
     if inp.shape[0] == -1:
         if not inp.profile:
             raise UserError(f"{source}: the engine's batch axis is dynamic but it has no optimisation profile")

@@ -186,9 +186,9 @@ class EventRing(Publisher):
 
 
 def find_ring(outputs) -> EventRing | None:
-    """The run's :class:`EventRing`, if its event sink made one: a sink with a ``publishers`` list holds it."""
-    for sink in getattr(outputs, "sinks", ()):
-        for p in getattr(sink, "publishers", ()) or ():
-            if isinstance(p, EventRing):
-                return p
-    return None
+    """The run's :class:`EventRing` (``outputs``: the run's :class:`~uolrps.runtime.recording.Recorders`), if its
+    event sink made one (a run that serves and makes events)."""
+    from uolrps.runtime.events.sink import EventSink
+
+    events = outputs.sink_of(EventSink)
+    return None if events is None else next((p for p in events.publishers if isinstance(p, EventRing)), None)

@@ -19,6 +19,7 @@ from uolrps.runtime.events.builder import EventBuilder, EventOptions
 from uolrps.runtime.events.event import State
 from uolrps.runtime.events.registry import PUBLISHERS
 from uolrps.runtime.events.zones import parse_zone, parse_zones
+from uolrps.runtime.sink import Sink
 
 log = logging.getLogger("uolrps")
 HEARTBEAT_S = 30.0
@@ -37,9 +38,9 @@ def stream_names(specs, names) -> list[str]:
     return [name if name is not None else default_name(spec, i) for i, (spec, name) in enumerate(zip(specs, names))]
 
 
-class EventSink:
-    """The :class:`uolrps.runtime.recording.Sink` of events (that protocol, written out here: recording.py lists
-    this class in its SINKS, so this module cannot import it)."""
+class EventSink(Sink):
+    """The sink of events: tracked results -> :class:`~uolrps.runtime.events.event.Event` s and per-stream
+    :class:`~uolrps.runtime.events.event.State` s, handed to every publisher the run asked for."""
 
     needs_tracks = True
     close_rank = 2  # after the recordings: their files are finalised first
@@ -47,7 +48,7 @@ class EventSink:
     @classmethod
     def check(cls, config, specs, names, single):
         event_options(config, False)
-        zones = getattr(config, "zone", ()) or ()
+        zones = config.zone
         if zones:
             parse_zones(zones, stream_names(specs, names))
         for publisher in PUBLISHERS:
@@ -73,7 +74,7 @@ class EventSink:
 
         self.publishers = publishers
         self.options = event_options(config, any(isinstance(p, FilesPublisher) for p in publishers))
-        self.zones = [parse_zone(t) for t in getattr(config, "zone", ()) or ()]  # checked before the run
+        self.zones = [parse_zone(t) for t in config.zone]  # checked before the run
         self.builders: dict[str, EventBuilder] = {}
         self._count = itertools.count(1)
         self._states: dict[str, tuple] = {}  # stream -> (present, count, wall of the last state)

@@ -308,7 +308,7 @@ def test_a_real_engine_serves_the_events_of_its_ring(tmp_path, monkeypatch):
 
     from uolrps.runtime import Localizer
     from uolrps.runtime.engine import StreamEngine
-    from uolrps.runtime.events.ring import find_ring
+    from uolrps.runtime.events.sink import find_ring
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     video = tmp_path / "clip.avi"

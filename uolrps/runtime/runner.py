@@ -23,7 +23,7 @@ from uolrps.core.options import check_batch_wait_ms, check_choice, check_infligh
 from uolrps.runtime.backends import BACKENDS, ModelOptions, choose_engine
 from uolrps.runtime.capture import CaptureOptions, log
 from uolrps.runtime.events.mqtt import check_config as check_mqtt
-from uolrps.runtime.events.ring import find_ring
+from uolrps.runtime.events.sink import find_ring
 from uolrps.runtime.events.webhook import check_config as check_webhooks
 from uolrps.core.drawing import Annotator
 from uolrps.runtime.live import DEFAULT_STALL_TIMEOUT

@@ -10,7 +10,7 @@ that publishes (a bounded queue of frames to encode; when it is full the oldest 
 
 The engine (:class:`uolrps.runtime.engine.StreamEngine`) answers the server's
 :meth:`~uolrps.runtime.control.StreamControl.events` and ``event_image`` from it; the run hands it over with
-:func:`find_ring`.
+:func:`uolrps.runtime.events.sink.find_ring`.
 """
 
 from __future__ import annotations
@@ -183,12 +183,3 @@ class EventRing(Publisher):
         if not (ok1 and ok2):
             raise ValueError(f"JPEG encoding failed for a frame of shape {image.shape}")
         return crop_jpeg.tobytes(), frame_jpeg.tobytes()
-
-
-def find_ring(outputs) -> EventRing | None:
-    """The run's :class:`EventRing` (``outputs``: the run's :class:`~uolrps.runtime.recording.Recorders`), if its
-    event sink made one (a run that serves and makes events)."""
-    from uolrps.runtime.events.sink import EventSink
-
-    events = outputs.sink_of(EventSink)
-    return None if events is None else next((p for p in events.publishers if isinstance(p, EventRing)), None)

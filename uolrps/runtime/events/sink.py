@@ -18,6 +18,7 @@ import time
 from uolrps.runtime.events.builder import EventBuilder, EventOptions
 from uolrps.runtime.events.event import State
 from uolrps.runtime.events.registry import PUBLISHERS
+from uolrps.runtime.events.ring import EventRing
 from uolrps.runtime.events.zones import parse_zone, parse_zones
 from uolrps.runtime.sink import Sink
 
@@ -158,3 +159,11 @@ class EventSink(Sink):
                 errors.append(e)
         if errors:
             raise errors[0]
+
+
+def find_ring(outputs) -> EventRing | None:
+    """The run's :class:`~uolrps.runtime.events.ring.EventRing` (``outputs``: the run's
+    :class:`~uolrps.runtime.recording.Recorders`), if its event sink made one (a run that serves and makes
+    events)."""
+    events = outputs.sink_of(EventSink)
+    return None if events is None else next((p for p in events.publishers if isinstance(p, EventRing)), None)

@@ -9,10 +9,13 @@ Two measurements, interleaved rounds (plain, events, plain, events...), medians:
    JSONL go through the tracker and the event sink (with its files publisher writing events.jsonl and the
    snapshots from its own thread); CPU time (all threads) minus that of reading the same frames alone.
 
-    python benchmarks/bench_events.py --model MODEL.onnx [--rounds 3] [--video CLIP] [-- EXTRA RUN ARGS]
+    python benchmarks/bench_events.py --model MODEL.onnx [--rounds 3] [--video CLIP] [--no-files] [-- EXTRA RUN ARGS]
 
-Arguments after ``--`` are added to the events run (e.g. ``-- --mqtt mqtt://127.0.0.1``). Name the CPU with
-the figures (AMD EPYC here, AVX2 only).
+Both runs write the JSONL. Arguments after ``--`` are added to the events run (e.g. ``-- --mqtt
+mqtt://127.0.0.1``; the steady-state measurement then includes the MQTT publisher too). ``--no-files``: the
+events run without ``--events DIR`` (no events.jsonl, no JPEG snapshots), i.e. tracking, events and the
+publishers after ``--`` (the issue's "tracking, events and an MQTT sink"). Name the CPU with the figures
+(AMD EPYC here, AVX2 only).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def one_run(video, model, extra, workdir: Path, tag: str) -> tuple[float, float,
     return s["fps"], cpu * 1000.0 / max(1, s["frames"]), s["frames"]
 
 
-def steady(video, boxes_jsonl: Path, workdir: Path, n: int) -> tuple[float, float]:
+def steady(video, boxes_jsonl: Path, workdir: Path, n: int, files: bool = True, mqtt: str | None = None
+           ) -> tuple[float, float]:
     """(CPU ms per frame of reading alone, of reading + tracking + events) over the first ``n`` frames."""
     import cv2
 
@@ -83,7 +87,8 @@ def steady(video, boxes_jsonl: Path, workdir: Path, n: int) -> tuple[float, floa
         name = "raccoon_pan"
 
     out = Path(tempfile.mkdtemp(dir=workdir))
-    sink = EventSink.create(RunConfig(source=str(video), model="m.onnx", events=out), None, False, True)
+    sink = EventSink.create(RunConfig(source=str(video), model="m.onnx", events=out if files else None, mqtt=mqtt),
+                            None, False, True)
     sink.open(_Stream())
     tracker = Tracker(30.0)
     t0 = time.process_time()
@@ -108,6 +113,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=900, help="frames for the steady-state measurement")
     ap.add_argument("--boxes", type=Path, help="a plain run's JSONL: only the steady-state measurement, on it")
+    ap.add_argument("--no-files", action="store_true", help="the events run without --events DIR (no events.jsonl, "
+                    "no JPEG snapshots): tracking and the publishers given after -- (e.g. --mqtt URL) only")
     args = ap.parse_args(argv)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores visible; clip {args.video}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,24 +122,27 @@ def main() -> None:
         plain, events = [], []
         for k in range(0 if args.boxes else args.rounds):
             plain.append(one_run(args.video, args.model, ["--jsonl", str(work / "boxes.jsonl")], work, f"p{k}"))
-            events.append(one_run(args.video, args.model, ["--track", "--events", str(work / f"ev{k}"), *extra],
+            files = [] if args.no_files else ["--events", str(work / f"ev{k}")]  # both runs write the JSONL too
+            events.append(one_run(args.video, args.model, ["--jsonl", str(work / "ev.jsonl"), "--track", *files, *extra],
                                   work, f"e{k}"))
             print(f"round {k + 1}: plain {plain[-1][0]:.1f} FPS {plain[-1][1]:.1f} CPU ms/frame | events "
                   f"{events[-1][0]:.1f} FPS {events[-1][1]:.1f} CPU ms/frame", flush=True)
         if plain:
             fp, fe = statistics.median(p[0] for p in plain), statistics.median(e[0] for e in events)
             cp, ce = statistics.median(p[1] for p in plain), statistics.median(e[1] for e in events)
-            print(f"whole runs, medians of {args.rounds}: FPS plain {fp:.1f}, with --track --events "
-                  f"{' '.join(extra)} {fe:.1f} (ratio {fe / fp:.3f}); CPU ms/frame {cp:.2f} -> {ce:.2f} (added "
+            what = " ".join(["--track"] + ([] if args.no_files else ["--events DIR"]) + extra)
+            print(f"whole runs, medians of {args.rounds}: FPS plain {fp:.1f}, with {what} {fe:.1f} (ratio {fe / fp:.3f}); CPU ms/frame {cp:.2f} -> {ce:.2f} (added "
                   f"{ce - cp:+.2f}, one-time costs included)")
         base, full = [], []
         for _ in range(args.rounds):
-            b, f = steady(args.video, args.boxes or work / "boxes.jsonl", work, args.frames)
+            mqtt = extra[extra.index("--mqtt") + 1] if "--mqtt" in extra else None
+            b, f = steady(args.video, args.boxes or work / "boxes.jsonl", work, args.frames, not args.no_files, mqtt)
             base.append(b)
             full.append(f)
         b, f = statistics.median(base), statistics.median(full)
+        pubs = ", ".join((["files"] if not args.no_files else []) + (["mqtt"] if mqtt else [])) or "none"
         print(f"steady state, medians of {args.rounds}: reading {b:.3f} CPU ms/frame, + tracking and events "
-              f"(files publisher) {f:.3f}: added {f - b:.3f} CPU ms/frame")
+              f"(publishers: {pubs}) {f:.3f}: added {f - b:.3f} CPU ms/frame")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def run(
                              help="Publish events and states to an MQTT broker: mqtt://[user:pass@]host[:port] or "
                              "mqtts://... (TLS); topics <prefix>/<stream>/events, <prefix>/<stream>/state (retained), "
                              "<prefix>/status (online/offline). With a password prefer the environment variable (a "
-                             "flag shows in ps). docs/events-mqtt.md"),
+                             "flag shows in ps). docs/events.md"),
     mqtt_prefix: str = typer.Option("uolrps", "--mqtt-prefix", help="MQTT topic prefix."),
     mqtt_ca: Path = typer.Option(None, "--mqtt-ca", metavar="FILE", help="PEM CA certificates for an mqtts:// broker "
                                  "(default: the system's CAs)."),
@@ -82,7 +82,7 @@ def run(
                                  "'object present' and a sensor 'objects', one device per --mqtt-prefix."),
     mqtt_ha_prefix: str = typer.Option("homeassistant", "--mqtt-ha-prefix", help="Home Assistant's discovery prefix."),
     webhook: List[str] = typer.Option(None, "--webhook", metavar="URL", help="POST every event as JSON to this "
-                                      "http(s) URL (repeatable), retried with backoff; see docs/events-webhook.md. "
+                                      "http(s) URL (repeatable), retried with backoff; see docs/events.md. "
                                       "Tracks by itself (--track: the trackers library, extra track)."),
     webhook_secret: str = typer.Option(None, "--webhook-secret", metavar="SECRET", envvar="UOLRPS_WEBHOOK_SECRET",
                                        show_envvar=True,

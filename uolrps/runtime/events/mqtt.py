@@ -1,5 +1,5 @@
 """``--mqtt mqtt[s]://[user:pass@]host[:port]``: events and states to an MQTT broker, with Home Assistant
-discovery (``--mqtt-ha``). See docs/events-mqtt.md.
+discovery (``--mqtt-ha``). See docs/events.md (MQTT).
 
 Topics (``P`` = ``--mqtt-prefix``, default ``uolrps``; every message QoS 1):
 

@@ -130,3 +130,40 @@ def nearest_placement(heatmap, size):
     H, W = size
     hm = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0) * np.float32(255.0)
     return cv2.resize(hm, (W, H), interpolation=cv2.INTER_NEAREST)
+
+
+# ---- an event publisher: every event and state into lists ------------------------------------------------
+from uolrps.runtime.events.publisher import Publisher  # noqa: E402
+
+
+class ListPublisher(Publisher):
+    """Registered into uolrps.runtime.events.registry.PUBLISHERS by the test; asked for by ``config.jsonl``
+    ending in ``.events.jsonl`` (a run option of its own would be a RunConfig field)."""
+
+    name = "list"
+    made: list["ListPublisher"] = []
+
+    @classmethod
+    def create(cls, config):
+        if config.jsonl is None or not str(config.jsonl).endswith(".events.jsonl"):
+            return None
+        cls.made.append(cls())
+        return cls.made[-1]
+
+    def __init__(self):
+        self.events, self.states, self.added, self.closed = [], [], [], False
+
+    def stream_added(self, name):
+        self.added.append(name)
+
+    def publish(self, event):
+        self.events.append(event.to_record())
+
+    def state(self, state):
+        self.states.append(state.to_record())
+
+    def counters(self):
+        return {"sent": len(self.events), "dropped": 0, "queued": 0, "failed": 0}
+
+    def close(self, timeout=5.0):
+        self.closed = True

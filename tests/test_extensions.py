@@ -132,6 +132,30 @@ def test_a_registered_sink_gets_every_result(tmp_path, monkeypatch, square_kind)
     assert (tmp_path / "r.csv").read_text().splitlines() == want and CsvSink.opened == ["square"]
 
 
+# ---- an event publisher -----------------------------------------------------------------------------------
+def test_a_registered_event_publisher_gets_the_events_of_the_tracks(tmp_path, monkeypatch, square_kind):
+    """A publisher registered in PUBLISHERS turns the run's event sink on (tracking with it) and receives one
+    square's start and end, whose track id is the one the JSONL gives its boxes, and the stream's states."""
+    pytest.importorskip("trackers", reason="events are made from tracks: the trackers library (uolrps[track])")
+    from extension_kinds import ListPublisher
+
+    from uolrps.runtime.events import registry
+
+    monkeypatch.setattr(registry, "PUBLISHERS", registry.PUBLISHERS + [ListPublisher])
+    ListPublisher.made = []
+    model = make_tiny_model(tmp_path / "m.onnx")
+    stats = run(RunConfig(source="square:12", model=model, jsonl=tmp_path / "r.events.jsonl", progress=False),
+                say=lambda *_: None)
+    rows = _jsonl(tmp_path / "r.events.jsonl")
+    ids = {i for r in rows for i in r["ids"] if i >= 0}
+    pub = ListPublisher.made[-1]  # (the sink's check asks create too: whether any publisher is wanted)
+    assert len(ids) == 1 and pub.added == ["square"] and pub.closed
+    assert [(e["type"], e["track"]) for e in pub.events] == [("start", *ids), ("end", *ids)]
+    assert pub.states[0]["present"] is False and pub.states[-1] == {**pub.states[-1], "present": False, "count": 0}
+    assert any(s["present"] and s["count"] == 1 for s in pub.states)
+    assert stats.summary()["events"]["list"]["sent"] == 2
+
+
 # ---- a map placement --------------------------------------------------------------------------------------
 def test_a_registered_placement_places_the_maps_of_run_and_eval(tmp_path, monkeypatch):
     """A placement registered in PLACEMENTS is one a model's metadata may name, Localizer, run and eval use;

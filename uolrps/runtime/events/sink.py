@@ -17,7 +17,7 @@ import time
 
 from uolrps.runtime.events.builder import EventBuilder, EventOptions
 from uolrps.runtime.events.event import State
-from uolrps.runtime.events.registry import PUBLISHERS
+from uolrps.runtime.events import registry
 from uolrps.runtime.events.ring import EventRing
 from uolrps.runtime.events.zones import parse_zone, parse_zones
 from uolrps.runtime.sink import Sink
@@ -52,9 +52,9 @@ class EventSink(Sink):
         zones = config.zone
         if zones:
             parse_zones(zones, stream_names(specs, names))
-        for publisher in PUBLISHERS:
+        for publisher in registry.PUBLISHERS:
             publisher.check(config)
-        wanted = [p for p in PUBLISHERS if p.create(config) is not None]
+        wanted = [p for p in registry.PUBLISHERS if p.create(config) is not None]
         if zones and not wanted:
             from uolrps.core.errors import OptionError
 
@@ -67,7 +67,7 @@ class EventSink(Sink):
 
     @classmethod
     def create(cls, config, annotator, labels, single):
-        publishers = [p for cls_ in PUBLISHERS if (p := cls_.create(config)) is not None]
+        publishers = [p for cls_ in registry.PUBLISHERS if (p := cls_.create(config)) is not None]
         return cls(config, publishers) if publishers else None
 
     def __init__(self, config, publishers) -> None:

@@ -74,13 +74,16 @@ class Latest:
     - ``line``: the JSONL line of this result as a dict (with ``"stream"`` and ``"latency_ms"``), made from
       ``result`` the first time someone reads it (``labels``: with the class labels), so a result nobody asks
       about costs no record; or given ready-made.
+    - ``placement``: how the run places the heatmap on the frame (a name of ``uolrps.core.boxes.PLACEMENTS``,
+      the one its boxes come from), so that a viewer's heatmap overlay matches the boxes; None: the authors'.
     """
 
-    __slots__ = ("seq", "frame", "result", "labels", "_line")
+    __slots__ = ("seq", "frame", "result", "labels", "_line", "placement")
 
     def __init__(self, seq: int, frame: np.ndarray, result: "LocalizationResult", line: dict | None = None,
-                 labels: bool = False) -> None:
+                 labels: bool = False, placement: str | None = None) -> None:
         self.seq, self.frame, self.result, self.labels, self._line = seq, frame, result, labels, line
+        self.placement = placement
 
     @property
     def line(self) -> dict:

@@ -89,7 +89,7 @@ class StreamEngine:
         self.on_remove: Callable | None = None  # called with a removed stream's name (the run's outputs)
         # the post-stage sinks (written by each stream as a result is made) and among them what viewers see
         # (StreamControl.latest); a bare engine keeps a feed of its own, a run sets its own sinks (use_post_sinks)
-        self.feed: ViewerFeed | None = ViewerFeed(labels)
+        self.feed: ViewerFeed | None = ViewerFeed(labels, localizer.upsample)
         self.post_sinks: list = [self.feed]
         self._streams: dict[str, Stream] = {}
         self._removed: set[str] = set()

@@ -34,10 +34,12 @@ class ViewerFeed(Sink):
 
     @classmethod
     def create(cls, config, annotator, labels, single):
-        return cls(labels) if config.serve is not None else None
+        return cls(labels, annotator.placement if annotator is not None else None) \
+            if config.serve is not None else None
 
-    def __init__(self, labels: bool = False) -> None:
+    def __init__(self, labels: bool = False, placement: str | None = None) -> None:
         self.labels = labels
+        self.placement = placement  # the run's map placement, handed to viewers with each result
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
 
@@ -55,7 +57,7 @@ class ViewerFeed(Sink):
         slot = self._slot(name)
         with slot.cond:
             slot.seq += 1
-            slot.latest = Latest(slot.seq, image, result, labels=self.labels)
+            slot.latest = Latest(slot.seq, image, result, labels=self.labels, placement=self.placement)
             slot.cond.notify_all()
         return True
 

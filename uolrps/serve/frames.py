@@ -106,7 +106,7 @@ class FrameHub:
 
         from uolrps.core.drawing import Annotator
 
-        annotator = Annotator(heatmap=self.heatmap)
+        annotators: dict = {}  # per placement: the overlay is placed as the run's boxes are (Latest.placement)
         params = [int(cv2.IMWRITE_JPEG_QUALITY), self.quality]
         seq = -1
         try:
@@ -131,6 +131,10 @@ class FrameHub:
                     if self._should_retire():
                         return
                     continue
+                annotator = annotators.get(latest.placement)
+                if annotator is None:
+                    annotator = annotators[latest.placement] = Annotator(heatmap=self.heatmap,
+                                                                         placement=latest.placement)
                 image = annotator.annotate(latest.frame, latest.result)
                 ok, buf = cv2.imencode(".jpg", image, params)
                 if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image

@@ -20,7 +20,8 @@ def reference_overlay(frame, heatmap, interp):
     return cv2.addWeighted(frame, 1 - ALPHA, colour, ALPHA, 0.0)
 
 
-def test_the_saved_heatmap_overlay_follows_the_models_placement(tmp_path):
+def square_scene(tmp_path):
+    """(model, folder with one frame, the frame, the model's map of it, the pixels away from the box)."""
     model = make_tiny_model(tmp_path / "m.onnx")
     frames = tmp_path / "in"
     frames.mkdir()
@@ -31,6 +32,11 @@ def test_the_saved_heatmap_overlay_follows_the_models_placement(tmp_path):
         hm = loc(frame).heatmap[0]  # the model's own map (the placement does not change it)
     far = np.ones(frame.shape[:2], bool)  # away from the drawn box and its label
     far[max(0, box[1] - 30):box[3] + 15, max(0, box[0] - 15):box[2] + 15] = False
+    return model, frames, frame, hm, far
+
+
+def test_the_saved_heatmap_overlay_follows_the_models_placement(tmp_path):
+    model, frames, frame, hm, far = square_scene(tmp_path)
     got = {}
     for placement in ("bicubic", "authors"):
         out = tmp_path / placement
@@ -52,16 +58,7 @@ def test_the_served_heatmap_overlay_follows_the_runs_placement(tmp_path):
 
     from uolrps.serve import start_server
 
-    model = make_tiny_model(tmp_path / "m.onnx")
-    frames = tmp_path / "in"
-    frames.mkdir()
-    box = (30, 25, 95, 80)
-    frame = bright_square_frame(120, 160, box)
-    cv2.imwrite(str(frames / "a.png"), frame)
-    with Localizer(model) as loc:
-        hm = loc(frame).heatmap[0]
-    far = np.ones(frame.shape[:2], bool)
-    far[max(0, box[1] - 30):box[3] + 15, max(0, box[0] - 15):box[2] + 15] = False
+    model, frames, frame, hm, far = square_scene(tmp_path)
     got = {}
 
     for placement in ("bicubic", "authors"):

@@ -231,7 +231,7 @@ def test_event_sink_states_per_stream_removal_and_close(monkeypatch):
     from uolrps.runtime.runner import RunConfig
     from uolrps.runtime.stats import RunStats
 
-    monkeypatch.setattr(sink_module, "PUBLISHERS", [RecordingPublisher])
+    monkeypatch.setattr(sink_module.registry, "PUBLISHERS", [RecordingPublisher])
     sink = sink_module.EventSink.create(RunConfig(source=("a.mp4", "b.mp4"), model="m.onnx", event_min_frames=2),
                                         None, False, False)
     assert sink is not None and sink.needs_tracks

@@ -112,7 +112,6 @@ def test_two_streams_in_one_batch_have_their_own_tracks_and_states(efflite0_mode
 
     monkeypatch.setattr(RecordingPublisher, "made", [])
     monkeypatch.setattr(registry, "PUBLISHERS", [*registry.PUBLISHERS, RecordingPublisher])
-    monkeypatch.setattr("uolrps.runtime.events.sink.PUBLISHERS", registry.PUBLISHERS)
     stats = run(RunConfig(source=(clip, clip), model=efflite0_model, max_frames=n, progress=False,
                           events=tmp_path / "ev", batch_wait_ms=50))
     assert stats.frames == 2 * n and set(stats.event_counters()) == {"files", "recorder"}

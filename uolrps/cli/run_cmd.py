@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import List
 
@@ -158,9 +157,8 @@ def run(
                        segment_s=segment_s, track=track, events=events, zone=tuple(zone or ()),
                        event_min_frames=event_min_frames, event_min_seconds=event_min_seconds,
                        event_min_area=event_min_area, event_max_gap=event_max_gap, event_update=event_update,
-                       summary_json=summary_json)
-    config = replace(config, mqtt=mqtt, mqtt_prefix=mqtt_prefix, mqtt_ca=mqtt_ca, mqtt_queue=mqtt_queue,
-                     mqtt_ha=mqtt_ha, mqtt_ha_prefix=mqtt_ha_prefix)
+                       summary_json=summary_json, mqtt=mqtt, mqtt_prefix=mqtt_prefix, mqtt_ca=mqtt_ca,
+                       mqtt_queue=mqtt_queue, mqtt_ha=mqtt_ha, mqtt_ha_prefix=mqtt_ha_prefix)
     serve_with = None
     if serve is not None:
         from uolrps.serve import start_server as serve_with  # the server sits above the runtime
